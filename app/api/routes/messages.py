@@ -1,0 +1,41 @@
+"""`/messages`: the last messages of a conversation (the original endpoint)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import HistoryServiceDep
+from app.schemas.common import IG_ID_PATTERN
+from app.schemas.errors import error_responses
+from app.schemas.messages import SeedMessageRead
+
+router = APIRouter(tags=["original API"])
+
+MAX_MESSAGES = 1000
+
+
+@router.get(
+    "/messages",
+    summary="Last messages with a user",
+    response_model=list[SeedMessageRead],
+    responses=error_responses(401, 404, 422, 503),
+)
+def list_messages(
+    service: HistoryServiceDep,
+    user_id: Annotated[
+        str,
+        Query(
+            pattern=IG_ID_PATTERN,
+            description="The customer's IGSID.",
+            examples=["1667654223855126"],
+        ),
+    ],
+    messages_count: Annotated[
+        int, Query(ge=1, le=MAX_MESSAGES, description="How many of the latest messages.")
+    ] = 50,
+) -> list[SeedMessageRead]:
+    """The last `messages_count` messages (default 50) with the customer `user_id`, oldest
+    first, as `{sender_username, recipient_username, text}`. Usernames come from the profile
+    cache (the id when Instagram has none); media without text shows as `[image]` etc.,
+    unsent messages as `[deleted]`. 404 when there are no messages."""
+    return service.recent(user_id=user_id, count=messages_count)

@@ -1,0 +1,120 @@
+"""All settings, read from the environment and `.env` (names kept from the original README)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
+
+DEFAULT_SQLITE_PATH = "insta_service.db"
+
+
+class Settings(BaseSettings):
+    """Service configuration; every field maps to the upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    # Database. DATABASE_URL wins; else the DB_* parts; else an embedded SQLite file.
+    database_url: str | None = None
+    db_driver: str = "postgresql+psycopg2"
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    db_host: str | None = None
+    db_port: int | None = None
+    db_name: str | None = None
+    sqlite_path: str = DEFAULT_SQLITE_PATH
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    db_connect_timeout: int = Field(default=5, ge=1)
+
+    # Instagram (Meta) app and account.
+    instagram_app_secret: SecretStr | None = None
+    instagram_user_token: SecretStr | None = None
+    instagram_webhook_token: SecretStr | None = None
+    instagram_account_id: str | None = None
+    instagram_account_scoped_id: str | None = None
+    instagram_graph_url: str = "https://graph.instagram.com"
+    instagram_api_version: str = "v22.0"
+    instagram_send_message_url: str | None = None
+    instagram_connect_timeout: float = Field(default=3.05, gt=0)
+    instagram_read_timeout: float = Field(default=10.0, gt=0)
+    instagram_get_retries: int = Field(default=3, ge=0)
+    instagram_pool_size: int = Field(default=40, ge=1)
+
+    # The service itself.
+    api_key: SecretStr | None = None
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    profile_cache_ttl_seconds: int = Field(default=24 * 3600, ge=0)
+    profile_retry_seconds: int = Field(default=300, ge=0)
+    log_level: str = "INFO"
+
+    @field_validator(
+        "database_url",
+        "db_user",
+        "db_password",
+        "db_host",
+        "db_name",
+        "instagram_app_secret",
+        "instagram_user_token",
+        "instagram_webhook_token",
+        "instagram_account_id",
+        "instagram_account_scoped_id",
+        "instagram_send_message_url",
+        "api_key",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `FOO=` in a .env file means "not configured", not "the empty string".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("instagram_graph_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database to use: DATABASE_URL, else the DB_* parts, else the SQLite file."""
+        if self.database_url:
+            return self.database_url
+        if self.db_host or self.db_name or self.db_user:
+            url = URL.create(
+                self.db_driver,
+                username=self.db_user,
+                password=self.db_password.get_secret_value() if self.db_password else None,
+                host=self.db_host or "localhost",
+                port=self.db_port or 5432,
+                database=self.db_name,
+            )
+            return url.render_as_string(hide_password=False)
+        return f"sqlite:///{Path(self.sqlite_path).expanduser()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def account_id(self) -> str | None:
+        """The business IG_ID (`/me` user_id, webhook `entry.id`).
+
+        The original README's INSTAGRAM_ACCOUNT_SCOPED_ID was copied from a webhook's
+        `recipient.id`, which is this same IG_ID, so it serves when the other is unset.
+        """
+        return self.instagram_account_id or self.instagram_account_scoped_id
+
+    @property
+    def graph_base_url(self) -> str:
+        return f"{self.instagram_graph_url}/{self.instagram_api_version}"
+
+    @property
+    def send_message_url(self) -> str:
+        return self.instagram_send_message_url or f"{self.graph_base_url}/me/messages"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` instead)."""
+    return Settings()

@@ -1,0 +1,89 @@
+"""The ASGI application: `app.main:app` (or `create_app(settings)` for tests)."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from app.api.deps import require_api_key
+from app.api.middleware import BodySizeLimitMiddleware
+from app.api.routes import health, messages, send, users, webhook
+from app.clients.instagram import InstagramClient
+from app.config import Settings, get_settings
+from app.db import create_db_engine, create_session_factory
+from app.errors import install_error_handlers
+from app.services.accounts import BusinessAccount
+
+logger = logging.getLogger("app")
+
+DESCRIPTION = """
+Instagram Direct Messages over Meta's official Instagram Messaging API: receives DM webhooks,
+stores every conversation, serves history and profiles, and sends messages for the business.
+
+With `API_KEY` set, every endpoint except `/webhook`, `/health`, `/ready` and the docs needs
+`Authorization: Bearer <API_KEY>`. Every error is JSON: `{"detail": ..., "code": ...}`.
+"""
+
+
+def configure_logging(level: str) -> None:
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level.upper())
+
+
+def _warn_about_configuration(settings: Settings) -> None:
+    if settings.api_key is None:
+        logger.warning("API_KEY is not set: the API is open to anyone who can reach it")
+    if settings.instagram_app_secret is None:
+        logger.warning("INSTAGRAM_APP_SECRET is not set: every webhook delivery will be refused")
+    if settings.instagram_webhook_token is None:
+        logger.warning("INSTAGRAM_WEBHOOK_TOKEN is not set: Meta cannot verify the webhook")
+    if settings.instagram_user_token is None:
+        logger.warning("INSTAGRAM_USER_TOKEN is not set: profiles and sending are unavailable")
+    if settings.is_sqlite:
+        logger.info("using the embedded SQLite database %s", settings.sqlalchemy_url)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application and its collaborators (engine, Graph API client)."""
+    settings = settings or get_settings()
+    engine = create_db_engine(settings)
+    instagram = InstagramClient(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        _warn_about_configuration(settings)
+        yield
+        instagram.close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="insta-service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    app.state.instagram = instagram
+    app.state.business_account = BusinessAccount(settings=settings, instagram=instagram)
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+
+    api_key = [Depends(require_api_key)]
+    app.include_router(webhook.router)
+    app.include_router(messages.router, dependencies=api_key)
+    app.include_router(users.router, dependencies=api_key)
+    app.include_router(send.router, dependencies=api_key)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

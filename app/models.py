@@ -1,0 +1,189 @@
+"""The data model (DESIGN.md): users, conversations, messages, webhook deliveries.
+
+Instagram ids are strings everywhere: they exceed 2^53, which JavaScript cannot hold.
+"""
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import JSON, TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+IG_ID_LENGTH = 64
+
+# Surrogate keys: BIGINT on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Payload fragments kept verbatim: JSONB on PostgreSQL, JSON text on SQLite.
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """`timestamptz` on PostgreSQL; on SQLite naive UTC text. Always aware UTC in Python."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JsonDocument,
+    }
+
+
+class User(Base):
+    """An Instagram user's cached profile (customers, and the business account itself)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "profile_status IN ('pending', 'ok', 'consent_required', 'unavailable')",
+            name="profile_status",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(IG_ID_LENGTH), primary_key=True)
+    username: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    profile_pic: Mapped[str | None] = mapped_column(Text)
+    follower_count: Mapped[int | None] = mapped_column(Integer)
+    is_user_follow_business: Mapped[bool | None] = mapped_column(Boolean)
+    is_business_follow_user: Mapped[bool | None] = mapped_column(Boolean)
+    is_verified_user: Mapped[bool | None] = mapped_column(Boolean)
+    profile_status: Mapped[str] = mapped_column(
+        String(32), default="pending", server_default="pending"
+    )
+    fetched_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class Conversation(Base):
+    """The thread between one business account (IG_ID) and one customer (IGSID)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("account_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    last_message_at: Mapped[datetime | None]
+    # The last customer message: the 24-hour (7-day with HUMAN_AGENT) window runs from here.
+    last_inbound_at: Mapped[datetime | None]
+    # The customer has seen the business's messages up to this time.
+    customer_read_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class Message(Base):
+    """One Direct message, inbound or outbound, keyed by Meta's `mid`."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
+        CheckConstraint("source IN ('webhook', 'echo', 'api')", name="source"),
+        CheckConstraint("status IS NULL OR status IN ('pending', 'sent', 'failed')", name="status"),
+        # History reads walk this index backwards: cost independent of the history length.
+        Index("ix_messages_conversation_id_sent_at", "conversation_id", "sent_at", "id"),
+        Index(
+            "ix_messages_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sql_text("idempotency_key IS NOT NULL"),
+            sqlite_where=sql_text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # NULL only while an API send is pending (Meta has not answered with a message_id yet).
+    mid: Mapped[str | None] = mapped_column(Text, unique=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    direction: Mapped[str] = mapped_column(String(16))
+    sender_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
+    recipient_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
+    text: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDocument)
+    reply_to: Mapped[dict[str, Any] | None]
+    quick_reply_payload: Mapped[str | None] = mapped_column(Text)
+    postback_payload: Mapped[str | None] = mapped_column(Text)
+    referral: Mapped[dict[str, Any] | None]
+    is_deleted: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
+    is_unsupported: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
+    edit_count: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    edited_at: Mapped[datetime | None]
+    # When the event happened (Meta's `timestamp`, ms precision), not when we stored it.
+    sent_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    source: Mapped[str] = mapped_column(String(16))
+    # Outbound messages sent through this service: pending → sent | failed.
+    status: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[dict[str, Any] | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+
+
+class WebhookDelivery(Base):
+    """One signed webhook POST from Meta, kept raw so it can be inspected and replayed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("status IN ('applied', 'failed')", name="status"),
+        Index("ix_webhook_deliveries_status_received_at", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    signature_valid: Mapped[bool]
+    event_count: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    applied_at: Mapped[datetime | None]

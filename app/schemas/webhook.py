@@ -1,0 +1,74 @@
+"""Webhook payload models: tolerant of fields Meta adds, strict about the ones we use."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from app.schemas.common import int_id_to_str
+
+MILLISECONDS_THRESHOLD = 10**12  # below this an event time is in seconds (dashboard test events)
+EARLIEST_EVENT = datetime(2010, 1, 1, tzinfo=UTC)
+LATEST_EVENT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def event_time(value: object) -> datetime:
+    """Meta's event time (ms, sometimes seconds, sometimes a string) as an aware UTC datetime."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("timestamp must be a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("timestamp must be a number") from None
+    milliseconds = number if number >= MILLISECONDS_THRESHOLD else number * 1000
+    try:
+        moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("timestamp out of range") from None
+    if not EARLIEST_EVENT <= moment < LATEST_EVENT:
+        raise ValueError("timestamp out of range")
+    return moment
+
+
+WebhookId = Annotated[str, BeforeValidator(int_id_to_str), Field(min_length=1, max_length=64)]
+EventTime = Annotated[datetime, BeforeValidator(event_time)]
+
+
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Party(_Tolerant):
+    id: WebhookId
+
+
+class Attachment(_Tolerant):
+    type: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any] | None = None
+
+
+class QuickReply(_Tolerant):
+    payload: str
+
+
+class WebhookMessage(_Tolerant):
+    """The `message` of a messaging item (graph-api.md §3.1)."""
+
+    mid: str = Field(min_length=1, max_length=1024)
+    text: str | None = None
+    attachments: list[Attachment] | None = None
+    is_echo: bool = False
+    is_deleted: bool = False
+    is_unsupported: bool = False
+    reply_to: dict[str, Any] | None = None
+    quick_reply: QuickReply | None = None
+    referral: dict[str, Any] | None = None
+
+
+class MessagingItem(_Tolerant):
+    """One item of `entry[].messaging[]` (or `standby[]`) that carries a `message`."""
+
+    sender: Party
+    recipient: Party
+    timestamp: EventTime
+    message: WebhookMessage
