@@ -1,0 +1,231 @@
+"""The sandbox's in-memory world: customers, the calls the service made, injected faults.
+
+Every Graph request runs in its own worker thread, so all access goes through one lock and
+readers get copies, never the live objects.
+"""
+
+import dataclasses
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from app.sandbox.config import EchoMode, SandboxConfig
+from app.sandbox.webhooks import DeliveryResult, deliver
+
+logger = logging.getLogger(__name__)
+
+CallKind = Literal["me", "profile", "send", "other"]
+FaultKind = Literal["me", "profile", "send", "any"]
+
+
+class UnknownCustomerError(LookupError):
+    """No customer has this IGSID."""
+
+
+class CustomerExistsError(ValueError):
+    """A customer with this IGSID already exists."""
+
+
+@dataclass
+class Customer:
+    """An Instagram user who writes to the business; the profile fields mirror Meta's."""
+
+    id: str
+    username: str
+    name: str | None = None
+    profile_pic: str | None = None
+    follower_count: int = 0
+    is_user_follow_business: bool = False
+    is_business_follow_user: bool = False
+    is_verified_user: bool = False
+    # Meta serves the profile only once the person has messaged the business.
+    consented: bool = False
+    # Both messaging windows (24 h, 7 days with HUMAN_AGENT) count from this message.
+    last_inbound_ms: int | None = None
+
+
+@dataclass
+class Fault:
+    """A misbehaviour to play on the next `times` Graph calls of `kind`."""
+
+    kind: FaultKind
+    times: int = 1
+    status_code: int = 400
+    error: dict[str, Any] | None = None
+    delay_seconds: float = 0
+
+
+@dataclass
+class GraphCall:
+    """One request the service made to the Graph routes, as tests count them."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    kind: CallKind
+    status_code: int
+    at_ms: int
+
+
+@dataclass
+class SendCall:
+    """One Send API request and the answer the sandbox gave."""
+
+    body: Any
+    status_code: int
+    response: Any
+    at_ms: int
+
+
+class SandboxState:
+    """Thread-safe store behind both routers; runtime knobs start from the config."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        # One pooled HTTP session for every webhook delivery.
+        self.session = requests.Session()
+        self._lock = threading.Lock()
+        self._customers: dict[str, Customer] = {}
+        self._calls: list[GraphCall] = []
+        self._sent: list[SendCall] = []
+        self._faults: list[Fault] = []
+        self._restore_settings()
+
+    def _restore_settings(self) -> None:
+        self.echo_mode: EchoMode = self.config.echo_mode
+        self.latency_ms: int = self.config.latency_ms
+        self.webhook_url: str = str(self.config.webhook_url)
+
+    def settings(self) -> dict[str, Any]:
+        """The knobs a running sandbox lets tests change."""
+        with self._lock:
+            return {
+                "echo_mode": self.echo_mode,
+                "latency_ms": self.latency_ms,
+                "webhook_url": self.webhook_url,
+            }
+
+    def update_settings(
+        self,
+        *,
+        echo_mode: EchoMode | None = None,
+        latency_ms: int | None = None,
+        webhook_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Change the given knobs, keep the others; return all of them."""
+        with self._lock:
+            if echo_mode is not None:
+                self.echo_mode = echo_mode
+            if latency_ms is not None:
+                self.latency_ms = latency_ms
+            if webhook_url is not None:
+                self.webhook_url = webhook_url
+        return self.settings()
+
+    def reset(self) -> None:
+        """Forget customers, calls, sends and faults; knobs go back to the config values."""
+        with self._lock:
+            self._customers.clear()
+            self._calls.clear()
+            self._sent.clear()
+            self._faults.clear()
+            self._restore_settings()
+
+    def deliver_webhook(self, *, payload: Any, signed: bool = True) -> DeliveryResult:
+        """POST a delivery to the service, signed with the app secret like Meta does."""
+        secret = self.config.app_secret.get_secret_value() if signed else None
+        result = deliver(url=self.webhook_url, payload=payload, secret=secret, session=self.session)
+        if result.error or (result.status_code or 0) >= 300:
+            # Echoes are delivered in the background: this line is the only trace of a failure.
+            logger.warning("webhook to %s failed: %s", self.webhook_url, result.error or result)
+        return result
+
+    def close(self) -> None:
+        """Release the webhook HTTP connections."""
+        self.session.close()
+
+    # Customers
+
+    def add_customer(self, customer: Customer) -> Customer:
+        """Store a new customer; its IGSID must be free."""
+        with self._lock:
+            if customer.id in self._customers:
+                raise CustomerExistsError(f"customer {customer.id} already exists")
+            self._customers[customer.id] = dataclasses.replace(customer)
+            return dataclasses.replace(customer)
+
+    def get_customer(self, igsid: str) -> Customer | None:
+        """The customer with this IGSID, or None."""
+        with self._lock:
+            customer = self._customers.get(igsid)
+            return dataclasses.replace(customer) if customer else None
+
+    def customers(self) -> list[Customer]:
+        """All customers, oldest first."""
+        with self._lock:
+            return [dataclasses.replace(customer) for customer in self._customers.values()]
+
+    def record_inbound(self, *, igsid: str, timestamp_ms: int) -> Customer:
+        """Note that the customer wrote at `timestamp_ms`: consent given, window (re)opened."""
+        with self._lock:
+            customer = self._customers.get(igsid)
+            if customer is None:
+                raise UnknownCustomerError(f"customer {igsid} does not exist")
+            customer.consented = True
+            # Webhooks may describe old messages; only the newest one opens the window.
+            if customer.last_inbound_ms is None or timestamp_ms > customer.last_inbound_ms:
+                customer.last_inbound_ms = timestamp_ms
+            return dataclasses.replace(customer)
+
+    # Logs
+
+    def record_call(self, call: GraphCall) -> None:
+        """Append to the Graph calls log."""
+        with self._lock:
+            self._calls.append(call)
+
+    def calls(self) -> list[GraphCall]:
+        """Every Graph call so far, in arrival order."""
+        with self._lock:
+            return list(self._calls)
+
+    def record_send(self, send: SendCall) -> None:
+        """Append to the Send API log."""
+        with self._lock:
+            self._sent.append(send)
+
+    def sent(self) -> list[SendCall]:
+        """Every Send API call so far, in arrival order."""
+        with self._lock:
+            return list(self._sent)
+
+    # Faults
+
+    def add_fault(self, fault: Fault) -> None:
+        """Queue a fault; faults apply in the order they were added."""
+        with self._lock:
+            self._faults.append(dataclasses.replace(fault))
+
+    def take_fault(self, kind: CallKind) -> Fault | None:
+        """Consume one use of the first fault matching a call of `kind`."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind in (kind, "any"):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return dataclasses.replace(fault)
+            return None
+
+    def faults(self) -> list[Fault]:
+        """Faults still waiting to fire."""
+        with self._lock:
+            return [dataclasses.replace(fault) for fault in self._faults]
+
+    def clear_faults(self) -> None:
+        """Drop every pending fault."""
+        with self._lock:
+            self._faults.clear()

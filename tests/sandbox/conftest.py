@@ -1,0 +1,179 @@
+"""Run the sandbox and a stand-in webhook receiver over real HTTP, once per session."""
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+from app.sandbox import SandboxConfig, create_sandbox_app
+from app.sandbox.server import BackgroundServer
+
+TOKEN = "test-user-token"
+APP_SECRET = "test-app-secret"
+ACCOUNT_ID = "17841400000000042"
+APP_SCOPED_ID = "5550001112223334"
+GRAPH = "/v22.0"
+
+# Variables SandboxConfig reads; cleared so the developer's shell or `.env` cannot leak in.
+CONFIG_ENV_VARS = (
+    "INSTAGRAM_USER_TOKEN",
+    "INSTAGRAM_APP_SECRET",
+    "INSTAGRAM_ACCOUNT_ID",
+    "SANDBOX_ACCESS_TOKEN",
+    "SANDBOX_APP_SECRET",
+    "SANDBOX_ACCOUNT_ID",
+    "SANDBOX_ACCOUNT_USERNAME",
+    "SANDBOX_ACCOUNT_NAME",
+    "SANDBOX_APP_SCOPED_ID",
+    "SANDBOX_WEBHOOK_URL",
+    "SANDBOX_LATENCY_MS",
+    "SANDBOX_ECHO_MODE",
+)
+
+
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    """One POST as the service would see it: raw bytes and headers."""
+
+    body: bytes
+    headers: dict[str, str]
+    received_at: float
+
+
+class WebhookReceiver:
+    """Plays the service's `POST /webhook`: records deliveries, optionally answers slowly."""
+
+    def __init__(self) -> None:
+        self.delay_seconds = 0.0
+        self.url = ""  # known once the server runs
+        self._deliveries: list[ReceivedWebhook] = []
+        self._condition = threading.Condition()
+        self.app = FastAPI()
+        self.app.add_api_route("/webhook", self.receive, methods=["POST"])
+
+    async def receive(self, request: Request) -> PlainTextResponse:
+        """Record the raw delivery, then answer like Meta's sample app."""
+        webhook = ReceivedWebhook(
+            body=await request.body(),
+            headers={key.lower(): value for key, value in request.headers.items()},
+            received_at=time.monotonic(),
+        )
+        with self._condition:
+            self._deliveries.append(webhook)
+            self._condition.notify_all()
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        return PlainTextResponse("EVENT_RECEIVED")
+
+    @property
+    def deliveries(self) -> list[ReceivedWebhook]:
+        with self._condition:
+            return list(self._deliveries)
+
+    def wait_for(self, count: int, *, timeout: float = 5) -> list[ReceivedWebhook]:
+        """Block until `count` deliveries arrived (fail the test after `timeout`)."""
+        with self._condition:
+            arrived = self._condition.wait_for(lambda: len(self._deliveries) >= count, timeout)
+            assert arrived, f"expected {count} webhook(s), got {len(self._deliveries)}"
+            return list(self._deliveries)
+
+    def clear(self) -> None:
+        with self._condition:
+            self._deliveries.clear()
+        self.delay_seconds = 0.0
+
+
+class SandboxClient:
+    """Thin HTTP helpers for the sandbox under test."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+
+    def graph(
+        self, method: str, path: str, *, token: str | None = TOKEN, **kwargs: Any
+    ) -> requests.Response:
+        """Call a Graph route (`path` after the version) with a Bearer token."""
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(
+            method, f"{self.url}{GRAPH}{path}", headers=headers, timeout=5, **kwargs
+        )
+
+    def send(self, body: Any, **kwargs: Any) -> requests.Response:
+        """POST to the Send API via `/me/messages`."""
+        return self.graph("POST", "/me/messages", json=body, **kwargs)
+
+    def control(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call a `/_sandbox` route."""
+        return self.http.request(method, f"{self.url}/_sandbox{path}", timeout=5, **kwargs)
+
+    def create_customer(self, **fields: Any) -> dict[str, Any]:
+        response = self.control("POST", "/customers", json=fields)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def customer_writes(self, igsid: str, **body: Any) -> dict[str, Any]:
+        """The customer messages the business (default: a text, webhook delivered)."""
+        body.setdefault("text", "Hello!")
+        response = self.control("POST", f"/customers/{igsid}/messages", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def messaged_customer(self, **fields: Any) -> dict[str, Any]:
+        """A customer who wrote just now, without a webhook: window open, consent given."""
+        customer = self.create_customer(**fields)
+        self.customer_writes(customer["id"], deliver=False)
+        return customer
+
+    def set_config(self, **settings: Any) -> dict[str, Any]:
+        response = self.control("PUT", "/config", json=settings)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    with BackgroundServer(receiver.app) as server:
+        receiver.url = f"{server.url}/webhook"
+        yield receiver
+
+
+def make_config(**overrides: Any) -> SandboxConfig:
+    """A config that ignores the environment and `.env`."""
+    values: dict[str, Any] = {
+        "access_token": TOKEN,
+        "app_secret": APP_SECRET,
+        "account_id": ACCOUNT_ID,
+        "app_scoped_id": APP_SCOPED_ID,
+        **overrides,
+    }
+    with pytest.MonkeyPatch.context() as env:
+        for name in CONFIG_ENV_VARS:
+            env.delenv(name, raising=False)
+        return SandboxConfig(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(receiver: WebhookReceiver) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_sandbox_app(make_config(webhook_url=receiver.url))) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: BackgroundServer, receiver: WebhookReceiver) -> Iterator[SandboxClient]:
+    """The shared sandbox, reset for this test, with an empty receiver."""
+    client = SandboxClient(sandbox_server.url)
+    assert client.control("POST", "/reset").status_code == 200
+    receiver.clear()
+    yield client
+    client.http.close()
