@@ -2,6 +2,8 @@
 
 import copy
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -96,3 +98,44 @@ class ServiceClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# --- the sandbox playing Meta ------------------------------------------------------------------
+
+
+def new_customer(meta: ServiceClient, **fields: Any) -> dict[str, Any]:
+    """A customer known to the sandbox (who has not written yet)."""
+    response = meta.post("/_sandbox/customers", json=fields)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def customer_writes(
+    meta: ServiceClient, customer_id: str, text: str | None = "hello", **fields: Any
+) -> dict[str, Any]:
+    """The customer sends a message; the sandbox delivers it to the service, which must take it."""
+    body = {"text": text, **fields} if text is not None else fields
+    response = meta.post(f"/_sandbox/customers/{customer_id}/messages", json=body)
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert result["delivery"]["status_code"] == 200, result["delivery"]
+    return result
+
+
+def graph_calls(meta: ServiceClient, kind: str | None = None) -> list[dict[str, Any]]:
+    """The Graph API calls the service made, optionally of one kind (me, profile, send)."""
+    calls = meta.get("/_sandbox/calls").json()
+    return [call for call in calls if kind is None or call["kind"] == kind]
+
+
+def add_fault(meta: ServiceClient, **fault: Any) -> None:
+    response = meta.post("/_sandbox/faults", json=fault)
+    assert response.status_code in (200, 201), response.text
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.02)

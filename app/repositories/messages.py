@@ -24,6 +24,19 @@ def insert_if_new(session: Session, values: dict[str, Any]) -> bool:
     return session.execute(stmt).first() is not None
 
 
+def insert_echo(session: Session, values: dict[str, Any]) -> None:
+    """Store an echo of a business message; if it is one we sent through the API, the row
+    exists already and takes Meta's time of the message."""
+    table = Message.__table__
+    stmt = upsert_insert(session, table).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.mid],
+        set_={"sent_at": stmt.excluded.sent_at},
+        where=(table.c.source == "api") & (table.c.sent_at != stmt.excluded.sent_at),
+    )
+    session.execute(stmt)
+
+
 def mark_deleted(session: Session, *, mid: str, tombstone: dict[str, Any]) -> None:
     """Unsend: clear the message's content. If it is not stored yet, store a tombstone."""
     result = session.execute(
@@ -49,15 +62,21 @@ def attach_mid(session: Session, *, message_id: int, mid: str) -> None:
     """Mark an API send as sent with Meta's `message_id`.
 
     The echo webhook of the same send may already be stored under that mid (it can beat Meta's
-    HTTP answer). The API row is the one to keep, so the echo row is folded into it.
+    HTTP answer). The API row is the one to keep, so the echo row is folded into it, and its
+    time (Meta's clock) becomes the message's.
     """
     for attempt in range(MID_MERGE_ATTEMPTS):
         try:
             with session.begin_nested():
-                session.execute(delete(Message).where(Message.mid == mid, Message.id != message_id))
-                session.execute(
-                    update(Message).where(Message.id == message_id).values(mid=mid, status="sent")
-                )
+                echo_sent_at = session.execute(
+                    delete(Message)
+                    .where(Message.mid == mid, Message.id != message_id)
+                    .returning(Message.sent_at)
+                ).scalar()
+                values: dict[str, Any] = {"mid": mid, "status": "sent"}
+                if echo_sent_at is not None:
+                    values["sent_at"] = echo_sent_at
+                session.execute(update(Message).where(Message.id == message_id).values(**values))
             return
         except IntegrityError:
             # An echo was inserted between our DELETE and UPDATE; it is committed now.

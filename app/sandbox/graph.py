@@ -170,6 +170,8 @@ class GraphRoute(APIRoute):
 
         async def handle_graph_call(request: Request) -> Response:
             state: SandboxState = request.app.state.sandbox
+            # Logged on arrival, so a call whose client timed out still counts.
+            call = arrived(request=request, kind=kind, state=state)
             if state.latency_ms:
                 await anyio.sleep(state.latency_ms / 1000)
             fault = state.take_fault(kind)
@@ -189,7 +191,9 @@ class GraphRoute(APIRoute):
                 except RequestValidationError:
                     # FastAPI could not parse the request (e.g. a body that is not JSON).
                     response = invalid_parameter("Invalid parameter").response()
-            await record_call(request=request, response=response, kind=kind, state=state)
+            call.status_code = response.status_code
+            if kind == "send":
+                await record_send(request=request, response=response, state=state)
             return response
 
         return handle_graph_call
@@ -211,31 +215,26 @@ def check_version(request: Request) -> None:
         raise unsupported_request(request.method)
 
 
-async def record_call(
-    *, request: Request, response: Response, kind: CallKind, state: SandboxState
-) -> None:
-    """Log the call; a Send API call also logs its body and answer."""
-    at_ms = now_ms()
+def arrived(*, request: Request, kind: CallKind, state: SandboxState) -> GraphCall:
+    """Log a Graph call as it arrives (never the access token)."""
     query = {key: value for key, value in request.query_params.items() if key != "access_token"}
-    state.record_call(
-        GraphCall(
-            method=request.method,
-            path=request.url.path,
-            query=query,
-            kind=kind,
+    call = GraphCall(
+        method=request.method, path=request.url.path, query=query, kind=kind, at_ms=now_ms()
+    )
+    state.record_call(call)
+    return call
+
+
+async def record_send(*, request: Request, response: Response, state: SandboxState) -> None:
+    """Log a Send API call's body and answer."""
+    state.record_send(
+        SendCall(
+            body=parse_json(await request.body()),
             status_code=response.status_code,
-            at_ms=at_ms,
+            response=parse_json(bytes(response.body)),
+            at_ms=now_ms(),
         )
     )
-    if kind == "send":
-        state.record_send(
-            SendCall(
-                body=parse_json(await request.body()),
-                status_code=response.status_code,
-                response=parse_json(bytes(response.body)),
-                at_ms=at_ms,
-            )
-        )
 
 
 def parse_json(raw: bytes) -> Any:

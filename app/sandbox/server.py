@@ -30,6 +30,7 @@ class BackgroundServer:
     def __init__(
         self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10
     ) -> None:
+        self.app = app
         self._socket = bind_socket(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         self._startup_timeout = startup_timeout

@@ -66,8 +66,9 @@ class GraphCall:
     path: str
     query: dict[str, str]
     kind: CallKind
-    status_code: int
     at_ms: int
+    # None until answered, and for good when the client gave up first (a timeout).
+    status_code: int | None = None
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Webhook deliveries the way Meta sends them: payload builders and a signed POST.
 
-Shapes follow `/work/shared/instagram/webhook-examples/` (graph-api.md §2-§3). Plain
+Shapes follow the shared `instagram/webhook-examples/` (graph-api.md §2-§3). Plain
 functions, so the demo and the service's tests can build and push events themselves.
 """
 

@@ -130,4 +130,7 @@ def apply_message(session: Session, *, account_id: str, item: dict[str, Any]) ->
         referral=message.referral,
         is_unsupported=message.is_unsupported,
     )
-    messages.insert_if_new(session, values)
+    if outbound:
+        messages.insert_echo(session, values)
+    else:
+        messages.insert_if_new(session, values)

@@ -79,9 +79,11 @@ class SendService:
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
         messages.attach_mid(self.session, message_id=message.id, mid=mid)
-        conversations.upsert(self.session, account_id=account_id, user_id=user_id, message_at=now)
+        self.session.refresh(message)  # sent_at is Meta's if the echo came first
+        conversations.upsert(
+            self.session, account_id=account_id, user_id=user_id, message_at=message.sent_at
+        )
         self.session.commit()
-        self.session.refresh(message)
         return message
 
     def _check_window(

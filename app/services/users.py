@@ -40,7 +40,7 @@ class UserService:
         cached = users.get(self.session, user_id)
         if cached is not None and cached.profile_status == "ok" and self._is_fresh(cached):
             return cached
-        self.session.rollback()  # release the connection while Instagram answers
+        self._release_connection()
         try:
             profile = self._fetch(user_id)
         except InstagramError as exc:
@@ -71,7 +71,7 @@ class UserService:
         cached = users.get_many(self.session, user_ids)
         stale = [uid for uid in user_ids if uid not in cached or not self._is_fresh(cached[uid])]
         if stale:
-            self.session.rollback()  # release the connection while Instagram answers
+            self._release_connection()
             for user_id in stale:
                 cached[user_id] = self._refresh_quietly(user_id, is_business=user_id == business_id)
         return {uid: cached[uid].username or uid for uid in user_ids}
@@ -86,6 +86,12 @@ class UserService:
         if profile is None:
             return self._store(user_id, status="unavailable")
         return self._store(user_id, status="ok", profile=profile)
+
+    def _release_connection(self) -> None:
+        # End the read-only transaction so no connection (nor SQLite's lock) is held while
+        # Instagram answers. Commit, not rollback: a rollback would expire every loaded object
+        # and make the caller reload them one query at a time.
+        self.session.commit()
 
     def _is_fresh(self, user: User) -> bool:
         if user.fetched_at is None or user.profile_status == "pending":

@@ -56,7 +56,10 @@ def test_handshake_with_wrong_token_or_mode_is_forbidden(
     response = api.get("/webhook", params=params)
 
     assert response.status_code == 403
-    assert response.json() == {"detail": "Webhook verification failed.", "code": "verification_failed"}
+    assert response.json() == {
+        "detail": "Webhook verification failed.",
+        "code": "verification_failed",
+    }
 
 
 @pytest.mark.parametrize("missing", ["hub.mode", "hub.challenge", "hub.verify_token"])
@@ -113,7 +116,8 @@ def test_text_message_is_stored_with_its_conversation_and_raw_delivery(
     assert conversation.last_inbound_at == message.sent_at
     assert conversation.last_message_at == message.sent_at
     user = db.get(User, CUSTOMER_ID)
-    assert user is not None and user.profile_status == "pending"
+    assert user is not None
+    assert user.profile_status == "pending"
     delivery = db.scalars(select(WebhookDelivery)).one()
     assert delivery.body == raw
     assert (delivery.status, delivery.event_count, delivery.error) == ("applied", 1, None)
@@ -191,7 +195,9 @@ def test_attachments_are_kept_verbatim(api: ServiceClient, db: Session, name: st
     assert api.deliver(example_bytes(name)).status_code == 200
 
     message = db.scalars(select(Message)).one()
-    assert message.attachments == example(name)["entry"][0]["messaging"][0]["message"]["attachments"]
+    assert (
+        message.attachments == example(name)["entry"][0]["messaging"][0]["message"]["attachments"]
+    )
     assert message.text is None
 
 
@@ -395,9 +401,7 @@ def test_malformed_json_is_a_400_and_nothing_stored(
     assert count(db, WebhookDelivery) == 0
 
 
-def test_body_over_the_limit_is_a_413(
-    start_service: StartService, db: Session
-) -> None:
+def test_body_over_the_limit_is_a_413(start_service: StartService, db: Session) -> None:
     server = start_service(max_body_bytes=2048)
     raw = encode(text_message(mid="m-big", text="x" * 4000))
     with ServiceClient(server.url) as client:

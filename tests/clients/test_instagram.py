@@ -84,7 +84,9 @@ def test_explicit_send_message_url_wins_for_sending() -> None:
     url = "https://graph.other/v21.0/17841400123456789/messages"
     responses.post(url, json={"recipient_id": "1", "message_id": "m"})
 
-    make_client(instagram_send_message_url=url).send_message(recipient_id="1", message={"text": "x"})
+    make_client(instagram_send_message_url=url).send_message(
+        recipient_id="1", message={"text": "x"}
+    )
 
     assert responses.calls[0].request.url == url
 
@@ -116,13 +118,28 @@ def test_a_failed_post_is_never_retried() -> None:
 @pytest.mark.parametrize(
     ("status", "error", "http_status", "code"),
     [
-        (400, graph_error(190, 463, "Error validating access token"), 502, "instagram_token_invalid"),
+        (
+            400,
+            graph_error(190, 463, "Error validating access token"),
+            502,
+            "instagram_token_invalid",
+        ),
         (403, graph_error(10, 2534022, "outside of allowed window"), 409, "outside_window"),
-        (400, graph_error(100, 2534014, "The requested user cannot be found."), 404, "recipient_not_found"),
+        (
+            400,
+            graph_error(100, 2534014, "The requested user cannot be found."),
+            404,
+            "recipient_not_found",
+        ),
         (400, graph_error(551, None, "This person isn't available"), 404, "recipient_not_found"),
         (400, graph_error(230, None, "User consent is required"), 404, "consent_required"),
         (400, graph_error(613, 2534040, "Calls exceed rate limit"), 429, "instagram_rate_limited"),
-        (400, graph_error(4, None, "Application request limit reached"), 429, "instagram_rate_limited"),
+        (
+            400,
+            graph_error(4, None, "Application request limit reached"),
+            429,
+            "instagram_rate_limited",
+        ),
         (400, graph_error(200, 2534041, "disabled access"), 502, "instagram_error"),
         (400, graph_error(100, None, "Invalid parameter"), 502, "instagram_error"),
         (502, None, 503, "instagram_unavailable"),

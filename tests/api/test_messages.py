@@ -1,0 +1,207 @@
+"""`GET /messages`: the last messages of a conversation, README sample 4's shape."""
+
+import pytest
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
+
+from app.models import Message
+from app.sandbox.server import BackgroundServer
+from tests.helpers import (
+    CUSTOMER_ID,
+    ServiceClient,
+    customer_writes,
+    example_bytes,
+    graph_calls,
+    new_customer,
+    text_message,
+)
+
+BUSINESS_USERNAME = "sandbox_business"  # what the sandbox's /me answers
+
+
+@pytest.fixture
+def anna(meta: ServiceClient, service: BackgroundServer) -> dict:
+    """A customer of the sandbox; the service runs, so what she writes is stored."""
+    return new_customer(meta, username="anna_k", name="Anna K")
+
+
+def test_history_is_oldest_first_with_usernames_from_the_profiles(
+    api: ServiceClient, meta: ServiceClient, anna: dict
+) -> None:
+    customer_writes(meta, anna["id"], "Hi! Do you ship to Berlin?")
+    customer_writes(meta, anna["id"], "And to Munich?")
+    sent = api.post(
+        "/message/send", params={"user_id": anna["id"]}, json={"message": {"text": "Yes, both."}}
+    )
+    assert sent.status_code == 200
+
+    response = api.get("/messages", params={"user_id": anna["id"]})
+
+    assert response.status_code == 200
+    assert response.json() == [
+        {
+            "sender_username": "anna_k",
+            "recipient_username": BUSINESS_USERNAME,
+            "text": "Hi! Do you ship to Berlin?",
+        },
+        {
+            "sender_username": "anna_k",
+            "recipient_username": BUSINESS_USERNAME,
+            "text": "And to Munich?",
+        },
+        {
+            "sender_username": BUSINESS_USERNAME,
+            "recipient_username": "anna_k",
+            "text": "Yes, both.",
+        },
+    ]
+
+
+def test_cached_profiles_mean_no_graph_api_call(
+    api: ServiceClient, meta: ServiceClient, anna: dict
+) -> None:
+    customer_writes(meta, anna["id"], "hello")
+    assert api.get("/messages", params={"user_id": anna["id"]}).status_code == 200
+    calls_after_first_read = len(graph_calls(meta))
+    assert calls_after_first_read >= 1
+
+    for _ in range(3):
+        assert api.get("/messages", params={"user_id": anna["id"]}).status_code == 200
+
+    assert len(graph_calls(meta)) == calls_after_first_read
+
+
+def test_default_count_is_50_and_messages_count_limits_it(
+    api: ServiceClient, meta: ServiceClient
+) -> None:
+    for number in range(60):
+        payload = text_message(
+            mid=f"m-{number:03}", text=f"message {number}", timestamp=1745923812000 + number
+        )
+        assert api.deliver(payload).status_code == 200
+
+    default = api.get("/messages", params={"user_id": CUSTOMER_ID}).json()
+    three = api.get("/messages", params={"user_id": CUSTOMER_ID, "messages_count": 3}).json()
+
+    assert [m["text"] for m in default] == [f"message {n}" for n in range(10, 60)]
+    assert [m["text"] for m in three] == ["message 57", "message 58", "message 59"]
+
+
+def test_order_follows_event_time_not_arrival(api: ServiceClient) -> None:
+    assert (
+        api.deliver(text_message(mid="m-late", text="second", timestamp=1745923813000)).status_code
+        == 200
+    )
+    assert (
+        api.deliver(text_message(mid="m-early", text="first", timestamp=1745923812000)).status_code
+        == 200
+    )
+
+    texts = [m["text"] for m in api.get("/messages", params={"user_id": CUSTOMER_ID}).json()]
+
+    assert texts == ["first", "second"]
+
+
+def test_media_unsent_and_unsupported_messages_show_placeholders(api: ServiceClient) -> None:
+    for name in [
+        "multiple_attachments",
+        "image",
+        "unsend_is_deleted",
+        "unsupported",
+        "story_mention",
+    ]:
+        assert api.deliver(example_bytes(name)).status_code == 200
+
+    texts = [m["text"] for m in api.get("/messages", params={"user_id": CUSTOMER_ID}).json()]
+
+    # In event-time order: image (then unsent), multiple attachments, story mention, unsupported.
+    assert texts == [
+        "[deleted]",
+        "[image, image, video]",
+        "[story_mention]",
+        "[unsupported message]",
+    ]
+
+
+def test_without_a_profile_the_id_stands_in_for_the_username(
+    api: ServiceClient, meta: ServiceClient
+) -> None:
+    # The example customer is unknown to the sandbox: Instagram gives no profile for it.
+    assert api.deliver(example_bytes("text")).status_code == 200
+
+    first = api.get("/messages", params={"user_id": CUSTOMER_ID})
+    calls = len(graph_calls(meta, "profile"))
+    second = api.get("/messages", params={"user_id": CUSTOMER_ID})
+
+    assert first.status_code == second.status_code == 200
+    assert first.json()[0]["sender_username"] == CUSTOMER_ID
+    # The refusal is remembered: no new profile call until PROFILE_RETRY_SECONDS pass.
+    assert len(graph_calls(meta, "profile")) == calls
+
+
+def test_failed_sends_are_not_shown(api: ServiceClient, db: Session) -> None:
+    assert api.deliver(example_bytes("text")).status_code == 200
+    assert api.deliver(example_bytes("echo_text")).status_code == 200
+    db.execute(update(Message).where(Message.direction == "outbound").values(status="failed"))
+    db.commit()
+
+    texts = [m["text"] for m in api.get("/messages", params={"user_id": CUSTOMER_ID}).json()]
+
+    assert texts == ["Hi! Do you ship to Berlin?"]
+
+
+def test_a_user_without_messages_is_a_404(api: ServiceClient) -> None:
+    response = api.get("/messages", params={"user_id": "1234567890123456"})
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "messages_not_found"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"user_id": "abc"},
+        {"user_id": "12 34"},
+        {"user_id": CUSTOMER_ID, "messages_count": 0},
+        {"user_id": CUSTOMER_ID, "messages_count": 1001},
+        {"user_id": CUSTOMER_ID, "messages_count": "many"},
+    ],
+    ids=["missing", "letters", "space", "zero", "too-many", "not-a-number"],
+)
+def test_bad_parameters_are_422(api: ServiceClient, params: dict) -> None:
+    response = api.get("/messages", params=params)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
+def test_the_cost_of_a_read_does_not_grow_with_the_history(
+    service: BackgroundServer, api: ServiceClient, meta: ServiceClient
+) -> None:
+    customer_writes(meta, new_customer(meta, id=CUSTOMER_ID, username="peter")["id"], "hi")
+    statements: list[str] = []
+    engine = service.app.state.engine
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    for number in range(5):
+        api.deliver(text_message(mid=f"short-{number}", timestamp=1745923812000 + number))
+    api.get("/messages", params={"user_id": CUSTOMER_ID})  # warms the profile cache
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        api.get("/messages", params={"user_id": CUSTOMER_ID})
+        short_history = list(statements)
+        for number in range(300):
+            api.deliver(text_message(mid=f"long-{number}", timestamp=1745923900000 + number))
+        statements.clear()
+        api.get("/messages", params={"user_id": CUSTOMER_ID, "messages_count": 50})
+        long_history = list(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert len(long_history) == len(short_history)
+    history_query = next(s for s in long_history if "FROM messages" in s)
+    assert "LIMIT" in history_query

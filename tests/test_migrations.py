@@ -1,0 +1,68 @@
+"""Alembic: upgrade → downgrade → upgrade on both databases, and no drift from the models."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from app.models import Base
+from tests.conftest import alembic_config, postgres_url_for_schema
+
+TABLES = {"users", "conversations", "messages", "webhook_deliveries"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+    else:
+        yield postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
+
+
+def tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
+    config = alembic_config(empty_database_url)
+
+    command.upgrade(config, "head")
+    assert tables(empty_database_url) == TABLES
+    command.downgrade(config, "base")
+    assert tables(empty_database_url) == set()
+    command.upgrade(config, "head")
+    assert tables(empty_database_url) == TABLES
+
+
+def test_autogenerate_finds_no_drift_between_migrations_and_models(empty_database_url: str) -> None:
+    command.upgrade(alembic_config(empty_database_url), "head")
+    engine = create_engine(empty_database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "compare_server_default": True}
+            )
+            differences = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+    assert differences == []
+
+
+def test_migration_files_have_dated_names_and_one_head() -> None:
+    versions = Path(__file__).resolve().parents[1] / "alembic" / "versions"
+    names = sorted(path.name for path in versions.glob("*.py"))
+
+    assert names
+    for name in names:
+        date, _, slug = name.partition("-")
+        assert len(date) == len("2026_11_29_1016"), name
+        assert len(slug) > len(".py"), name
