@@ -78,12 +78,14 @@ class SendService:
             )
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
-        messages.attach_mid(self.session, message_id=message.id, mid=mid)
-        self.session.refresh(message)  # sent_at is Meta's if the echo came first
+        # Conversation first, then message: the order the echo webhook takes its locks in, so
+        # an echo racing this transaction waits instead of deadlocking.
         conversations.upsert(
             self.session, account_id=account_id, user_id=user_id, message_at=message.sent_at
         )
+        messages.attach_mid(self.session, message_id=message.id, mid=mid)
         self.session.commit()
+        self.session.refresh(message)  # sent_at is Meta's if the echo came first
         return message
 
     def _check_window(

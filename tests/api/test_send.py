@@ -1,6 +1,7 @@
 """`POST /message/send`: one Send API call, the stored outbound message, its echo merged."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -309,3 +310,30 @@ def test_without_a_configured_account_id_the_account_comes_from_me(
     assert first.status_code == second.status_code == 200
     assert {message.sender_id for message in outbound(db)} == {ACCOUNT_ID}
     assert len(graph_calls(meta, "me")) == 1  # asked once per process
+
+
+@pytest.mark.parametrize("echo_mode", ["after", "before"])
+def test_concurrent_sends_and_their_echoes_store_each_message_once(
+    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict, echo_mode: str
+) -> None:
+    meta.put("/_sandbox/config", json={"echo_mode": echo_mode})
+    delivered_before = deliveries(db)
+
+    def send(number: int) -> int:
+        with ServiceClient(api.base_url) as client:
+            return client.post(
+                "/message/send",
+                params={"user_id": anna["id"]},
+                json={"message": {"text": f"reply {number}"}},
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, range(16)))
+
+    assert statuses == [200] * 16
+    wait_until(lambda: deliveries(db) == delivered_before + 16, what="16 echo deliveries")
+    stored = outbound(db)
+    assert sorted(m.text for m in stored) == sorted(f"reply {n}" for n in range(16))
+    assert {m.status for m in stored} == {"sent"}
+    assert {m.source for m in stored} == {"api"}
+    assert len({m.mid for m in stored}) == 16
