@@ -93,10 +93,8 @@ def get_user_service(
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 
-def get_history_service(
-    session: SessionDep, settings: SettingsDep, users: UserServiceDep
-) -> HistoryService:
-    return HistoryService(session=session, settings=settings, users=users)
+def get_history_service(session: SessionDep, users: UserServiceDep) -> HistoryService:
+    return HistoryService(session=session, users=users)
 
 
 HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]

@@ -47,12 +47,15 @@ def get(session: Session, *, account_id: str, user_id: str) -> Conversation | No
     )
 
 
-def latest_for_user(
-    session: Session, *, user_id: str, account_id: str | None = None
-) -> Conversation | None:
-    """The customer's conversation (with `account_id`, or the most recently active one)."""
-    query = select(Conversation).where(Conversation.user_id == user_id)
-    if account_id is not None:
-        query = query.where(Conversation.account_id == account_id)
-    query = query.order_by(Conversation.last_message_at.desc().nulls_last()).limit(1)
+def latest_for_user(session: Session, *, user_id: str) -> Conversation | None:
+    """The customer's most recently active conversation.
+
+    An IGSID is specific to one business account, so in practice there is exactly one.
+    """
+    query = (
+        select(Conversation)
+        .where(Conversation.user_id == user_id)
+        .order_by(Conversation.last_message_at.desc().nulls_last())
+        .limit(1)
+    )
     return session.scalar(query)

@@ -2,7 +2,6 @@
 
 from sqlalchemy.orm import Session
 
-from app.config import Settings
 from app.errors import NotFoundError
 from app.models import Message
 from app.repositories import conversations, messages
@@ -30,16 +29,13 @@ def display_text(message: Message) -> str:
 class HistoryService:
     """Read stored conversations."""
 
-    def __init__(self, *, session: Session, settings: Settings, users: UserService) -> None:
+    def __init__(self, *, session: Session, users: UserService) -> None:
         self.session = session
-        self.settings = settings
         self.users = users
 
     def recent(self, *, user_id: str, count: int) -> list[SeedMessageRead]:
         """The last `count` messages with a customer, oldest first."""
-        conversation = conversations.latest_for_user(
-            self.session, user_id=user_id, account_id=self.settings.account_id
-        )
+        conversation = conversations.latest_for_user(self.session, user_id=user_id)
         if conversation is None:
             raise NotFoundError(f"No messages with user {user_id}.", code="messages_not_found")
         newest_first = messages.latest_visible(

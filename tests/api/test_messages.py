@@ -205,3 +205,13 @@ def test_the_cost_of_a_read_does_not_grow_with_the_history(
     assert len(long_history) == len(short_history)
     history_query = next(s for s in long_history if "FROM messages" in s)
     assert "LIMIT" in history_query
+
+
+def test_a_customer_of_another_business_account_is_served_too(api: ServiceClient) -> None:
+    # One Meta app can deliver for several accounts; every conversation is stored and readable.
+    assert api.deliver(example_bytes("two_entries_one_delivery")).status_code == 200
+
+    response = api.get("/messages", params={"user_id": "7731902284650017"})
+
+    assert response.status_code == 200
+    assert [m["text"] for m in response.json()] == ["Hello, I want to book a table for 4"]
