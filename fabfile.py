@@ -72,3 +72,10 @@ def demo(c, port=8000, sandbox_port=8001):
         run_demo(port=port, sandbox_port=sandbox_port)
     except DemoError as error:
         raise Exit(f"The demo failed: {error}") from None
+
+
+@task
+def replay(c, limit=0):
+    """Re-apply stored webhook deliveries whose events failed (after fixing the cause)."""
+    limit_flag = f" --limit {int(limit)}" if limit else ""
+    _run(c, f"{PYTHON} -m app.cli replay{limit_flag}")

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     profile_cache_ttl_seconds: int = Field(default=24 * 3600, ge=0)
     profile_retry_seconds: int = Field(default=300, ge=0)
+    profile_worker_enabled: bool = True
+    profile_worker_idle_seconds: float = Field(default=1.0, gt=0)
+    # A claimed profile is left to its fetcher this long (longer than any Graph call takes).
+    profile_claim_seconds: int = Field(default=60, ge=1)
     log_level: str = "INFO"
 
     @field_validator(

@@ -14,6 +14,7 @@ from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
 from app.services.accounts import BusinessAccount
+from app.services.profiles import ProfileFetcher, ProfileWorker
 
 logger = logging.getLogger("app")
 
@@ -53,11 +54,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_db_engine(settings)
     instagram = InstagramClient(settings)
 
+    session_factory = create_session_factory(engine)
+    profile_worker = ProfileWorker(
+        ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
+        idle_seconds=settings.profile_worker_idle_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         _warn_about_configuration(settings)
+        if settings.profile_worker_enabled:
+            profile_worker.start()
         yield
+        if settings.profile_worker_enabled:
+            profile_worker.stop()
         instagram.close()
         engine.dispose()
 
@@ -69,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
+    app.state.session_factory = session_factory
     app.state.instagram = instagram
     app.state.business_account = BusinessAccount(settings=settings, instagram=instagram)
 

@@ -98,6 +98,12 @@ class User(Base):
         String(32), default="pending", server_default="pending"
     )
     fetched_at: Mapped[datetime | None]
+    # The background fetcher's queue: due when profile_due_at has passed (NULL: never, e.g.
+    # until a consent_required customer writes again); a claim is a lease, so several
+    # processes never fetch the same profile at once.
+    profile_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    profile_attempts: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    profile_claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -116,8 +122,12 @@ class Conversation(Base):
     last_message_at: Mapped[datetime | None]
     # The last customer message: the 24-hour (7-day with HUMAN_AGENT) window runs from here.
     last_inbound_at: Mapped[datetime | None]
-    # The customer has seen the business's messages up to this time.
+    # The customer has seen the business's messages up to this time (and this mid).
     customer_read_at: Mapped[datetime | None]
+    customer_read_mid: Mapped[str | None] = mapped_column(Text)
+    # The latest ig.me / ad referral that opened the existing thread.
+    last_referral: Mapped[dict[str, Any] | None]
+    last_referral_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -157,6 +167,7 @@ class Message(Base):
     postback_payload: Mapped[str | None] = mapped_column(Text)
     referral: Mapped[dict[str, Any] | None]
     is_deleted: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
+    deleted_at: Mapped[datetime | None]
     is_unsupported: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
     edit_count: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     edited_at: Mapped[datetime | None]
@@ -168,6 +179,31 @@ class Message(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # Created by an edit or unsend that arrived before the message itself; the message
+    # fills it in when it comes, keeping what the later events changed.
+    is_placeholder: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
+
+
+class Reaction(Base):
+    """One user's reaction to one message (a new one replaces it; unreact keeps a tombstone).
+
+    Keyed by the message's mid, not its row: a reaction may arrive before its message.
+    """
+
+    __tablename__ = "reactions"
+    __table_args__ = (UniqueConstraint("mid", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mid: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
+    # NULL after an unreact: the row remembers when, so an older react arriving late loses.
+    reaction: Mapped[str | None] = mapped_column(String(64))
+    emoji: Mapped[str | None] = mapped_column(Text)
+    reacted_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
 
 
 class WebhookDelivery(Base):
@@ -187,3 +223,4 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     applied_at: Mapped[datetime | None]
+    replay_count: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))

@@ -153,6 +153,7 @@ def service_environment(database_url: str, sandbox: BackgroundServer) -> dict[st
         "instagram_graph_url": sandbox.url,
         "instagram_get_retries": 1,
         "instagram_read_timeout": 5,
+        "profile_worker_idle_seconds": 0.05,
     }
 
 

@@ -9,7 +9,10 @@ from types import TracebackType
 from typing import Any
 
 import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.models import User
 from app.security import sign_body
 
 ACCOUNT_ID = "17841400123456789"  # the business IG_ID of the example payloads
@@ -139,3 +142,15 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         time.sleep(0.02)
+
+
+def wait_for_profiles(db: Session, *user_ids: str, timeout: float = 10) -> None:
+    """Until the background fetcher has fetched (or been refused) these users' profiles."""
+
+    def fetched() -> bool:
+        db.expire_all()
+        rows = db.scalars(select(User).where(User.id.in_(user_ids))).all()
+        db.commit()
+        return len(rows) == len(user_ids) and all(row.fetched_at is not None for row in rows)
+
+    wait_until(fetched, timeout=timeout, what=f"profiles of {', '.join(user_ids)}")

@@ -1,8 +1,9 @@
 """SQL for `conversations`: one per (business account, customer)."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, select
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, utcnow
@@ -16,8 +17,16 @@ def upsert(
     user_id: str,
     message_at: datetime | None = None,
     inbound_at: datetime | None = None,
+    read_at: datetime | None = None,
+    read_mid: str | None = None,
+    referral: dict[str, Any] | None = None,
+    referral_at: datetime | None = None,
 ) -> int:
-    """Create the conversation if needed and move its clocks forward; return its id."""
+    """Create the conversation if needed and move its clocks forward; return its id.
+
+    Every clock only moves forward, and what travels with a clock (the read mid, the
+    referral) changes only with it, so events applied in any order end in the same state.
+    """
     table = Conversation.__table__
     now = utcnow()
     stmt = upsert_insert(session, table).values(
@@ -25,18 +34,45 @@ def upsert(
         user_id=user_id,
         last_message_at=message_at,
         last_inbound_at=inbound_at,
+        customer_read_at=read_at,
+        customer_read_mid=read_mid,
+        last_referral=referral,
+        last_referral_at=referral_at,
         created_at=now,
         updated_at=now,
     )
+    incoming = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.account_id, table.c.user_id],
         set_={
-            "last_message_at": later_of(table.c.last_message_at, stmt.excluded.last_message_at),
-            "last_inbound_at": later_of(table.c.last_inbound_at, stmt.excluded.last_inbound_at),
+            "last_message_at": later_of(table.c.last_message_at, incoming.last_message_at),
+            "last_inbound_at": later_of(table.c.last_inbound_at, incoming.last_inbound_at),
+            "customer_read_at": later_of(table.c.customer_read_at, incoming.customer_read_at),
+            "customer_read_mid": case(
+                (
+                    _moves_forward(table.c.customer_read_at, incoming.customer_read_at),
+                    incoming.customer_read_mid,
+                ),
+                else_=table.c.customer_read_mid,
+            ),
+            "last_referral": case(
+                (
+                    _moves_forward(table.c.last_referral_at, incoming.last_referral_at),
+                    incoming.last_referral,
+                ),
+                else_=table.c.last_referral,
+            ),
+            "last_referral_at": later_of(table.c.last_referral_at, incoming.last_referral_at),
             "updated_at": now,
         },
     ).returning(table.c.id)
     return session.execute(stmt).scalar_one()
+
+
+def _moves_forward(
+    current: ColumnElement[Any], incoming: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    return incoming.is_not(None) & (current.is_(None) | (incoming > current))
 
 
 def get(session: Session, *, account_id: str, user_id: str) -> Conversation | None:

@@ -2,53 +2,118 @@
 
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.models import Message
-from app.repositories.base import upsert_insert
+from app.repositories.base import later_of, upsert_insert
 
 MID_MERGE_ATTEMPTS = 3
 
 
-def insert_if_new(session: Session, values: dict[str, Any]) -> bool:
-    """Insert a message unless one with its `mid` is stored; True when it was inserted."""
+# What a message event says about its message; a placeholder row takes all of it.
+MESSAGE_FIELDS = (
+    "conversation_id",
+    "direction",
+    "sender_id",
+    "recipient_id",
+    "reply_to",
+    "quick_reply_payload",
+    "postback_payload",
+    "referral",
+    "is_unsupported",
+    "source",
+    "status",
+)
+
+
+def store_message(session: Session, values: dict[str, Any]) -> None:
+    """Store a message event once by `mid`, whatever came before it.
+
+    - No row yet: insert it.
+    - A placeholder (an edit or unsend came first): fill it in, keeping the edited text or
+      the deletion.
+    - The row of a message we sent through the API, and this is its echo: take Meta's time.
+    - Otherwise (a duplicate): change nothing.
+    """
     table = Message.__table__
-    stmt = (
-        upsert_insert(session, table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[table.c.mid])
-        .returning(table.c.id)
+    stmt = upsert_insert(session, table).values(**values, is_placeholder=False)
+    incoming = stmt.excluded
+    placeholder = table.c.is_placeholder
+    echo_of_our_send = (table.c.source == "api") & (incoming.source == "echo")
+    set_: dict[str, Any] = {
+        name: case((placeholder, incoming[name]), else_=table.c[name]) for name in MESSAGE_FIELDS
+    }
+    set_["text"] = case(
+        (table.c.is_deleted, null()),
+        (table.c.edit_count > 0, table.c.text),
+        (placeholder, incoming.text),
+        else_=table.c.text,
     )
-    return session.execute(stmt).first() is not None
-
-
-def insert_echo(session: Session, values: dict[str, Any]) -> None:
-    """Store an echo of a business message; if it is one we sent through the API, the row
-    exists already and takes Meta's time of the message."""
-    table = Message.__table__
-    stmt = upsert_insert(session, table).values(**values)
+    set_["attachments"] = case(
+        (table.c.is_deleted, null()), (placeholder, incoming.attachments), else_=table.c.attachments
+    )
+    set_["sent_at"] = case(
+        (placeholder | echo_of_our_send, incoming.sent_at), else_=table.c.sent_at
+    )
+    set_["is_placeholder"] = False
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.mid],
-        set_={"sent_at": stmt.excluded.sent_at},
-        where=(table.c.source == "api") & (table.c.sent_at != stmt.excluded.sent_at),
+        set_=set_,
+        where=placeholder | (echo_of_our_send & (table.c.sent_at != incoming.sent_at)),
     )
     session.execute(stmt)
 
 
-def mark_deleted(session: Session, *, mid: str, tombstone: dict[str, Any]) -> None:
-    """Unsend: clear the message's content. If it is not stored yet, store a tombstone."""
-    result = session.execute(
-        update(Message)
-        .where(Message.mid == mid)
-        .values(is_deleted=True, text=None, attachments=None)
+def store_edit(
+    session: Session, *, placeholder: dict[str, Any], text: str | None, num_edit: int
+) -> None:
+    """Apply an edit unless a later one (higher `num_edit`) is stored; an unsent message
+    stays empty. Before its message, the edit makes a placeholder row."""
+    table = Message.__table__
+    stmt = upsert_insert(session, table).values(
+        **placeholder,
+        text=text,
+        edit_count=num_edit,
+        edited_at=placeholder["sent_at"],
+        is_placeholder=True,
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        insert_if_new(
-            session,
-            {**tombstone, "mid": mid, "is_deleted": True, "text": None, "attachments": None},
-        )
+    incoming = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.mid],
+        set_={
+            "text": case((table.c.is_deleted, null()), else_=incoming.text),
+            "edit_count": incoming.edit_count,
+            "edited_at": incoming.edited_at,
+        },
+        where=incoming.edit_count > table.c.edit_count,
+    )
+    session.execute(stmt)
+
+
+def store_unsend(session: Session, *, placeholder: dict[str, Any]) -> None:
+    """Unsend: the message becomes a tombstone (no text, no attachments), for good.
+    Before its message, the unsend makes a placeholder tombstone."""
+    table = Message.__table__
+    stmt = upsert_insert(session, table).values(
+        **placeholder,
+        text=None,
+        attachments=None,
+        is_deleted=True,
+        deleted_at=placeholder["sent_at"],
+        is_placeholder=True,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.mid],
+        set_={
+            "is_deleted": True,
+            "text": null(),
+            "attachments": null(),
+            "deleted_at": later_of(table.c.deleted_at, stmt.excluded.deleted_at),
+        },
+    )
+    session.execute(stmt)
 
 
 def add(session: Session, **values: Any) -> Message:

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import User, utcnow
@@ -32,26 +32,39 @@ def get_many(session: Session, user_ids: Iterable[str]) -> dict[str, User]:
     return {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)))}
 
 
-def ensure(session: Session, *, user_id: str, wrote_to_us: bool = False) -> None:
-    """Make sure a row exists for this user (the profile comes later).
+def ensure(session: Session, *, user_ids: Iterable[str]) -> None:
+    """Make sure rows exist for these users; new ones join the profile fetch queue.
 
-    When the customer writes to us, a profile refused for lack of consent becomes fetchable
-    again, so it goes back to `pending`.
+    ON CONFLICT DO NOTHING takes no lock on an existing row, so concurrent deliveries do not
+    queue behind the business account's row.
     """
     table = User.__table__
     now = utcnow()
-    stmt = upsert_insert(session, table).values(
-        id=user_id, profile_status="pending", created_at=now, updated_at=now
+    rows = [
+        {
+            "id": user_id,
+            "profile_status": "pending",
+            "profile_due_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for user_id in dict.fromkeys(user_ids)
+    ]
+    session.execute(
+        upsert_insert(session, table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[table.c.id])
     )
-    if wrote_to_us:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_={"profile_status": "pending", "updated_at": now},
-            where=table.c.profile_status == "consent_required",
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=[table.c.id])
-    session.execute(stmt)
+
+
+def wrote_to_us(session: Session, *, user_id: str) -> None:
+    """A customer who refused consent wrote (or tapped) again: their profile can be fetched."""
+    now = utcnow()
+    session.execute(
+        update(User)
+        .where(User.id == user_id, User.profile_status == "consent_required")
+        .values(profile_status="pending", profile_due_at=now, profile_attempts=0, updated_at=now)
+    )
 
 
 def save_profile(
@@ -60,11 +73,20 @@ def save_profile(
     user_id: str,
     status: str,
     fetched_at: datetime,
+    due_at: datetime | None,
+    attempts: int = 0,
     profile: dict[str, Any] | None = None,
 ) -> User:
-    """Store the outcome of a profile fetch: the profile itself, or why there is none."""
+    """Store the outcome of a profile fetch (the profile, or why there is none), when to
+    fetch it next, and release the fetcher's claim."""
     table = User.__table__
-    values: dict[str, Any] = {"profile_status": status, "fetched_at": fetched_at}
+    values: dict[str, Any] = {
+        "profile_status": status,
+        "fetched_at": fetched_at,
+        "profile_due_at": due_at,
+        "profile_attempts": attempts,
+        "profile_claimed_until": None,
+    }
     if profile is not None:
         values.update({column: profile.get(column) for column in PROFILE_COLUMNS})
     stmt = upsert_insert(session, table).values(
@@ -77,3 +99,32 @@ def save_profile(
     user = session.get(User, user_id, populate_existing=True)
     assert user is not None
     return user
+
+
+def claim_due(session: Session, *, now: datetime, lease_until: datetime, limit: int) -> list[str]:
+    """Claim up to `limit` profiles due for a fetch; return their ids.
+
+    The claim is a lease written to the row, so another process skips it until it expires
+    (a fetcher that dies mid-fetch loses its claim). On PostgreSQL, FOR UPDATE SKIP LOCKED
+    keeps two claimers from even waiting on each other; SQLite serialises writers anyway.
+    """
+    claimable = (User.profile_due_at <= now) & (
+        User.profile_claimed_until.is_(None) | (User.profile_claimed_until < now)
+    )
+    due = select(User.id).where(claimable).order_by(User.profile_due_at).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = session.scalars(
+        update(User)
+        .where(User.id.in_(due.scalar_subquery()), claimable)
+        .values(profile_claimed_until=lease_until)
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(claimed)
+
+
+def backlog(session: Session, *, now: datetime) -> int:
+    """How many profiles are due for a fetch."""
+    query = select(func.count()).select_from(User).where(User.profile_due_at <= now)
+    return session.scalar(query) or 0

@@ -225,6 +225,7 @@ def run_demo(
                 out=out,
             )
             result.customers = _customers_write_in(result.sandbox_url)
+            _wait_for_profiles(result)
         except BaseException:
             _stop_all(processes)
             raise
@@ -357,6 +358,20 @@ def _customers_write_in(sandbox_url: str) -> dict[str, dict[str, Any]]:
                     )
             customers[scripted.username] = customer
     return customers
+
+
+def _wait_for_profiles(result: DemoResult) -> None:
+    """Until the service's background fetcher has the customers' profiles (usernames show)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    with requests.Session() as http:
+        for username, customer in result.customers.items():
+            url = f"{result.service_url}/messages?user_id={customer['id']}"
+            while (
+                http.get(url, timeout=HTTP_TIMEOUT_SECONDS).json()[0]["sender_username"] != username
+            ):
+                if time.monotonic() > deadline:
+                    raise DemoError(f"the service did not fetch {username}'s profile in time")
+                time.sleep(0.1)
 
 
 def _control(http: requests.Session, url: str, *, body: dict[str, Any]) -> dict[str, Any]:

@@ -65,10 +65,64 @@ class WebhookMessage(_Tolerant):
     referral: dict[str, Any] | None = None
 
 
+class MessageEdit(_Tolerant):
+    """`message_edit`: the new full text and how many times the message was edited."""
+
+    mid: str = Field(min_length=1, max_length=1024)
+    text: str | None = None
+    num_edit: int = Field(ge=0)  # Meta's IG example shows a string: lax mode coerces it
+
+
+class ReactionEvent(_Tolerant):
+    mid: str = Field(min_length=1, max_length=1024)
+    action: str = Field(pattern="^(react|unreact)$")
+    reaction: str | None = Field(default=None, max_length=64)
+    emoji: str | None = Field(default=None, max_length=64)
+
+
+class ReadEvent(_Tolerant):
+    """`read`: seen up to `mid` (Instagram) or up to a time `watermark` (Messenger style)."""
+
+    mid: str | None = Field(default=None, min_length=1, max_length=1024)
+    watermark: EventTime | None = None
+
+
+class PostbackEvent(_Tolerant):
+    """An icebreaker, template button or persistent-menu tap."""
+
+    mid: str = Field(min_length=1, max_length=1024)
+    title: str | None = None
+    payload: str | None = None  # absent on standby postbacks
+    referral: dict[str, Any] | None = None
+
+
 class MessagingItem(_Tolerant):
-    """One item of `entry[].messaging[]` (or `standby[]`) that carries a `message`."""
+    """What every item of `entry[].messaging[]` (or `standby[]`) has."""
 
     sender: Party
     recipient: Party
     timestamp: EventTime
+
+
+class MessageItem(MessagingItem):
     message: WebhookMessage
+
+
+class MessageEditItem(MessagingItem):
+    message_edit: MessageEdit
+
+
+class ReactionItem(MessagingItem):
+    reaction: ReactionEvent
+
+
+class ReadItem(MessagingItem):
+    read: ReadEvent
+
+
+class PostbackItem(MessagingItem):
+    postback: PostbackEvent
+
+
+class ReferralItem(MessagingItem):
+    referral: dict[str, Any]

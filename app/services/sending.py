@@ -45,7 +45,7 @@ class SendService:
         account_id = self.account.id()
         now = self.clock()
         self._check_window(account_id=account_id, user_id=user_id, tag=tag, now=now)
-        users.ensure(self.session, user_id=user_id)
+        users.ensure(self.session, user_ids=[user_id, account_id])
         conversation_id = conversations.upsert(self.session, account_id=account_id, user_id=user_id)
         message = messages.add(
             self.session,

@@ -1,26 +1,32 @@
-"""Profiles: a cache of the Graph API's user profiles, refreshed after a TTL."""
+"""Profiles: a cache of the Graph API's user profiles, refreshed after a TTL.
+
+New customers' profiles are fetched in the background (app/services/profiles.py), never on
+the webhook path; `/user` fetches on demand when its cache entry is missing or stale.
+"""
 
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from app.clients.instagram import INVALID_PARAMETER, InstagramClient, InstagramError
 from app.config import Settings
 from app.errors import NotFoundError
-from app.models import User, utcnow
+from app.models import Conversation, User, utcnow
 from app.repositories import users
 
 logger = logging.getLogger(__name__)
 
 # Meta refuses profile reads of people who never messaged the business: 230, or 100 on reads.
 CONSENT_CODES = frozenset({230, INVALID_PARAMETER})
+MAX_RETRY_DELAY = timedelta(hours=24)
 
 
 class UserService:
-    """Read profiles from the cache, fetching from Instagram when missing or stale."""
+    """Read profiles from the cache; fetch them from Instagram and remember the outcome."""
 
     def __init__(
         self,
@@ -41,51 +47,67 @@ class UserService:
         if cached is not None and cached.profile_status == "ok" and self._is_fresh(cached):
             return cached
         self._release_connection()
+        user, error = self.refresh(user_id, current=cached)
+        if error is None and user is not None:
+            return user
+        if error is not None and error.graph_code not in CONSENT_CODES:
+            if cached is not None and cached.profile_status == "ok":
+                logger.warning("serving a stale profile of %s: %s", user_id, error.code)
+                return cached
+            raise error
+        raise NotFoundError(
+            f"Instagram has no profile of user {user_id} for this account: the id is unknown, "
+            "or the user has not messaged the business yet (Instagram shares a profile only "
+            "after the user has written to the business).",
+            code="user_not_found",
+        )
+
+    def usernames(self, *, customer_id: str, business_id: str) -> dict[str, str]:
+        """Usernames of a conversation's two sides from the cache, else the ids themselves.
+
+        Never calls Instagram: profiles are fetched in the background.
+        """
+        cached = users.get_many(self.session, {customer_id, business_id})
+        return {
+            user_id: (cached[user_id].username if user_id in cached else None) or user_id
+            for user_id in (customer_id, business_id)
+        }
+
+    def refresh(
+        self, user_id: str, *, current: User | None
+    ) -> tuple[User | None, InstagramError | None]:
+        """Fetch a profile from Instagram; store the outcome and when to fetch it next.
+
+        A consent refusal waits for the customer's next message; other failures back off
+        exponentially and keep a profile we already have. Nothing is stored for an id we have
+        no row for unless Instagram knows it. Returns the stored row (if any) and the error.
+        """
+        now = self.clock()
         try:
             profile = self._fetch(user_id)
         except InstagramError as exc:
+            logger.info("profile of %s not fetched: %s", user_id, exc.code)
+            if current is None:
+                self.session.commit()
+                return None, exc
             if exc.graph_code in CONSENT_CODES:
-                if cached is not None:
-                    self._store(user_id, status="consent_required")
-                raise NotFoundError(
-                    f"Instagram has no profile of user {user_id} for this account: the id is "
-                    "unknown, or the user has not messaged the business yet (Instagram shares "
-                    "a profile only after the user has written to the business).",
-                    code="user_not_found",
-                ) from None
-            if cached is not None and cached.profile_status == "ok":
-                logger.warning("serving a stale profile of %s: %s", user_id, exc.code)
-                return cached
-            raise
-        if profile is None:
-            raise NotFoundError(f"User {user_id} is not known to Instagram.", code="user_not_found")
-        return self._store(user_id, status="ok", profile=profile)
-
-    def usernames(self, *, customer_id: str, business_id: str) -> dict[str, str]:
-        """Usernames of a conversation's two sides: cached, else fetched, else the id itself.
-
-        Never fails: a profile Instagram will not give is remembered (and retried later),
-        and the reader sees the id instead of a name.
-        """
-        user_ids = {customer_id, business_id}
-        cached = users.get_many(self.session, user_ids)
-        stale = [uid for uid in user_ids if uid not in cached or not self._is_fresh(cached[uid])]
-        if stale:
-            self._release_connection()
-            for user_id in stale:
-                cached[user_id] = self._refresh_quietly(user_id, is_business=user_id == business_id)
-        return {uid: cached[uid].username or uid for uid in user_ids}
-
-    def _refresh_quietly(self, user_id: str, *, is_business: bool) -> User:
-        try:
-            profile = self._fetch(user_id, is_business=is_business)
-        except InstagramError as exc:
-            status = "consent_required" if exc.graph_code in CONSENT_CODES else "unavailable"
-            logger.info("profile of %s not fetched (%s): %s", user_id, status, exc.code)
-            return self._store(user_id, status=status)
-        if profile is None:
-            return self._store(user_id, status="unavailable")
-        return self._store(user_id, status="ok", profile=profile)
+                return self._store(
+                    user_id, fetched_at=now, status="consent_required", due_at=None
+                ), exc
+            attempts = current.profile_attempts + 1
+            delay = timedelta(seconds=self.settings.profile_retry_seconds) * 2 ** (attempts - 1)
+            kept = "ok" if current.profile_status == "ok" else "unavailable"
+            user = self._store(
+                user_id,
+                fetched_at=current.fetched_at if kept == "ok" else now,
+                status=kept,
+                due_at=now + min(delay, MAX_RETRY_DELAY),
+                attempts=attempts,
+            )
+            return user, exc
+        ttl = timedelta(seconds=self.settings.profile_cache_ttl_seconds)
+        user = self._store(user_id, fetched_at=now, status="ok", due_at=now + ttl, profile=profile)
+        return user, None
 
     def _release_connection(self) -> None:
         # End the read-only transaction so no connection (nor SQLite's lock) is held while
@@ -94,31 +116,54 @@ class UserService:
         self.session.commit()
 
     def _is_fresh(self, user: User) -> bool:
-        if user.fetched_at is None or user.profile_status == "pending":
+        if user.fetched_at is None:
             return False
-        ttl = (
-            self.settings.profile_retry_seconds
-            if user.profile_status == "unavailable"
-            else self.settings.profile_cache_ttl_seconds
-        )
-        return self.clock() - user.fetched_at < timedelta(seconds=ttl)
+        age = self.clock() - user.fetched_at
+        return age < timedelta(seconds=self.settings.profile_cache_ttl_seconds)
 
-    def _fetch(self, user_id: str, *, is_business: bool = False) -> dict[str, Any] | None:
-        """The profile from Instagram; the business account itself is read through `/me`."""
-        if is_business or user_id == self.settings.account_id:
-            me = self.instagram.get_me()
-            if str(me.get("user_id")) != user_id:
-                return None
-            return {
-                "username": me.get("username"),
-                "name": me.get("name"),
-                "profile_pic": me.get("profile_picture_url"),
-            }
-        return self.instagram.get_user_profile(user_id)
+    def _is_business_account(self, user_id: str) -> bool:
+        if user_id == self.settings.account_id:
+            return True
+        query = select(exists().where(Conversation.account_id == user_id))
+        is_business = bool(self.session.scalar(query))
+        self._release_connection()
+        return is_business
 
-    def _store(self, user_id: str, *, status: str, profile: dict[str, Any] | None = None) -> User:
+    def _fetch(self, user_id: str) -> dict[str, Any]:
+        """The profile from Instagram; a business account's own through `/me`."""
+        if not self._is_business_account(user_id):
+            return self.instagram.get_user_profile(user_id)
+        me = self.instagram.get_me()
+        if str(me.get("user_id")) != user_id:
+            raise InstagramError(
+                f"The token belongs to account {me.get('user_id')}, not {user_id}.",
+                status_code=404,
+                code="user_not_found",
+            )
+        return {
+            "username": me.get("username"),
+            "name": me.get("name"),
+            "profile_pic": me.get("profile_picture_url"),
+        }
+
+    def _store(
+        self,
+        user_id: str,
+        *,
+        fetched_at: datetime,
+        status: str,
+        due_at: datetime | None,
+        attempts: int = 0,
+        profile: dict[str, Any] | None = None,
+    ) -> User:
         user = users.save_profile(
-            self.session, user_id=user_id, status=status, fetched_at=self.clock(), profile=profile
+            self.session,
+            user_id=user_id,
+            status=status,
+            fetched_at=fetched_at,
+            due_at=due_at,
+            attempts=attempts,
+            profile=profile,
         )
         self.session.commit()
         return user

@@ -4,7 +4,6 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -12,14 +11,9 @@ from app.errors import BadRequestError, ForbiddenError
 from app.models import utcnow
 from app.repositories import deliveries
 from app.security import secrets_equal, signature_matches
-from app.services.events import EventShapeError, WebhookEvent, apply_event, extract_events
+from app.services.events import apply_delivery
 
 logger = logging.getLogger(__name__)
-
-# Errors that mean the database itself failed: the whole delivery must fail (503, Meta retries)
-# rather than be recorded as one bad event.
-DATABASE_FAILURES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
-MAX_ERROR_TEXT = 500
 
 
 def _reject_constant(name: str) -> Any:
@@ -32,11 +26,6 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise BadRequestError("The body is not valid JSON.", code="malformed_json") from None
-
-
-def _describe(exc: Exception) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\x00", "")
-    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "..."
 
 
 class WebhookService:
@@ -65,20 +54,21 @@ class WebhookService:
         self._check_signature(body=body, signature=signature)
         payload = parse_json(body)
         received_at = utcnow()
-        events = list(extract_events(payload))
-        failures = self._apply_all(events)
+        outcome = apply_delivery(self.session, payload)
         deliveries.add(
             self.session,
             body=body,
             received_at=received_at,
-            event_count=len(events),
-            status="failed" if failures else "applied",
-            error="\n".join(failures) or None,
+            event_count=outcome.event_count,
+            status=outcome.status,
+            error=outcome.error,
         )
         self.session.commit()
-        if failures:
+        if outcome.failures:
             logger.error(
-                "webhook delivery stored with %d failed event(s): %s", len(failures), failures[0]
+                "webhook delivery stored with %d failed event(s), kept for `fab replay`: %s",
+                len(outcome.failures),
+                outcome.failures[0],
             )
 
     def _check_signature(self, *, body: bytes, signature: str | None) -> None:
@@ -95,32 +85,3 @@ class WebhookService:
                 "missing" if not signature else "wrong",
             )
             raise ForbiddenError("Invalid webhook signature.", code="invalid_signature")
-
-    def _apply_all(self, events: list[WebhookEvent | EventShapeError]) -> list[str]:
-        """Apply every event; return one line per event that could not be applied.
-
-        The common case (everything applies) costs one savepoint. Only when something fails
-        is each event retried in a savepoint of its own, so one bad event cannot take the
-        others down with it.
-        """
-        shape_errors = [str(event) for event in events if isinstance(event, EventShapeError)]
-        valid = [event for event in events if isinstance(event, WebhookEvent)]
-        try:
-            with self.session.begin_nested():
-                for event in valid:
-                    apply_event(self.session, event)
-            return shape_errors
-        except DATABASE_FAILURES:
-            raise
-        except Exception:
-            logger.debug("delivery did not apply in one piece; isolating events", exc_info=True)
-        failures = shape_errors
-        for event in valid:
-            try:
-                with self.session.begin_nested():
-                    apply_event(self.session, event)
-            except DATABASE_FAILURES:
-                raise
-            except Exception as exc:
-                failures.append(f"{event.path}: {_describe(exc)}")
-        return failures

@@ -6,7 +6,9 @@ from sqlalchemy.orm import Session
 
 from app.models import Message
 from app.sandbox.server import BackgroundServer
+from tests.conftest import StartService
 from tests.helpers import (
+    ACCOUNT_ID,
     CUSTOMER_ID,
     ServiceClient,
     customer_writes,
@@ -14,6 +16,7 @@ from tests.helpers import (
     graph_calls,
     new_customer,
     text_message,
+    wait_for_profiles,
 )
 
 BUSINESS_USERNAME = "sandbox_business"  # what the sandbox's /me answers
@@ -26,9 +29,10 @@ def anna(meta: ServiceClient, service: BackgroundServer) -> dict:
 
 
 def test_history_is_oldest_first_with_usernames_from_the_profiles(
-    api: ServiceClient, meta: ServiceClient, anna: dict
+    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     customer_writes(meta, anna["id"], "Hi! Do you ship to Berlin?")
+    wait_for_profiles(db, anna["id"], ACCOUNT_ID)
     customer_writes(meta, anna["id"], "And to Munich?")
     sent = api.post(
         "/message/send", params={"user_id": anna["id"]}, json={"message": {"text": "Yes, both."}}
@@ -57,18 +61,33 @@ def test_history_is_oldest_first_with_usernames_from_the_profiles(
     ]
 
 
-def test_cached_profiles_mean_no_graph_api_call(
-    api: ServiceClient, meta: ServiceClient, anna: dict
+def test_reads_never_call_the_graph_api(
+    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     customer_writes(meta, anna["id"], "hello")
-    assert api.get("/messages", params={"user_id": anna["id"]}).status_code == 200
-    calls_after_first_read = len(graph_calls(meta))
-    assert calls_after_first_read >= 1
+    wait_for_profiles(db, anna["id"], ACCOUNT_ID)
+    calls = graph_calls(meta)
 
     for _ in range(3):
         assert api.get("/messages", params={"user_id": anna["id"]}).status_code == 200
 
-    assert len(graph_calls(meta)) == calls_after_first_read
+    assert graph_calls(meta) == calls
+
+
+def test_before_the_profiles_are_fetched_the_ids_stand_in(
+    start_service: StartService, meta: ServiceClient, db: Session
+) -> None:
+    server = start_service(profile_worker_enabled=False)
+    customer = new_customer(meta, username="zoe")
+    customer_writes(meta, customer["id"], "hi")
+
+    with ServiceClient(server.url) as client:
+        history = client.get("/messages", params={"user_id": customer["id"]}).json()
+
+    assert history == [
+        {"sender_username": customer["id"], "recipient_username": ACCOUNT_ID, "text": "hi"}
+    ]
+    assert graph_calls(meta) == []
 
 
 def test_default_count_is_50_and_messages_count_limits_it(
@@ -124,19 +143,16 @@ def test_media_unsent_and_unsupported_messages_show_placeholders(api: ServiceCli
 
 
 def test_without_a_profile_the_id_stands_in_for_the_username(
-    api: ServiceClient, meta: ServiceClient
+    api: ServiceClient, meta: ServiceClient, db: Session
 ) -> None:
     # The example customer is unknown to the sandbox: Instagram gives no profile for it.
     assert api.deliver(example_bytes("text")).status_code == 200
+    wait_for_profiles(db, CUSTOMER_ID)
 
-    first = api.get("/messages", params={"user_id": CUSTOMER_ID})
-    calls = len(graph_calls(meta, "profile"))
-    second = api.get("/messages", params={"user_id": CUSTOMER_ID})
+    response = api.get("/messages", params={"user_id": CUSTOMER_ID})
 
-    assert first.status_code == second.status_code == 200
-    assert first.json()[0]["sender_username"] == CUSTOMER_ID
-    # The refusal is remembered: no new profile call until PROFILE_RETRY_SECONDS pass.
-    assert len(graph_calls(meta, "profile")) == calls
+    assert response.status_code == 200
+    assert response.json()[0]["sender_username"] == CUSTOMER_ID
 
 
 def test_failed_sends_are_not_shown(api: ServiceClient, db: Session) -> None:
@@ -177,18 +193,21 @@ def test_bad_parameters_are_422(api: ServiceClient, params: dict) -> None:
 
 
 def test_the_cost_of_a_read_does_not_grow_with_the_history(
-    service: BackgroundServer, api: ServiceClient, meta: ServiceClient
+    start_service: StartService, service: BackgroundServer, meta: ServiceClient, db: Session
 ) -> None:
     customer_writes(meta, new_customer(meta, id=CUSTOMER_ID, username="peter")["id"], "hi")
+    wait_for_profiles(db, CUSTOMER_ID, ACCOUNT_ID)
+    # A second process without the profile fetcher: only the reads' statements are counted.
+    reader = start_service(profile_worker_enabled=False)
+    api = ServiceClient(reader.url)
     statements: list[str] = []
-    engine = service.app.state.engine
+    engine = reader.app.state.engine
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:
         statements.append(statement)
 
     for number in range(5):
         api.deliver(text_message(mid=f"short-{number}", timestamp=1745923812000 + number))
-    api.get("/messages", params={"user_id": CUSTOMER_ID})  # warms the profile cache
 
     event.listen(engine, "before_cursor_execute", record)
     try:

@@ -13,6 +13,7 @@ from tests.helpers import (
     customer_writes,
     graph_calls,
     new_customer,
+    wait_for_profiles,
 )
 
 SAMPLE_5_KEYS = {
@@ -27,8 +28,8 @@ SAMPLE_5_KEYS = {
 
 
 @pytest.fixture
-def anna(meta: ServiceClient, service: BackgroundServer) -> dict:
-    """A customer of the sandbox; the service runs, so what she writes is stored."""
+def anna(meta: ServiceClient, service: BackgroundServer, db: Session) -> dict:
+    """A customer of the sandbox who wrote in; the background fetcher has her profile."""
     customer = new_customer(
         meta,
         username="anna_k",
@@ -38,6 +39,7 @@ def anna(meta: ServiceClient, service: BackgroundServer) -> dict:
         is_user_follow_business=True,
     )
     customer_writes(meta, customer["id"], "hi")  # consent: she wrote to the business
+    wait_for_profiles(db, customer["id"], ACCOUNT_ID)
     return customer
 
 
@@ -78,7 +80,7 @@ def test_a_fresh_cached_profile_needs_no_graph_api_call(
 def test_a_stale_profile_is_fetched_again(
     start_service: StartService, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
-    server = start_service(profile_cache_ttl_seconds=0)
+    server = start_service(profile_cache_ttl_seconds=0, profile_worker_enabled=False)
     with ServiceClient(server.url) as client:
         assert client.get("/user", params={"user_id": anna["id"]}).status_code == 200
         first_fetch = db.get(User, anna["id"]).fetched_at
@@ -94,7 +96,7 @@ def test_a_stale_profile_is_fetched_again(
 def test_a_stale_profile_is_served_when_instagram_fails(
     start_service: StartService, meta: ServiceClient, anna: dict
 ) -> None:
-    server = start_service(profile_cache_ttl_seconds=0)
+    server = start_service(profile_cache_ttl_seconds=0, profile_worker_enabled=False)
     with ServiceClient(server.url) as client:
         assert client.get("/user", params={"user_id": anna["id"]}).status_code == 200
         add_fault(meta, kind="profile", status=500, error={"message": "down", "code": 2}, times=5)
@@ -139,10 +141,13 @@ def test_the_business_account_profile_comes_from_me(api: ServiceClient) -> None:
     assert (response.json()["id"], response.json()["username"]) == (ACCOUNT_ID, "sandbox_business")
 
 
-def test_an_invalid_token_is_a_502_saying_so(start_service: StartService, anna: dict) -> None:
-    server = start_service(instagram_user_token="IGAA-revoked")
+def test_an_invalid_token_is_a_502_saying_so(
+    start_service: StartService, meta: ServiceClient
+) -> None:
+    server = start_service(instagram_user_token="IGAA-revoked", profile_worker_enabled=False)
+    not_cached = new_customer(meta, username="bob")
     with ServiceClient(server.url) as client:
-        response = client.get("/user", params={"user_id": anna["id"]})
+        response = client.get("/user", params={"user_id": not_cached["id"]})
 
     assert response.status_code == 502
     body = response.json()
@@ -152,21 +157,23 @@ def test_an_invalid_token_is_a_502_saying_so(start_service: StartService, anna: 
 
 
 def test_instagram_rate_limit_is_a_429_with_retry_after(
-    api: ServiceClient, meta: ServiceClient, anna: dict
+    api: ServiceClient, meta: ServiceClient
 ) -> None:
+    not_cached = new_customer(meta, username="bob")
     add_fault(meta, kind="profile", error={"message": "Calls exceed rate limit", "code": 613})
 
-    response = api.get("/user", params={"user_id": anna["id"]})
+    response = api.get("/user", params={"user_id": not_cached["id"]})
 
     assert response.status_code == 429
     assert response.json()["code"] == "instagram_rate_limited"
     assert int(response.headers["Retry-After"]) > 0
 
 
-def test_instagram_unreachable_is_a_503(start_service: StartService, anna: dict) -> None:
+def test_instagram_unreachable_is_a_503(start_service: StartService, meta: ServiceClient) -> None:
     server = start_service(instagram_graph_url="http://127.0.0.1:9", instagram_get_retries=0)
+    not_cached = new_customer(meta, username="bob")
     with ServiceClient(server.url) as client:
-        response = client.get("/user", params={"user_id": anna["id"]})
+        response = client.get("/user", params={"user_id": not_cached["id"]})
 
     assert response.status_code == 503
     assert response.json()["code"] == "instagram_unreachable"

@@ -269,27 +269,32 @@ def test_unsupported_message_is_a_placeholder_row(api: ServiceClient, db: Sessio
 
 
 @pytest.mark.parametrize(
-    "name",
+    "item",
     [
-        "reaction_react",
-        "reaction_unreact",
-        "seen",
-        "message_edit",
-        "postback_icebreaker",
-        "referral_igme_existing_thread",
-        "dashboard_test_changes_form",
+        {"optin": {"ref": "x"}},
+        {"pass_thread_control": {"new_owner_app_id": "1"}},
+        {"something_new": {"a": 1}},
     ],
+    ids=["optin", "handover", "unknown"],
 )
-def test_other_events_are_kept_raw_and_answered_200(
-    api: ServiceClient, db: Session, name: str
+def test_event_kinds_instagram_does_not_document_are_kept_raw_and_answered_200(
+    api: ServiceClient, db: Session, item: dict
 ) -> None:
-    raw = example_bytes(name)
+    payload = example("text")
+    sent = payload["entry"][0]["messaging"][0]
+    payload["entry"][0]["messaging"][0] = {
+        "sender": sent["sender"],
+        "recipient": sent["recipient"],
+        "timestamp": sent["timestamp"],
+        **item,
+    }
+    raw = encode(payload)
 
     response = api.deliver(raw)
 
     assert response.status_code == 200
     delivery = db.scalars(select(WebhookDelivery)).one()
-    assert (delivery.body, delivery.status) == (raw, "applied")
+    assert (delivery.body, delivery.status, delivery.event_count) == (raw, "applied", 1)
     assert count(db, Message) == 0
 
 

@@ -1,0 +1,54 @@
+"""Re-apply webhook deliveries whose events failed, after the cause is fixed (`fab replay`)."""
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import WebhookDelivery, utcnow
+from app.services.events import apply_delivery
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0
+    fixed: int = 0
+    still_failing: list[int] = field(default_factory=list)  # delivery ids
+
+
+def replay_failed(
+    session_factory: sessionmaker[Session], *, limit: int | None = None
+) -> ReplayReport:
+    """Apply every failed delivery again, oldest first, each in its own transaction.
+
+    Applying is idempotent, so events that had already been applied change nothing; the
+    delivery is marked applied when all of its events now apply.
+    """
+    report = ReplayReport()
+    with session_factory() as session:
+        query = select(WebhookDelivery.id).where(WebhookDelivery.status == "failed")
+        ids = list(session.scalars(query.order_by(WebhookDelivery.id).limit(limit)))
+        session.commit()
+    for delivery_id in ids:
+        with session_factory() as session:
+            delivery = session.get(WebhookDelivery, delivery_id)
+            if delivery is None or delivery.status != "failed":
+                continue  # another replay got there first
+            outcome = apply_delivery(session, json.loads(delivery.body))
+            delivery.replay_count += 1
+            delivery.status = outcome.status
+            delivery.error = outcome.error
+            if not outcome.failures:
+                delivery.applied_at = utcnow()
+            session.commit()
+        report.replayed += 1
+        if outcome.failures:
+            report.still_failing.append(delivery_id)
+            logger.warning("delivery %s still fails: %s", delivery_id, outcome.failures[0])
+        else:
+            report.fixed += 1
+    return report
