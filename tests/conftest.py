@@ -94,27 +94,78 @@ def fresh_schema(postgres_admin: Engine) -> Iterator[str]:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+class Databases:
+    """Fresh databases at the current schema, on one backend; all dropped at teardown."""
+
+    def __init__(
+        self,
+        backend: str,
+        *,
+        directory: Path,
+        sqlite_template: Path | None = None,
+        postgres_admin: Engine | None = None,
+    ) -> None:
+        self.backend = backend
+        self.directory = directory
+        self.sqlite_template = sqlite_template
+        self.postgres_admin = postgres_admin
+        self._schemas: list[str] = []
+
+    def new(self) -> str:
+        """The URL of a new, empty database at the newest migration."""
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        if self.backend == "sqlite":
+            assert self.sqlite_template is not None
+            path = self.directory / f"{name}.db"
+            shutil.copy(self.sqlite_template, path)
+            return f"sqlite:///{path}"
+        assert self.postgres_admin is not None
+        with self.postgres_admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{name}"'))
+        self._schemas.append(name)
+        url = postgres_url_for_schema(name)
+        # The schema the migrations build equals the models' (test_migrations checks for
+        # drift), so create_all is the fast way to a fresh schema.
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        with engine.begin() as connection:
+            connection.execute(
+                text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+            )
+            for head in migration_heads():
+                connection.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head})
+        engine.dispose()
+        return url
+
+    def drop_all(self) -> None:
+        if self.postgres_admin is None:
+            return
+        with self.postgres_admin.connect() as connection:
+            for schema in self._schemas:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database at the current schema, for one test, on each backend."""
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+    """A maker of fresh databases, for each backend the tests run on."""
     if request.param == "sqlite":
-        path = tmp_path / "service.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
-    schema = request.getfixturevalue("fresh_schema")
-    url = postgres_url_for_schema(schema)
-    # The schema the migrations build equals the models' (test_migrations checks for drift),
-    # so create_all is the fast way to a fresh schema per test.
-    engine = create_engine(url)
-    Base.metadata.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(
-            text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        made = Databases(
+            "sqlite", directory=tmp_path, sqlite_template=request.getfixturevalue("sqlite_template")
         )
-        for head in migration_heads():
-            connection.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head})
-    engine.dispose()
-    return url
+    else:
+        made = Databases(
+            "postgresql",
+            directory=tmp_path,
+            postgres_admin=request.getfixturevalue("postgres_admin"),
+        )
+    yield made
+    made.drop_all()
+
+
+@pytest.fixture
+def database_url(databases: Databases) -> str:
+    """A fresh database for one test, on each backend."""
+    return databases.new()
 
 
 @pytest.fixture

@@ -45,7 +45,11 @@ def new_mid(*, account_id: str) -> str:
     return raw.replace("Z", "ZA").replace("=", "ZD")
 
 
+def new_media_id() -> str:
+    """A 17-digit Instagram media id (post, reel, story), also the CDN's `asset_id`."""
+    return "18" + random_digits(15)
+
+
 def new_cdn_url() -> str:
     """A signed-looking lookaside CDN URL, where Meta re-hosts every media attachment."""
-    asset_id = "18" + random_digits(15)
-    return CDN_URL.format(asset_id=asset_id, signature=secrets.token_urlsafe(75))
+    return CDN_URL.format(asset_id=new_media_id(), signature=secrets.token_urlsafe(75))

@@ -93,6 +93,8 @@ class SandboxState:
         self._calls: list[GraphCall] = []
         self._sent: list[SendCall] = []
         self._faults: list[Fault] = []
+        # How many times each message has been edited, to number the next edit.
+        self._edit_counts: dict[str, int] = {}
         self._restore_settings()
 
     def _restore_settings(self) -> None:
@@ -127,12 +129,13 @@ class SandboxState:
         return self.settings()
 
     def reset(self) -> None:
-        """Forget customers, calls, sends and faults; knobs go back to the config values."""
+        """Forget customers, calls, sends, edits and faults; knobs go back to the config values."""
         with self._lock:
             self._customers.clear()
             self._calls.clear()
             self._sent.clear()
             self._faults.clear()
+            self._edit_counts.clear()
             self._restore_settings()
 
     def deliver_webhook(self, *, payload: Any, signed: bool = True) -> DeliveryResult:
@@ -158,6 +161,18 @@ class SandboxState:
             self._customers[customer.id] = dataclasses.replace(customer)
             return dataclasses.replace(customer)
 
+    def _customer(self, igsid: str) -> Customer:
+        # The live object: callers hold the lock.
+        customer = self._customers.get(igsid)
+        if customer is None:
+            raise UnknownCustomerError(f"customer {igsid} does not exist")
+        return customer
+
+    def require_customer(self, igsid: str) -> Customer:
+        """The customer with this IGSID; UnknownCustomerError when there is none."""
+        with self._lock:
+            return dataclasses.replace(self._customer(igsid))
+
     def get_customer(self, igsid: str) -> Customer | None:
         """The customer with this IGSID, or None."""
         with self._lock:
@@ -172,9 +187,7 @@ class SandboxState:
     def record_inbound(self, *, igsid: str, timestamp_ms: int) -> Customer:
         """Note that the customer wrote at `timestamp_ms`: consent given, window (re)opened."""
         with self._lock:
-            customer = self._customers.get(igsid)
-            if customer is None:
-                raise UnknownCustomerError(f"customer {igsid} does not exist")
+            customer = self._customer(igsid)
             customer.consented = True
             # Webhooks may describe old messages; only the newest one opens the window.
             if customer.last_inbound_ms is None or timestamp_ms > customer.last_inbound_ms:
@@ -202,6 +215,25 @@ class SandboxState:
         """Every Send API call so far, in arrival order."""
         with self._lock:
             return list(self._sent)
+
+    def last_sent_mid(self, igsid: str) -> str | None:
+        """The mid of the newest message the Send API delivered to this customer, if any."""
+        with self._lock:
+            for send in reversed(self._sent):
+                answer = send.response
+                # Failed sends and sender actions answer without a `message_id`.
+                if isinstance(answer, dict) and answer.get("recipient_id") == igsid:
+                    mid = answer.get("message_id")
+                    if mid:
+                        return str(mid)
+            return None
+
+    def count_edit(self, *, mid: str, num_edit: int | None = None) -> int:
+        """Number this edit of `mid`: one more than the last, or `num_edit` when given."""
+        with self._lock:
+            number = num_edit if num_edit is not None else self._edit_counts.get(mid, 0) + 1
+            self._edit_counts[mid] = number
+            return number
 
     # Faults
 

@@ -13,27 +13,11 @@ from app.sandbox import SandboxConfig
 from app.sandbox.clock import now_ms
 from app.sandbox.ids import new_mid
 from app.sandbox.webhooks import deliver, encode
-from app.security import signature_matches
-from tests.sandbox.conftest import (
-    ACCOUNT_ID,
-    APP_SCOPED_ID,
-    APP_SECRET,
-    CONFIG_ENV_VARS,
-    ReceivedWebhook,
-)
+from tests.sandbox.conftest import ACCOUNT_ID, APP_SCOPED_ID, CONFIG_ENV_VARS, signed_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MID_PREFIX = "aWdfZAG1faXRlbToxOklHTWVzc2FnZA"
 HOUR_MS = 60 * 60 * 1000
-
-
-def signed_json(webhook: ReceivedWebhook) -> dict:
-    """The delivery's JSON, after checking it is signed with the app secret."""
-    assert webhook.headers["content-type"] == "application/json"
-    assert signature_matches(
-        secret=APP_SECRET, body=webhook.body, header=webhook.headers["x-hub-signature-256"]
-    )
-    return json.loads(webhook.body)
 
 
 def only_item(payload: dict) -> dict:
