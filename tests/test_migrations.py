@@ -7,12 +7,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app.models import Base
 from tests.conftest import alembic_config, postgres_url_for_schema
 
-TABLES = {"users", "conversations", "messages", "webhook_deliveries"}
+TABLES = {"users", "conversations", "messages", "reactions", "webhook_deliveries"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,3 +66,21 @@ def test_migration_files_have_dated_names_and_one_head() -> None:
         date, _, slug = name.partition("-")
         assert len(date) == len("2026_11_29_1016"), name
         assert len(slug) > len(".py"), name
+
+
+def test_the_events_migration_queues_existing_pending_profiles(empty_database_url: str) -> None:
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0001")
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (id, profile_status) VALUES ('1', 'pending'), ('2', 'ok')")
+        )
+
+    command.upgrade(config, "head")
+
+    with engine.connect() as connection:
+        due = dict(connection.execute(text("SELECT id, profile_due_at FROM users")).all())
+    engine.dispose()
+    assert due["1"] is not None
+    assert due["2"] is None

@@ -405,3 +405,53 @@ def test_timestamps_a_day_apart_still_compare_in_time_order(
     assert api.deliver(with_item("text", mid="m-2", timestamp=1745923812000)).status_code == 200
 
     assert conversation(db).last_inbound_at == at(1745923812000 + day)
+
+
+def test_the_sandbox_drives_every_event_end_to_end(
+    api: ServiceClient, meta: ServiceClient, db: Session
+) -> None:
+    customer = meta.post("/_sandbox/customers", json={"username": "eve"}).json()["id"]
+
+    def customer_does(route: str, **body: Any) -> dict[str, Any]:
+        response = meta.post(f"/_sandbox/customers/{customer}/{route}", json=body)
+        assert response.status_code == 201, response.text
+        assert response.json()["delivery"]["status_code"] == 200
+        return response.json()
+
+    question = customer_does("messages", text="Is it in stock?")["mid"]
+    reply = api.post(
+        "/message/send", params={"user_id": customer}, json={"message": {"text": "Yes!"}}
+    )
+    assert reply.status_code == 200
+    answer = reply.json()["message_id"]
+    customer_does("edits", mid=question, text="Is it in stock in M?")
+    customer_does("reactions", mid=answer, reaction="love")
+    customer_does("reads", mid=answer)
+    tap = customer_does("postbacks", title="Opening hours", payload="HOURS")["mid"]
+    customer_does("referrals", ref="spring")
+    customer_does("story-replies", text="Love this!")
+    customer_does("story-mentions")
+    photo = customer_does("messages", attachments=[{"type": "image"}])["mid"]
+    customer_does("unsend", mid=photo)
+    customer_does("messages", text="Can I talk to a person?", standby=True)
+    customer_does("messages", is_unsupported=True)
+
+    db.expire_all()
+    assert {d.status for d in db.scalars(select(WebhookDelivery))} == {"applied"}
+    assert message(db, question).text == "Is it in stock in M?"
+    assert db.scalars(select(Reaction)).one().mid == answer
+    thread = conversation(db)
+    assert (thread.customer_read_mid, thread.last_referral["ref"]) == (answer, "spring")
+    assert message(db, tap).postback_payload == "HOURS"
+    assert message(db, photo).is_deleted is True
+    texts = [m["text"] for m in api.get("/messages", params={"user_id": customer}).json()]
+    assert texts == [
+        "Is it in stock in M?",
+        "Yes!",
+        "Opening hours",
+        "Love this!",
+        "[story_mention]",
+        "[deleted]",
+        "Can I talk to a person?",
+        "[unsupported message]",
+    ]
