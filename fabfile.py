@@ -36,8 +36,12 @@ def runserver(c, host="0.0.0.0", port=8000, reload=False):  # noqa: S104
     """Apply migrations, then serve app.main:app with uvicorn."""
     migrate(c)
     reload_flag = " --reload" if reload else ""
+    # The service logs every request itself (path without the query string, with a request
+    # id); uvicorn's access log would add a second line holding the query (and its secrets).
     _run(
-        c, f"{PYTHON} -m uvicorn app.main:app --host {shlex.quote(host)} --port {port}{reload_flag}"
+        c,
+        f"{PYTHON} -m uvicorn app.main:app --host {shlex.quote(host)} --port {port}"
+        f" --no-access-log{reload_flag}",
     )
 
 
@@ -79,3 +83,15 @@ def replay(c, limit=0):
     """Re-apply stored webhook deliveries whose events failed (after fixing the cause)."""
     limit_flag = f" --limit {int(limit)}" if limit else ""
     _run(c, f"{PYTHON} -m app.cli replay{limit_flag}")
+
+
+@task
+def doctor(c):
+    """Check the configuration against the database and the Instagram Graph API."""
+    _run(c, f"{PYTHON} -m app.cli doctor")
+
+
+@task
+def subscribe(c):
+    """Subscribe the Instagram account to every webhook field the service handles."""
+    _run(c, f"{PYTHON} -m app.cli subscribe")

@@ -1,12 +1,22 @@
-"""Operator commands: `python -m app.cli replay` (what `fab replay` runs)."""
+"""Operator commands: `python -m app.cli replay|doctor|subscribe` (what `fab replay`,
+`fab doctor` and `fab subscribe` run)."""
 
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-from app.config import get_settings
+from sqlalchemy import Engine
+
+from app.clients.instagram import InstagramClient, InstagramError
+from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
+from app.services.doctor import run_checks
 from app.services.replay import replay_failed
+from app.services.subscription import WEBHOOK_FIELDS, subscribe
+from app.services.tokens import TokenStore
 
 
 def _replay(arguments: argparse.Namespace) -> int:
@@ -23,12 +33,69 @@ def _replay(arguments: argparse.Namespace) -> int:
     return 1 if report.still_failing else 0
 
 
+@dataclass(frozen=True)
+class Collaborators:
+    settings: Settings
+    engine: Engine
+    tokens: TokenStore
+    instagram: InstagramClient
+
+
+@contextmanager
+def collaborators() -> Iterator[Collaborators]:
+    """What the service itself would use: the settings, the database and the Graph client
+    with the stored (possibly refreshed) token."""
+    settings = get_settings()
+    engine = create_db_engine(settings)
+    tokens = TokenStore(settings=settings, session_factory=create_session_factory(engine))
+    instagram = InstagramClient(settings, token=tokens)
+    try:
+        yield Collaborators(settings=settings, engine=engine, tokens=tokens, instagram=instagram)
+    finally:
+        instagram.close()
+        engine.dispose()
+
+
+def _doctor(_: argparse.Namespace) -> int:
+    with collaborators() as c:
+        checks = run_checks(
+            settings=c.settings, engine=c.engine, tokens=c.tokens, instagram=c.instagram
+        )
+    for check in checks:
+        print(check.line())
+    failed = [check.name for check in checks if check.failed]
+    print(f"{len(failed)} of {len(checks)} checks failed" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
+def _subscribe(_: argparse.Namespace) -> int:
+    with collaborators() as c:
+        try:
+            subscription = subscribe(c.instagram)
+        except InstagramError as exc:
+            print(f"subscribing failed: {exc.message}")
+            return 1
+    print(f"subscribed to: {', '.join(subscription.fields) or 'nothing'}")
+    if subscription.missing:
+        print(f"still missing: {', '.join(subscription.missing)} (check the app's webhook fields)")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     replay = commands.add_parser("replay", help="re-apply webhook deliveries whose events failed")
     replay.add_argument("--limit", type=int, default=None, help="at most this many deliveries")
     replay.set_defaults(run=_replay)
+    doctor = commands.add_parser(
+        "doctor", help="check the configuration, the database and the Instagram account"
+    )
+    doctor.set_defaults(run=_doctor)
+    subscribe_command = commands.add_parser(
+        "subscribe", help=f"subscribe the account to the webhook fields {', '.join(WEBHOOK_FIELDS)}"
+    )
+    subscribe_command.set_defaults(run=_subscribe)
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return arguments.run(arguments)

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,7 +53,19 @@ class Settings(BaseSettings):
     profile_worker_idle_seconds: float = Field(default=1.0, gt=0)
     # A claimed profile is left to its fetcher this long (longer than any Graph call takes).
     profile_claim_seconds: int = Field(default=60, ge=1)
+
+    # The access token's lifecycle (app/services/tokens.py).
+    token_refresh_enabled: bool = True
+    # Refresh once the token is a day old and expires within this many days.
+    token_refresh_days_before_expiry: int = Field(default=10, ge=1, le=59)
+    # How often the refresh job looks at the token, and waits after a failed refresh.
+    token_refresh_check_seconds: float = Field(default=3600, gt=0)
+    token_refresh_retry_seconds: int = Field(default=3600, ge=1)
+    # How long a process uses the token it read from the database before reading it again.
+    token_cache_seconds: float = Field(default=5, ge=0)
+
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator(
         "database_url",
@@ -73,6 +86,11 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env file means "not configured", not "the empty string".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("instagram_graph_url")
     @classmethod

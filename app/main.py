@@ -8,13 +8,17 @@ from fastapi import Depends, FastAPI
 
 from app.api.deps import require_api_key
 from app.api.middleware import BodySizeLimitMiddleware
-from app.api.routes import health, messages, send, users, webhook
+from app.api.observability import RequestObservabilityMiddleware
+from app.api.routes import health, messages, metrics, send, users, v1, webhook
 from app.clients.instagram import InstagramClient
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
+from app.logs import configure_logging
 from app.services.accounts import BusinessAccount
+from app.services.health import StatusReporter
 from app.services.profiles import ProfileFetcher, ProfileWorker
+from app.services.tokens import TokenRefresher, TokenStore, TokenWorker
 
 logger = logging.getLogger("app")
 
@@ -25,14 +29,6 @@ stores every conversation, serves history and profiles, and sends messages for t
 With `API_KEY` set, every endpoint except `/webhook`, `/health`, `/ready` and the docs needs
 `Authorization: Bearer <API_KEY>`. Every error is JSON: `{"detail": ..., "code": ...}`.
 """
-
-
-def configure_logging(level: str) -> None:
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(level.upper())
 
 
 def _warn_about_configuration(settings: Settings) -> None:
@@ -52,9 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application and its collaborators (engine, Graph API client)."""
     settings = settings or get_settings()
     engine = create_db_engine(settings)
-    instagram = InstagramClient(settings)
-
     session_factory = create_session_factory(engine)
+    tokens = TokenStore(settings=settings, session_factory=session_factory)
+    instagram = InstagramClient(settings, token=tokens)
+    token_worker = TokenWorker(
+        TokenRefresher(store=tokens, instagram=instagram, settings=settings),
+        interval_seconds=settings.token_refresh_check_seconds,
+    )
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,
@@ -62,11 +62,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, log_format=settings.log_format)
         _warn_about_configuration(settings)
+        tokens.adopt_at_start()
         if settings.profile_worker_enabled:
             profile_worker.start()
+        if settings.token_refresh_enabled:
+            token_worker.start()
         yield
+        if settings.token_refresh_enabled:
+            token_worker.stop()
         if settings.profile_worker_enabled:
             profile_worker.stop()
         instagram.close()
@@ -83,16 +88,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = session_factory
     app.state.instagram = instagram
     app.state.business_account = BusinessAccount(settings=settings, instagram=instagram)
+    app.state.tokens = tokens
+    app.state.status_reporter = StatusReporter(
+        engine=engine, session_factory=session_factory, tokens=tokens
+    )
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost: it sees every answer, the body limit's 413 included.
+    app.add_middleware(RequestObservabilityMiddleware)
 
     api_key = [Depends(require_api_key)]
     app.include_router(webhook.router)
     app.include_router(messages.router, dependencies=api_key)
     app.include_router(users.router, dependencies=api_key)
     app.include_router(send.router, dependencies=api_key)
+    app.include_router(v1.router, dependencies=api_key)
     app.include_router(health.router)
+    app.include_router(metrics.router, dependencies=api_key)
     return app
 
 

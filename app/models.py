@@ -114,7 +114,11 @@ class Conversation(Base):
     """The thread between one business account (IG_ID) and one customer (IGSID)."""
 
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("account_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "user_id"),
+        # The inbox: newest activity first, a page at a time.
+        Index("ix_conversations_last_message_at_id", "last_message_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
@@ -179,6 +183,8 @@ class Message(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # sha256 of the request a key was first used with: a repeat must be the same request.
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # Created by an edit or unsend that arrived before the message itself; the message
     # fills it in when it comes, keeping what the later events changed.
     is_placeholder: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
@@ -224,3 +230,35 @@ class WebhookDelivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     applied_at: Mapped[datetime | None]
     replay_count: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+
+
+class InstagramToken(Base):
+    """The access token in use, descended from one configured INSTAGRAM_USER_TOKEN.
+
+    Keyed by the sha256 of the configured token: refreshes replace `access_token` in the row,
+    and a newly configured token starts a row of its own. `access_token` is encrypted with a
+    key derived from the configured token (app/services/tokens.py), never stored in clear.
+    """
+
+    __tablename__ = "instagram_tokens"
+
+    source_fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    # When this access token was obtained (first seen, or refreshed): Meta refreshes only
+    # tokens at least a day old.
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # True until a refresh answer tells the real expiry (then 60 days is only a guess).
+    expiry_assumed: Mapped[bool] = mapped_column(default=True, server_default=sql_text("true"))
+    refreshed_at: Mapped[datetime | None]
+    # A lease: the one process refreshing the token (after a failure: when to try again).
+    refresh_claimed_until: Mapped[datetime | None]
+    refresh_error: Mapped[str | None] = mapped_column(Text)
+    # Meta rejected the token (code 190): re-authentication needed. Only reported; the first
+    # call Meta accepts clears it.
+    invalid_since: Mapped[datetime | None]
+    invalid_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )

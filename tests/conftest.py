@@ -1,6 +1,7 @@
 """Shared fixtures: a fresh database per test (SQLite always, PostgreSQL when TEST_DATABASE_URL
 is set), the Graph API sandbox and the service, both served over real HTTP on loopback."""
 
+import logging
 import os
 import shutil
 import uuid
@@ -21,7 +22,15 @@ from app.models import Base
 from app.sandbox import SandboxConfig, create_sandbox_app
 from app.sandbox.server import BackgroundServer
 from app.services.health import migration_heads
-from tests.helpers import ACCOUNT_ID, APP_SECRET, USER_TOKEN, VERIFY_TOKEN, ServiceClient
+from tests.helpers import (
+    ACCOUNT_ID,
+    API_KEY,
+    APP_SECRET,
+    USER_TOKEN,
+    VERIFY_TOKEN,
+    ServiceClient,
+)
+from tests.logcheck import LogCollector
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -205,6 +214,8 @@ def service_environment(database_url: str, sandbox: BackgroundServer) -> dict[st
         "instagram_get_retries": 1,
         "instagram_read_timeout": 5,
         "profile_worker_idle_seconds": 0.05,
+        # Every record is created, so the run's secret check (below) sees them all.
+        "log_level": "DEBUG",
     }
 
 
@@ -251,3 +262,34 @@ def meta(sandbox: BackgroundServer) -> Iterator[ServiceClient]:
     """A client for the sandbox's control API (`/_sandbox/...`)."""
     with ServiceClient(sandbox.url) as client:
         yield client
+
+
+# --- no secret in any log line of the whole run --------------------------------------------------
+
+RUN_LOGS = LogCollector(secrets=(APP_SECRET, USER_TOKEN, VERIFY_TOKEN, API_KEY))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_every_log_record() -> Iterator[None]:
+    """Every record any test produces, at every level, goes through RUN_LOGS."""
+    root = logging.getLogger()
+    previous_level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(RUN_LOGS)
+    yield
+    root.removeHandler(RUN_LOGS)
+    root.setLevel(previous_level)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a log record held a test secret or a token."""
+    if not RUN_LOGS.leaking:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{len(RUN_LOGS.leaking)} log record(s) of this run hold a secret or a token:"]
+    lines += RUN_LOGS.leaking[:20]
+    if reporter is not None:
+        reporter.write_sep("=", "secrets in the logs", red=True)
+        for line in lines:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -4,6 +4,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -134,6 +135,20 @@ def graph_calls(meta: ServiceClient, kind: str | None = None) -> list[dict[str, 
 def add_fault(meta: ServiceClient, **fault: Any) -> None:
     response = meta.post("/_sandbox/faults", json=fault)
     assert response.status_code in (200, 201), response.text
+
+
+class Clock:
+    """A controllable clock, starting a moment after the real one (so what the tests queue
+    with real time is due)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC) + timedelta(seconds=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str = "") -> None:

@@ -18,5 +18,16 @@ def test_fab_lists_every_task_the_readme_names() -> None:
     ).stdout
 
     listed = {line.split()[0] for line in listing.splitlines()[1:] if line.startswith("  ")}
-    expected = {"runserver", "makemigrations", "migrate", "test", "lint", "demo", "sandbox"}
+    expected = {
+        "runserver",
+        "makemigrations",
+        "migrate",
+        "test",
+        "lint",
+        "demo",
+        "sandbox",
+        "replay",
+        "doctor",
+        "subscribe",
+    }
     assert expected <= listed, listing

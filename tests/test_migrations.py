@@ -12,7 +12,14 @@ from sqlalchemy import create_engine, inspect, text
 from app.models import Base
 from tests.conftest import alembic_config, postgres_url_for_schema
 
-TABLES = {"users", "conversations", "messages", "reactions", "webhook_deliveries"}
+TABLES = {
+    "users",
+    "conversations",
+    "messages",
+    "reactions",
+    "webhook_deliveries",
+    "instagram_tokens",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

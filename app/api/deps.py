@@ -12,6 +12,7 @@ from app.config import Settings
 from app.errors import UnauthorizedError
 from app.security import secrets_equal
 from app.services.accounts import BusinessAccount
+from app.services.conversations import ConversationService
 from app.services.messages import HistoryService
 from app.services.sending import SendService
 from app.services.users import UserService
@@ -107,3 +108,10 @@ def get_send_service(
 
 
 SendServiceDep = Annotated[SendService, Depends(get_send_service)]
+
+
+def get_conversation_service(session: SessionDep) -> ConversationService:
+    return ConversationService(session=session)
+
+
+ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]

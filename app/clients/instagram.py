@@ -1,24 +1,33 @@
 """All HTTP calls to Meta's Instagram Graph API (graph.instagram.com, or the sandbox).
 
-One pooled `requests.Session`; the token travels only in the `Authorization` header; every call
-has a (connect, read) timeout; GETs are retried with backoff on transient failures, a POST never
-is (Meta may have delivered a message even when it answered with an error).
+One pooled `requests.Session`; the token travels in the `Authorization` header (only the token
+refresh puts it in the query string, as Meta documents it, and such URLs are never logged);
+every call has a (connect, read) timeout; GETs are retried with backoff on transient failures,
+a POST never is (Meta may have delivered a message even when it answered with an error).
+
+The token comes from a `TokenProvider` (app/services/tokens.py keeps the refreshed one in the
+database), which also hears whether Meta accepted it: code 190 marks it for re-authentication.
 """
 
 import json
 import logging
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from app import metrics
 from app.config import Settings
 from app.errors import AppError
+from app.logs import redact_urllib3_logs
 
 logger = logging.getLogger(__name__)
+redact_urllib3_logs()
 
 PROFILE_FIELDS = (
     "name,username,profile_pic,follower_count,is_user_follow_business,"
@@ -90,7 +99,11 @@ class InstagramError(AppError):
 
     def as_record(self) -> dict[str, Any]:
         """A JSON-able description for storage next to a failed message."""
-        record: dict[str, Any] = {"code": self.code, "detail": self.message}
+        record: dict[str, Any] = {
+            "code": self.code,
+            "detail": self.message,
+            "status": self.status_code,
+        }
         if self.graph:
             record["graph"] = self.graph.as_dict()
         return record
@@ -204,11 +217,44 @@ def _parse_error(response: requests.Response) -> GraphErrorDetails:
     )
 
 
-class InstagramClient:
-    """The Graph API calls the service makes."""
+class TokenProvider(Protocol):
+    """Where the client gets its access token, and whom it tells how Meta took it."""
+
+    def current(self) -> str | None:
+        """The token to call with; None when no token is configured."""
+        ...
+
+    def rejected(self, error: GraphErrorDetails) -> None:
+        """Meta answered code 190: the token is invalid or expired."""
+        ...
+
+    def accepted(self) -> None:
+        """A call with the token succeeded."""
+        ...
+
+
+class ConfiguredToken:
+    """INSTAGRAM_USER_TOKEN as it is (for tools and tests that need no token lifecycle)."""
 
     def __init__(self, settings: Settings) -> None:
         self._token = settings.instagram_user_token
+
+    def current(self) -> str | None:
+        return self._token.get_secret_value() if self._token else None
+
+    def rejected(self, error: GraphErrorDetails) -> None:
+        pass
+
+    def accepted(self) -> None:
+        pass
+
+
+class InstagramClient:
+    """The Graph API calls the service makes."""
+
+    def __init__(self, settings: Settings, *, token: TokenProvider | None = None) -> None:
+        self._token: TokenProvider = token or ConfiguredToken(settings)
+        self._graph_url = settings.instagram_graph_url
         self._base_url = settings.graph_base_url
         self._send_url = settings.send_message_url
         self._timeout = (settings.instagram_connect_timeout, settings.instagram_read_timeout)
@@ -240,6 +286,37 @@ class InstagramClient:
             data = data["data"][0]
         return data
 
+    def refresh_access_token(self) -> dict[str, Any]:
+        """Exchange the current long-lived token for a new one (`ig_refresh_token`): returns
+        `{access_token, token_type, expires_in}`. Meta refreshes tokens at least a day old."""
+        answer = self._request(
+            "GET",
+            f"{self._graph_url}/refresh_access_token",
+            params={"grant_type": "ig_refresh_token"},
+            token_in_query=True,
+        )
+        if not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
+            raise InstagramError("The token refresh answered without an access_token.")
+        return answer
+
+    def subscribe_webhooks(self, fields: Sequence[str]) -> dict[str, Any]:
+        """Enable webhook delivery of `fields` for the account (`POST /me/subscribed_apps`)."""
+        return self._request(
+            "POST",
+            f"{self._base_url}/me/subscribed_apps",
+            params={"subscribed_fields": ",".join(fields)},
+        )
+
+    def subscribed_webhook_fields(self) -> list[str]:
+        """The webhook fields the account is subscribed to (`GET /me/subscribed_apps`)."""
+        answer = self._request("GET", f"{self._base_url}/me/subscribed_apps")
+        apps = answer.get("data") if isinstance(answer.get("data"), list) else []
+        fields: dict[str, None] = {}
+        for app in apps:
+            if isinstance(app, dict) and isinstance(app.get("subscribed_fields"), list):
+                fields.update(dict.fromkeys(str(field) for field in app["subscribed_fields"]))
+        return list(fields)
+
     def get_user_profile(self, user_id: str) -> dict[str, Any]:
         """A customer's profile by IGSID (needs the customer's consent: they messaged us)."""
         if not _NUMERIC_ID.match(user_id):
@@ -258,6 +335,15 @@ class InstagramClient:
             body["tag"] = tag
         return self._request("POST", self._send_url, json=body)
 
+    def send_sender_action(
+        self, *, recipient_id: str, action: str, payload: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send API sender action (typing_on/off, mark_seen, react, unreact); one POST."""
+        body: dict[str, Any] = {"recipient": {"id": recipient_id}, "sender_action": action}
+        if payload is not None:
+            body["payload"] = payload
+        return self._request("POST", self._send_url, json=body)
+
     def _request(
         self,
         method: str,
@@ -265,28 +351,39 @@ class InstagramClient:
         *,
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
+        token_in_query: bool = False,
     ) -> dict[str, Any]:
-        if self._token is None:
+        token = self._token.current()
+        if token is None:
             raise InstagramNotConfiguredError(
                 "INSTAGRAM_USER_TOKEN is not set: the service cannot call the Instagram API."
             )
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        headers: dict[str, str] = {}
+        if token_in_query:
+            params = {**(params or {}), "access_token": token}
+        else:
+            headers["Authorization"] = f"Bearer {token}"
         endpoint = _endpoint_name(method, url)
+        started = time.perf_counter()
         try:
             response = self._session.request(
                 method, url, params=params, json=json, headers=headers, timeout=self._timeout
             )
         except requests.Timeout as exc:
+            _observe(endpoint, started, outcome="timeout")
             logger.warning("instagram %s timed out: %s", endpoint, type(exc).__name__)
             raise InstagramTimeoutError(
                 "The Instagram API did not answer in time; retry later."
             ) from None
         except requests.RequestException as exc:
+            _observe(endpoint, started, outcome="unreachable")
             logger.warning("instagram %s unreachable: %s", endpoint, type(exc).__name__)
             raise InstagramUnreachableError(
                 "The Instagram API is unreachable; retry later."
             ) from None
         if response.ok:
+            _observe(endpoint, started, outcome="ok")
+            self._token.accepted()
             try:
                 data = response.json()
             except ValueError:
@@ -295,6 +392,7 @@ class InstagramClient:
                 raise InstagramError("The Instagram API answered with an unexpected body.")
             return data
         details = _parse_error(response)
+        _observe(endpoint, started, outcome="error", code=details.code)
         logger.warning(
             "instagram %s failed: http=%s code=%s subcode=%s type=%s fbtrace_id=%s message=%s",
             endpoint,
@@ -305,7 +403,16 @@ class InstagramClient:
             details.fbtrace_id,
             details.message,
         )
+        if details.code == TOKEN_INVALID:
+            self._token.rejected(details)
         raise _error_from_envelope(details, _retry_after_seconds(response))
+
+
+def _observe(endpoint: str, started: float, *, outcome: str, code: int | None = None) -> None:
+    metrics.GRAPH_REQUESTS.labels(
+        endpoint=endpoint, outcome=outcome, code="" if code is None else str(code)
+    ).inc()
+    metrics.GRAPH_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
 
 
 def _endpoint_name(method: str, url: str) -> str:

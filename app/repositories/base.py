@@ -1,8 +1,10 @@
 """What every repository shares: the dialect's INSERT, which has ON CONFLICT on both databases."""
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case
+from sqlalchemy import ColumnElement, CursorResult, Result, Table, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,3 +27,17 @@ def later_of(current: ColumnElement[Any], incoming: ColumnElement[Any]) -> Colum
         (incoming > current, incoming),
         else_=current,
     )
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a row sits in a list ordered by (time, id): what keyset pagination starts from."""
+
+    at: datetime
+    id: int
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an INSERT/UPDATE changed: 0 for an upsert that found its row up to date
+    (a duplicate event)."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, select
+from sqlalchemy import ColumnElement, case, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.models import Conversation, utcnow
-from app.repositories.base import later_of, upsert_insert
+from app.models import Conversation, User, utcnow
+from app.repositories.base import Position, later_of, upsert_insert
 
 
 def upsert(
@@ -95,3 +95,34 @@ def latest_for_user(session: Session, *, user_id: str) -> Conversation | None:
         .limit(1)
     )
     return session.scalar(query)
+
+
+def page(
+    session: Session, *, limit: int, after: Position | None = None
+) -> list[tuple[Conversation, User | None]]:
+    """Conversations with messages, newest activity first, from just after `after`; with
+    their customers. One statement, walking the (last_message_at, id) index."""
+    query = (
+        select(Conversation, User)
+        .outerjoin(User, User.id == Conversation.user_id)
+        .where(Conversation.last_message_at.is_not(None))
+    )
+    if after is not None:
+        query = query.where(
+            tuple_(Conversation.last_message_at, Conversation.id) < tuple_(after.at, after.id)
+        )
+    query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+    return [(conversation, user) for conversation, user in session.execute(query.limit(limit))]
+
+
+def with_customer(session: Session, *, user_id: str) -> tuple[Conversation, User | None] | None:
+    """The customer's conversation (see latest_for_user) and their cached profile."""
+    query = (
+        select(Conversation, User)
+        .outerjoin(User, User.id == Conversation.user_id)
+        .where(Conversation.user_id == user_id)
+        .order_by(Conversation.last_message_at.desc().nulls_last())
+        .limit(1)
+    )
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row else None

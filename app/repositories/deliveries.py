@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import WebhookDelivery
@@ -27,3 +28,15 @@ def add(
     )
     session.add(delivery)
     return delivery
+
+
+def last_received_at(session: Session) -> datetime | None:
+    """When the newest delivery was received (the primary key's end: no scan)."""
+    query = select(WebhookDelivery.received_at).order_by(WebhookDelivery.id.desc()).limit(1)
+    return session.scalar(query)
+
+
+def count_failed(session: Session) -> int:
+    """Deliveries with an event that failed, waiting for `fab replay`."""
+    query = select(func.count()).select_from(WebhookDelivery)
+    return session.scalar(query.where(WebhookDelivery.status == "failed")) or 0

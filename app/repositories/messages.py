@@ -1,15 +1,17 @@
 """SQL for `messages`."""
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, null, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, null, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from app.models import Message
-from app.repositories.base import later_of, upsert_insert
+from app.models import Conversation, Message
+from app.repositories.base import Position, changed_rows, later_of, upsert_insert
 
 MID_MERGE_ATTEMPTS = 3
+BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # What a message event says about its message; a placeholder row takes all of it.
@@ -28,7 +30,7 @@ MESSAGE_FIELDS = (
 )
 
 
-def store_message(session: Session, values: dict[str, Any]) -> None:
+def store_message(session: Session, values: dict[str, Any]) -> bool:
     """Store a message event once by `mid`, whatever came before it.
 
     - No row yet: insert it.
@@ -63,12 +65,12 @@ def store_message(session: Session, values: dict[str, Any]) -> None:
         set_=set_,
         where=placeholder | (echo_of_our_send & (table.c.sent_at != incoming.sent_at)),
     )
-    session.execute(stmt)
+    return changed_rows(session.execute(stmt)) > 0
 
 
 def store_edit(
     session: Session, *, placeholder: dict[str, Any], text: str | None, num_edit: int
-) -> None:
+) -> bool:
     """Apply an edit unless a later one (higher `num_edit`) is stored; an unsent message
     stays empty. Before its message, the edit makes a placeholder row."""
     table = Message.__table__
@@ -89,7 +91,7 @@ def store_edit(
         },
         where=incoming.edit_count > table.c.edit_count,
     )
-    session.execute(stmt)
+    return changed_rows(session.execute(stmt)) > 0
 
 
 def store_unsend(session: Session, *, placeholder: dict[str, Any]) -> None:
@@ -159,11 +161,98 @@ def latest_visible(session: Session, *, conversation_id: int, limit: int) -> lis
     """The newest `limit` messages of a conversation, newest first, without failed sends."""
     query = (
         select(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            or_(Message.status.is_(None), Message.status == "sent"),
-        )
+        .where(Message.conversation_id == conversation_id, _visible())
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def page(
+    session: Session,
+    *,
+    conversation_id: int,
+    limit: int,
+    before: Position | None = None,
+    after: Position | None = None,
+) -> list[Message]:
+    """Up to `limit` messages of a conversation, newest first: the newest ones, those just
+    older than `before`, or those just newer than `after`. One index range scan."""
+    key = tuple_(Message.sent_at, Message.id)
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if after is not None:
+        query = query.where(key > tuple_(after.at, after.id))
+        query = query.order_by(Message.sent_at.asc(), Message.id.asc())
+        return list(reversed(session.scalars(query.limit(limit)).all()))
+    if before is not None:
+        query = query.where(key < tuple_(before.at, before.id))
+    query = query.order_by(Message.sent_at.desc(), Message.id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
+def get_by_mid(session: Session, mid: str) -> Message | None:
+    return session.scalar(select(Message).where(Message.mid == mid))
+
+
+def get_by_idempotency_key(session: Session, key: str) -> Message | None:
+    return session.scalar(select(Message).where(Message.idempotency_key == key))
+
+
+def _visible(model: Any = Message) -> ColumnElement[bool]:
+    """Messages a history shows: everything but sends that failed or are still in flight."""
+    return or_(model.status.is_(None), model.status == "sent")
+
+
+def last_visible_of(session: Session, conversation_ids: list[int]) -> dict[int, Message]:
+    """Each conversation's newest shown message, in one statement (an index probe each)."""
+    if not conversation_ids:
+        return {}
+    newest = (
+        select(Message.id)
+        .where(Message.conversation_id == Conversation.id, _visible())
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(1)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    ids = select(newest).where(Conversation.id.in_(conversation_ids))
+    return {
+        m.conversation_id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))
+    }
+
+
+def unread_counts(session: Session, conversation_ids: list[int]) -> dict[int, int]:
+    """Per conversation, the customer's messages after the business's last one.
+
+    Each count is an index range scan from the business's last message on, so it costs what
+    is unread, not the whole history.
+    """
+    if not conversation_ids:
+        return {}
+    outbound, inbound = aliased(Message), aliased(Message)
+    last_outbound = (
+        select(outbound.sent_at)
+        .where(
+            outbound.conversation_id == Conversation.id,
+            outbound.direction == "outbound",
+            _visible(outbound),
+        )
+        .order_by(outbound.sent_at.desc())
+        .limit(1)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    unread = (
+        select(func.count())
+        .select_from(inbound)
+        .where(
+            inbound.conversation_id == Conversation.id,
+            inbound.sent_at > func.coalesce(last_outbound, BEGINNING_OF_TIME),
+            inbound.direction == "inbound",
+            inbound.is_deleted.is_(False),
+        )
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    query = select(Conversation.id, unread).where(Conversation.id.in_(conversation_ids))
+    return {conversation_id: count for conversation_id, count in session.execute(query)}

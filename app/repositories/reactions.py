@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Reaction, utcnow
-from app.repositories.base import upsert_insert
+from app.repositories.base import changed_rows, upsert_insert
 
 
 def store(
@@ -17,7 +17,7 @@ def store(
     reaction: str | None,
     emoji: str | None,
     reacted_at: datetime,
-) -> None:
+) -> bool:
     """React (`reaction` set) or unreact (`reaction` None) unless a later event is stored.
 
     At the same instant an unreact wins over a react (and of two reacts, the greater name),
@@ -52,7 +52,7 @@ def store(
         },
         where=newer,
     )
-    session.execute(stmt)
+    return changed_rows(session.execute(stmt)) > 0
 
 
 def current_for(session: Session, mids: list[str]) -> list[Reaction]:
@@ -61,3 +61,7 @@ def current_for(session: Session, mids: list[str]) -> list[Reaction]:
         return []
     query = select(Reaction).where(Reaction.mid.in_(mids), Reaction.reaction.is_not(None))
     return list(session.scalars(query.order_by(Reaction.reacted_at, Reaction.id)))
+
+
+def get(session: Session, *, mid: str, user_id: str) -> Reaction | None:
+    return session.scalar(select(Reaction).where(Reaction.mid == mid, Reaction.user_id == user_id))

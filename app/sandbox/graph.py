@@ -21,7 +21,6 @@ from app.sandbox.deps import SandboxStateDep
 from app.sandbox.ids import new_cdn_url, new_fbtrace_id, new_mid
 from app.sandbox.state import CallKind, Customer, GraphCall, SandboxState, SendCall
 from app.sandbox.webhooks import delivery, echo_item
-from app.security import secrets_equal
 
 GRAPH_VERSION = re.compile(r"v\d+\.\d+")
 
@@ -65,6 +64,9 @@ CALL_KIND_BY_ROUTE: dict[str, CallKind] = {
     "/{version}/{object_id}": "profile",
     "/{version}/me/messages": "send",
     "/{version}/{owner_id}/messages": "send",
+    "/refresh_access_token": "refresh",
+    "/{version}/me/subscribed_apps": "subscription",
+    "/{version}/{owner_id}/subscribed_apps": "subscription",
 }
 
 
@@ -99,6 +101,25 @@ def error_response(*, status_code: int, error: dict[str, Any]) -> JSONResponse:
 def invalid_token() -> GraphError:
     """Missing, malformed or unknown access token."""
     return GraphError(message="Invalid OAuth access token - Cannot parse access token", code=190)
+
+
+def token_expired() -> GraphError:
+    """A token past its 60 days (190/463)."""
+    return GraphError(
+        message="Error validating access token: Session has expired.", code=190, error_subcode=463
+    )
+
+
+def token_revoked() -> GraphError:
+    """A token the user invalidated: password changed, app removed (190/460)."""
+    return GraphError(
+        message=(
+            "Error validating access token: The session has been invalidated because the user "
+            "changed their password or Facebook has changed the session for security reasons."
+        ),
+        code=190,
+        error_subcode=460,
+    )
 
 
 def invalid_parameter(detail: str) -> GraphError:
@@ -199,12 +220,23 @@ class GraphRoute(APIRoute):
         return handle_graph_call
 
 
-def check_token(*, request: Request, state: SandboxState) -> None:
-    """Accept the configured token as `Authorization: Bearer` (or Meta's `?access_token=`)."""
+def presented_token(request: Request) -> str:
+    """The token a call carries: `Authorization: Bearer` (or Meta's `?access_token=`)."""
     scheme, _, header_token = request.headers.get("authorization", "").partition(" ")
     token = header_token.strip() if scheme.lower() in ("bearer", "oauth") else ""
-    token = token or request.query_params.get("access_token", "")
-    if not token or not secrets_equal(token, state.config.access_token.get_secret_value()):
+    return token or request.query_params.get("access_token", "")
+
+
+def check_token(*, request: Request, state: SandboxState) -> None:
+    """Accept a token the sandbox issued (the configured one, or a refresh of it) that is
+    neither expired nor revoked."""
+    token = presented_token(request)
+    problem = state.business.check_token(token) if token else "unknown"
+    if problem == "expired":
+        raise token_expired()
+    if problem == "revoked":
+        raise token_revoked()
+    if problem is not None:
         raise invalid_token()
 
 

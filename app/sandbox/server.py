@@ -54,6 +54,10 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving (again: a no-op)."""
+        if not self._thread.is_alive():
+            self._socket.close()
+            return
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()

@@ -12,13 +12,14 @@ from typing import Any, Literal
 
 import requests
 
+from app.sandbox.business import BusinessState
 from app.sandbox.config import EchoMode, SandboxConfig
 from app.sandbox.webhooks import DeliveryResult, deliver
 
 logger = logging.getLogger(__name__)
 
-CallKind = Literal["me", "profile", "send", "other"]
-FaultKind = Literal["me", "profile", "send", "any"]
+CallKind = Literal["me", "profile", "send", "refresh", "subscription", "other"]
+FaultKind = Literal["me", "profile", "send", "refresh", "subscription", "any"]
 
 
 class UnknownCustomerError(LookupError):
@@ -95,6 +96,8 @@ class SandboxState:
         self._faults: list[Fault] = []
         # How many times each message has been edited, to number the next edit.
         self._edit_counts: dict[str, int] = {}
+        # The business account's tokens and webhook subscription (app/sandbox/business.py).
+        self.business = BusinessState(config.access_token.get_secret_value())
         self._restore_settings()
 
     def _restore_settings(self) -> None:
@@ -136,6 +139,7 @@ class SandboxState:
             self._sent.clear()
             self._faults.clear()
             self._edit_counts.clear()
+            self.business.reset()
             self._restore_settings()
 
     def deliver_webhook(self, *, payload: Any, signed: bool = True) -> DeliveryResult:

@@ -7,7 +7,7 @@ here is idempotent (keyed by Meta's ids), so duplicates and retries change nothi
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -87,9 +87,19 @@ def extract_events(payload: Any) -> Iterator[WebhookEvent | EventShapeError]:
 
 
 @dataclass(frozen=True)
+class EventResult:
+    """How one event went (for the metrics)."""
+
+    kind: str  # message, reaction, ...; "unknown" (kept raw), "malformed" (no known shape)
+    outcome: str  # applied | duplicate (already stored: nothing changed) | ignored | failed
+    timestamp_ms: int | None  # Meta's event time
+
+
+@dataclass(frozen=True)
 class DeliveryOutcome:
     event_count: int
     failures: list[str]  # one line per event that could not be applied: where, and why
+    results: list[EventResult] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -111,25 +121,38 @@ def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
     events = list(extract_events(payload))
     shape_errors = [str(event) for event in events if isinstance(event, EventShapeError)]
     valid = [event for event in events if isinstance(event, WebhookEvent)]
+    malformed = [EventResult("malformed", "failed", None) for _ in shape_errors]
     try:
         with session.begin_nested():
-            for event in valid:
-                apply_event(session, event)
-        return DeliveryOutcome(event_count=len(events), failures=shape_errors)
+            results = [_result(event, apply_event(session, event)) for event in valid]
+        return DeliveryOutcome(
+            event_count=len(events), failures=shape_errors, results=malformed + results
+        )
     except DATABASE_FAILURES:
         raise
     except Exception:
         logger.debug("delivery did not apply in one piece; isolating events", exc_info=True)
     failures = shape_errors
+    results = malformed
     for event in valid:
         try:
             with session.begin_nested():
-                apply_event(session, event)
+                results.append(_result(event, apply_event(session, event)))
         except DATABASE_FAILURES:
             raise
         except Exception as exc:
             failures.append(f"{event.path}: {_describe(exc)}")
-    return DeliveryOutcome(event_count=len(events), failures=failures)
+            results.append(_result(event, "failed"))
+    return DeliveryOutcome(event_count=len(events), failures=failures, results=results)
+
+
+def _result(event: WebhookEvent, outcome: str) -> EventResult:
+    item = event.item
+    if not isinstance(item, dict):
+        return EventResult("malformed", outcome, None)
+    timestamp = item.get("timestamp")
+    known = isinstance(timestamp, int) and not isinstance(timestamp, bool)
+    return EventResult(event_kind(item), outcome, timestamp if known else None)
 
 
 def _describe(exc: Exception) -> str:
@@ -147,15 +170,16 @@ def event_kind(item: Any) -> str:
     return "unknown"
 
 
-def apply_event(session: Session, event: WebhookEvent) -> bool:
-    """Apply one event; False when it is of a kind the service only keeps raw."""
+def apply_event(session: Session, event: WebhookEvent) -> str:
+    """Apply one event: `applied`; `duplicate` when it was stored already (nothing changed);
+    `ignored` when it is of a kind the service only keeps raw."""
     kind = event_kind(event.item)
     handler = HANDLERS.get(kind)
     if handler is None:
         # optin, handover and other kinds nobody documents for Instagram: kept raw.
-        return False
-    handler(session, account_id=event.account_id, item=event.item)
-    return True
+        return "ignored"
+    changed = handler(session, account_id=event.account_id, item=event.item)
+    return "duplicate" if changed is False else "applied"
 
 
 @dataclass(frozen=True)
@@ -196,7 +220,7 @@ def _placeholder(
     }
 
 
-def apply_message(session: Session, *, account_id: str, item: dict[str, Any]) -> None:
+def apply_message(session: Session, *, account_id: str, item: dict[str, Any]) -> bool | None:
     """A message (inbound, or the echo of one the business sent), stored once by `mid`.
 
     `is_deleted` (unsend) turns it into a tombstone, whenever it arrives.
@@ -210,7 +234,7 @@ def apply_message(session: Session, *, account_id: str, item: dict[str, Any]) ->
             parsed, mid=message.mid, conversation_id=conversation_id, sides=sides
         )
         messages.store_unsend(session, placeholder=placeholder)
-        return
+        return None
     if not sides.outbound:
         users.wrote_to_us(session, user_id=sides.customer_id)
     conversation_id = _conversation(
@@ -229,25 +253,27 @@ def apply_message(session: Session, *, account_id: str, item: dict[str, Any]) ->
         referral=message.referral,
         is_unsupported=message.is_unsupported,
     )
-    messages.store_message(session, values)
+    return messages.store_message(session, values)
 
 
-def apply_edit(session: Session, *, account_id: str, item: dict[str, Any]) -> None:
+def apply_edit(session: Session, *, account_id: str, item: dict[str, Any]) -> bool:
     """`message_edit`: the new text, unless a later edit is stored (`num_edit` orders them)."""
     parsed = MessageEditItem.model_validate(item)
     edit = parsed.message_edit
     sides = _sides(parsed, account_id=account_id)
     conversation_id = _conversation(session, account_id=account_id, sides=sides)
     placeholder = _placeholder(parsed, mid=edit.mid, conversation_id=conversation_id, sides=sides)
-    messages.store_edit(session, placeholder=placeholder, text=edit.text, num_edit=edit.num_edit)
+    return messages.store_edit(
+        session, placeholder=placeholder, text=edit.text, num_edit=edit.num_edit
+    )
 
 
-def apply_reaction(session: Session, *, account_id: str, item: dict[str, Any]) -> None:
+def apply_reaction(session: Session, *, account_id: str, item: dict[str, Any]) -> bool:
     """React / unreact: one reaction per user per message, the latest event wins."""
     parsed = ReactionItem.model_validate(item)
     reaction = parsed.reaction
     reacting = reaction.action == "react"
-    reactions.store(
+    return reactions.store(
         session,
         mid=reaction.mid,
         user_id=parsed.sender.id,
@@ -273,7 +299,7 @@ def apply_read(session: Session, *, account_id: str, item: dict[str, Any]) -> No
     )
 
 
-def apply_postback(session: Session, *, account_id: str, item: dict[str, Any]) -> None:
+def apply_postback(session: Session, *, account_id: str, item: dict[str, Any]) -> bool:
     """An icebreaker / button / menu tap: stored as the customer's message (its title), and
     like a message it opens the messaging window."""
     parsed = PostbackItem.model_validate(item)
@@ -291,7 +317,7 @@ def apply_postback(session: Session, *, account_id: str, item: dict[str, Any]) -
     values.update(
         text=postback.title, postback_payload=postback.payload, referral=postback.referral
     )
-    messages.store_message(session, values)
+    return messages.store_message(session, values)
 
 
 def apply_referral(session: Session, *, account_id: str, item: dict[str, Any]) -> None:
@@ -309,7 +335,8 @@ def apply_referral(session: Session, *, account_id: str, item: dict[str, Any]) -
     )
 
 
-Handler = Callable[..., None]
+# A handler returns False when the event was stored already (a duplicate), else True or None.
+Handler = Callable[..., bool | None]
 
 HANDLERS: dict[str, Handler] = {
     "message": apply_message,

@@ -1,14 +1,24 @@
-"""Readiness: is the database reachable, and is its schema at the newest migration?"""
+"""Readiness (database reachable, schema at head) and the operational status around it: the
+access token, the last webhook received and the background backlog (`/ready`, `/metrics`)."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.metrics import StateSample
+from app.models import utcnow
+from app.repositories import deliveries, users
+from app.services.tokens import TokenStatus, TokenStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
+DATABASE_ERRORS = (sa_exc.DBAPIError, sa_exc.TimeoutError)
 
 
 @lru_cache
@@ -17,8 +27,16 @@ def migration_heads() -> frozenset[str]:
     return frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
 
 
-def readiness(engine: Engine) -> dict[str, Any]:
-    """A report of the checks; `ready` is True when all pass."""
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool  # the database answers and its schema is at head
+    database: str
+    schema: str
+    schema_version: str | None  # the revision(s) the database is at
+
+
+def readiness(engine: Engine) -> Readiness:
+    """Is the database reachable, and is its schema at the newest migration?"""
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -28,19 +46,92 @@ def readiness(engine: Engine) -> dict[str, Any]:
                 )
             except sa_exc.DBAPIError:
                 revisions = set()
-    except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
+    except DATABASE_ERRORS as exc:
         cause = getattr(exc, "orig", None) or exc
-        return {
-            "ready": False,
-            "database": f"unreachable ({type(cause).__name__})",
-            "schema": "unknown",
-        }
+        return Readiness(
+            ready=False,
+            database=f"unreachable ({type(cause).__name__})",
+            schema="unknown",
+            schema_version=None,
+        )
     heads = migration_heads()
+    found = ", ".join(sorted(revisions)) or None
     if revisions == set(heads):
         schema = "at head"
     elif not revisions:
         schema = "not migrated: run `fab migrate`"
     else:
-        found, expected = ", ".join(sorted(revisions)), ", ".join(sorted(heads))
-        schema = f"at {found}, expected {expected}: run `fab migrate`"
-    return {"ready": revisions == set(heads), "database": "ok", "schema": schema}
+        schema = f"at {found}, expected {', '.join(sorted(heads))}: run `fab migrate`"
+    return Readiness(
+        ready=revisions == set(heads), database="ok", schema=schema, schema_version=found
+    )
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Readiness, plus what an operator wants to see next to it."""
+
+    readiness: Readiness
+    token: TokenStatus
+    last_webhook_at: datetime | None = None
+    profiles_due: int | None = None
+    failed_deliveries: int | None = None
+
+    def metrics_sample(self) -> StateSample:
+        token = self.token
+        return StateSample(
+            database_up=self.readiness.database == "ok",
+            schema_at_head=self.readiness.ready,
+            token_days_left=token.days_left,
+            token_invalid=token.state == "invalid" if token.state != "unknown" else None,
+            profiles_due=self.profiles_due,
+            failed_deliveries=self.failed_deliveries,
+            last_webhook_timestamp=self.last_webhook_at.timestamp()
+            if self.last_webhook_at
+            else None,
+        )
+
+
+class StatusReporter:
+    """Builds the `StatusReport` of one app (its engine, sessions and token store)."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        session_factory: sessionmaker[Session],
+        tokens: TokenStore,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.session_factory = session_factory
+        self.tokens = tokens
+        self.clock = clock
+
+    def report(self) -> StatusReport:
+        """Readiness first; the rest only from a database at head (else it is unknown)."""
+        ready = readiness(self.engine)
+        if self.tokens.configured is None:
+            unknown = self.tokens.status()
+        else:
+            why = "the database is unreachable" if ready.database != "ok" else "schema not at head"
+            unknown = TokenStatus(state="unknown", detail=f"unknown: {why}")
+        if not ready.ready:
+            return StatusReport(readiness=ready, token=unknown)
+        try:
+            with self.session_factory() as session:
+                last_webhook_at = deliveries.last_received_at(session)
+                failed = deliveries.count_failed(session)
+                due = users.backlog(session, now=self.clock())
+                session.commit()
+            token = self.tokens.status()
+        except DATABASE_ERRORS:
+            # The database went away between the checks: what it would have said is unknown.
+            return StatusReport(readiness=ready, token=unknown)
+        return StatusReport(
+            readiness=ready,
+            token=token,
+            last_webhook_at=last_webhook_at,
+            profiles_due=due,
+            failed_deliveries=failed,
+        )

@@ -6,8 +6,6 @@ number of service processes may run one against the same database: the lease mak
 profile is fetched by one of them at a time.
 """
 
-import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -17,9 +15,8 @@ from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.models import utcnow
 from app.repositories import users
+from app.services.background import BackgroundWorker
 from app.services.users import UserService
-
-logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 10
 
@@ -57,29 +54,14 @@ class ProfileFetcher:
         return len(claimed)
 
 
-class ProfileWorker:
-    """A daemon thread running `ProfileFetcher` rounds until the app stops."""
+class ProfileWorker(BackgroundWorker):
+    """The thread running `ProfileFetcher` rounds until the app stops; a full batch means
+    there may be more due, so the next round starts at once."""
 
     def __init__(self, fetcher: ProfileFetcher, *, idle_seconds: float) -> None:
         self.fetcher = fetcher
-        self.idle_seconds = idle_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="profile-fetcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                attempted = self.fetcher.run_once()
-            except Exception:
-                # A database or network hiccup must not kill the thread: log, wait, go on.
-                logger.exception("profile fetch round failed")
-                attempted = 0
-            if attempted < CLAIM_BATCH:
-                self._stop.wait(self.idle_seconds)
+        super().__init__(
+            lambda: fetcher.run_once() >= CLAIM_BATCH,
+            name="profile-fetcher",
+            idle_seconds=idle_seconds,
+        )

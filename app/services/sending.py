@@ -1,16 +1,19 @@
 """Sending: check the window we know of, store the message, call the Send API once."""
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clients.instagram import InstagramClient, InstagramError
-from app.errors import ConflictError
-from app.models import Message, utcnow
-from app.repositories import conversations, messages, users
+from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
+from app.models import Message, Reaction, utcnow
+from app.repositories import conversations, messages, reactions, users
 from app.services.accounts import BusinessAccount
 
 logger = logging.getLogger(__name__)
@@ -36,31 +39,60 @@ class SendService:
         self.account = account
         self.clock = clock
 
-    def send(self, *, user_id: str, content: dict[str, Any], tag: str | None = None) -> Message:
+    def send(
+        self,
+        *,
+        user_id: str,
+        content: dict[str, Any],
+        tag: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
         """Send one message (`content` is the Send API's `message` object); return the row.
 
         The row is committed as `pending` before Meta is called, then marked `sent` with
         Meta's message_id, or `failed` with Meta's error (which is then raised).
+
+        With an `idempotency_key`, a repeat of the same request returns (or raises) what the
+        first one did without calling Meta again; the same key with another request is 422.
         """
+        fingerprint = _fingerprint(user_id=user_id, content=content, tag=tag)
+        if idempotency_key is not None:
+            earlier = messages.get_by_idempotency_key(self.session, idempotency_key)
+            if earlier is not None:
+                return _repeat(earlier, fingerprint=fingerprint)
         account_id = self.account.id()
         now = self.clock()
         self._check_window(account_id=account_id, user_id=user_id, tag=tag, now=now)
         users.ensure(self.session, user_ids=[user_id, account_id])
         conversation_id = conversations.upsert(self.session, account_id=account_id, user_id=user_id)
-        message = messages.add(
-            self.session,
-            conversation_id=conversation_id,
-            direction="outbound",
-            sender_id=account_id,
-            recipient_id=user_id,
-            text=content.get("text"),
-            attachments=_attachments_of(content),
-            sent_at=now,
-            created_at=now,
-            source="api",
-            status="pending",
-        )
-        self.session.commit()  # the pending row survives whatever happens next
+        try:
+            message = messages.add(
+                self.session,
+                conversation_id=conversation_id,
+                direction="outbound",
+                sender_id=account_id,
+                recipient_id=user_id,
+                text=content.get("text"),
+                attachments=_attachments_of(content),
+                sent_at=now,
+                created_at=now,
+                source="api",
+                status="pending",
+                idempotency_key=idempotency_key,
+                idempotency_fingerprint=fingerprint if idempotency_key else None,
+            )
+            self.session.commit()  # the pending row survives whatever happens next
+        except IntegrityError:
+            # The same key raced in from another request, which stored its row first.
+            self.session.rollback()
+            earlier = (
+                messages.get_by_idempotency_key(self.session, idempotency_key)
+                if idempotency_key is not None
+                else None
+            )
+            if earlier is None:
+                raise
+            return _repeat(earlier, fingerprint=fingerprint)
 
         try:
             answer = self.instagram.send_message(recipient_id=user_id, message=content, tag=tag)
@@ -88,6 +120,48 @@ class SendService:
         self.session.refresh(message)  # sent_at is Meta's if the echo came first
         return message
 
+    def react(self, *, user_id: str, mid: str, reaction: str | None) -> Reaction:
+        """React to a customer's message as the business (`reaction` None: unreact)."""
+        account_id = self.account.id()
+        target = messages.get_by_mid(self.session, mid)
+        conversation = conversations.get(self.session, account_id=account_id, user_id=user_id)
+        if target is None or conversation is None or target.conversation_id != conversation.id:
+            raise NotFoundError(
+                f"No message {mid} in the conversation with {user_id}.", code="message_not_found"
+            )
+        if target.direction != "inbound":
+            raise InvalidInputError(
+                "Only a customer's message can be reacted to.", code="not_a_customer_message"
+            )
+        now = self.clock()
+        self._check_window(account_id=account_id, user_id=user_id, tag=None, now=now)
+        self.session.commit()  # no transaction (nor SQLite lock) held while Meta answers
+        if reaction is None:
+            self.send_action(user_id=user_id, action="unreact", payload={"message_id": mid})
+        else:
+            self.send_action(
+                user_id=user_id, action="react", payload={"message_id": mid, "reaction": reaction}
+            )
+        reactions.store(
+            self.session,
+            mid=mid,
+            user_id=account_id,
+            reaction=reaction,
+            # Meta takes a reaction name ("love") or the emoji itself.
+            emoji=reaction if reaction and not reaction.isascii() else None,
+            reacted_at=now,
+        )
+        self.session.commit()
+        stored = reactions.get(self.session, mid=mid, user_id=account_id)
+        assert stored is not None
+        return stored
+
+    def send_action(
+        self, *, user_id: str, action: str, payload: dict[str, Any] | None = None
+    ) -> None:
+        """A sender action (typing indicator, seen, react): one call to Meta, nothing stored."""
+        self.instagram.send_sender_action(recipient_id=user_id, action=action, payload=payload)
+
     def _check_window(
         self, *, account_id: str, user_id: str, tag: str | None, now: datetime
     ) -> None:
@@ -107,6 +181,36 @@ class SendService:
                 + ".",
                 code="outside_window",
             )
+
+
+def _fingerprint(*, user_id: str, content: dict[str, Any], tag: str | None) -> str:
+    canonical = json.dumps(
+        {"user_id": user_id, "message": content, "tag": tag}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _repeat(earlier: Message, *, fingerprint: str) -> Message:
+    """What a request repeated with the same Idempotency-Key gets: the first one's result."""
+    if earlier.idempotency_fingerprint != fingerprint:
+        raise InvalidInputError(
+            "This Idempotency-Key was used for another request; use a new key.",
+            code="idempotency_key_reused",
+        )
+    if earlier.status == "pending":
+        raise ConflictError(
+            "The request with this Idempotency-Key is still being sent; retry shortly.",
+            code="idempotency_key_in_progress",
+            headers={"Retry-After": "1"},
+        )
+    if earlier.status == "failed":
+        error = earlier.error or {}
+        raise AppError(
+            str(error.get("detail", "The message could not be sent.")),
+            status_code=int(error.get("status", 502)),
+            code=str(error.get("code", "instagram_error")),
+        )
+    return earlier
 
 
 def _describe(window: timedelta) -> str:

@@ -42,16 +42,27 @@ class UserService:
         self.clock = clock
 
     def get_profile(self, user_id: str) -> User:
-        """The user's profile; 404 when Instagram has none for us (unknown id, no consent)."""
+        """The user's profile, fresh (fetched again after the TTL; a stale one is served if
+        Instagram fails); 404 when Instagram has none for us (unknown id, no consent)."""
         cached = users.get(self.session, user_id)
         if cached is not None and cached.profile_status == "ok" and self._is_fresh(cached):
             return cached
+        return self._fetch_now(user_id, cached=cached, stale_ok=True)
+
+    def profile(self, user_id: str, *, refresh: bool) -> User:
+        """The cached profile as it stands (fetched if never seen), or fetched now."""
+        cached = users.get(self.session, user_id)
+        if cached is not None and not refresh:
+            return cached
+        return self._fetch_now(user_id, cached=cached, stale_ok=False)
+
+    def _fetch_now(self, user_id: str, *, cached: User | None, stale_ok: bool) -> User:
         self._release_connection()
         user, error = self.refresh(user_id, current=cached)
         if error is None and user is not None:
             return user
         if error is not None and error.graph_code not in CONSENT_CODES:
-            if cached is not None and cached.profile_status == "ok":
+            if stale_ok and cached is not None and cached.profile_status == "ok":
                 logger.warning("serving a stale profile of %s: %s", user_id, error.code)
                 return cached
             raise error

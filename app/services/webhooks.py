@@ -2,16 +2,18 @@
 
 import json
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.config import Settings
 from app.errors import BadRequestError, ForbiddenError
 from app.models import utcnow
 from app.repositories import deliveries
 from app.security import secrets_equal, signature_matches
-from app.services.events import apply_delivery
+from app.services.events import DeliveryOutcome, apply_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,11 @@ class WebhookService:
     def receive(self, *, body: bytes, signature: str | None) -> None:
         """Check the signature, then store the raw delivery and apply its events atomically."""
         self._check_signature(body=body, signature=signature)
-        payload = parse_json(body)
+        try:
+            payload = parse_json(body)
+        except BadRequestError:
+            metrics.WEBHOOK_DELIVERIES.labels(outcome="malformed_json").inc()
+            raise
         received_at = utcnow()
         outcome = apply_delivery(self.session, payload)
         deliveries.add(
@@ -64,6 +70,7 @@ class WebhookService:
             error=outcome.error,
         )
         self.session.commit()
+        _count(outcome, received_at=received_at)
         if outcome.failures:
             logger.error(
                 "webhook delivery stored with %d failed event(s), kept for `fab replay`: %s",
@@ -78,10 +85,24 @@ class WebhookService:
                 "webhook delivery refused: INSTAGRAM_APP_SECRET is not set, so its "
                 "X-Hub-Signature-256 cannot be verified"
             )
-            raise ForbiddenError("Invalid webhook signature.", code="invalid_signature")
+            _refused(reason="no_app_secret")
         if not signature_matches(secret=secret.get_secret_value(), body=body, header=signature):
-            logger.warning(
-                "webhook delivery refused: %s X-Hub-Signature-256",
-                "missing" if not signature else "wrong",
-            )
-            raise ForbiddenError("Invalid webhook signature.", code="invalid_signature")
+            reason = "missing" if not signature else "wrong"
+            logger.warning("webhook delivery refused: %s X-Hub-Signature-256", reason)
+            _refused(reason=reason)
+
+
+def _refused(*, reason: str) -> NoReturn:
+    metrics.WEBHOOK_SIGNATURE_FAILURES.labels(reason=reason).inc()
+    metrics.WEBHOOK_DELIVERIES.labels(outcome="invalid_signature").inc()
+    raise ForbiddenError("Invalid webhook signature.", code="invalid_signature")
+
+
+def _count(outcome: DeliveryOutcome, *, received_at: datetime) -> None:
+    """Metrics of a stored delivery: its outcome, each event's, and how late each came."""
+    metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome.status).inc()
+    for result in outcome.results:
+        metrics.WEBHOOK_EVENTS.labels(type=result.kind, outcome=result.outcome).inc()
+        if result.timestamp_ms is not None and result.outcome != "failed":
+            lag = received_at.timestamp() - result.timestamp_ms / 1000
+            metrics.WEBHOOK_LAG.observe(max(lag, 0))

@@ -1,35 +1,97 @@
-"""`/docs` and the OpenAPI document list every endpoint, with the README's samples."""
+"""The OpenAPI document: valid, complete (summaries, descriptions, examples, error bodies),
+and every route in it answered as documented when called."""
+
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+import requests
+from openapi_spec_validator import validate
 
-from tests.helpers import ServiceClient
+from tests.helpers import (
+    ACCOUNT_ID,
+    VERIFY_TOKEN,
+    ServiceClient,
+    customer_writes,
+    example,
+    example_bytes,
+    new_customer,
+    wait_for_profiles,
+)
 
-EXPECTED = {
-    "/webhook": {"get", "post"},
-    "/messages": {"get"},
-    "/user": {"get"},
-    "/message/send": {"post"},
-    "/health": {"get"},
-    "/ready": {"get"},
-}
+SEED = {("get", "/messages"), ("get", "/user"), ("post", "/message/send")}
 
 
 @pytest.fixture
-def openapi(api: ServiceClient) -> dict:
+def openapi(api: ServiceClient) -> dict[str, Any]:
     return api.get("/openapi.json").json()
 
 
-def test_every_endpoint_is_documented_with_a_summary_and_description(openapi: dict) -> None:
-    paths = openapi["paths"]
-
-    assert {path: set(methods) for path, methods in paths.items()} == EXPECTED
-    for path, methods in paths.items():
-        for method, operation in methods.items():
-            assert operation.get("summary"), (method, path)
-            assert operation.get("description"), (method, path)
+def operations(openapi: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, path): operation
+        for path, methods in openapi["paths"].items()
+        for method, operation in methods.items()
+    }
 
 
-def test_the_original_samples_are_the_examples(openapi: dict) -> None:
+def resolve(openapi: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return openapi["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def test_the_document_is_valid_openapi(openapi: dict[str, Any]) -> None:
+    validate(openapi)
+
+
+def test_every_operation_has_a_summary_a_description_and_examples(openapi: dict[str, Any]) -> None:
+    for (method, path), operation in operations(openapi).items():
+        where = f"{method.upper()} {path}"
+        assert operation.get("summary"), where
+        assert operation.get("description"), where
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None:
+            assert body.get("example") or resolve(openapi, body["schema"]).get("examples"), where
+        for status, response in operation["responses"].items():
+            content = response.get("content", {}).get("application/json")
+            if status.startswith("2") and content is not None:
+                schema = content.get("schema", {})
+                items = schema.get("items", {})
+                documented = (
+                    content.get("example")
+                    or resolve(openapi, schema).get("examples")
+                    or resolve(openapi, items).get("examples")
+                )
+                assert documented, f"{where} {status}"
+
+
+def test_errors_are_documented_with_the_error_body(openapi: dict[str, Any]) -> None:
+    for (method, path), operation in operations(openapi).items():
+        if path.startswith("/api/v1") or (method, path) in SEED:
+            for status in ("401", "422"):
+                schema = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert schema["$ref"].endswith(("/ErrorRead", "/HTTPValidationError")), (
+                    path,
+                    status,
+                )
+
+
+def test_the_original_endpoints_are_deprecated_and_the_new_ones_are_not(
+    openapi: dict[str, Any],
+) -> None:
+    for key, operation in operations(openapi).items():
+        assert operation.get("deprecated", False) == (key in SEED), key
+
+
+def test_the_bearer_scheme_is_declared_for_the_authorize_button(openapi: dict[str, Any]) -> None:
+    assert openapi["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    for (_, path), operation in operations(openapi).items():
+        protected = path.startswith("/api/v1") or path in {"/messages", "/user", "/message/send"}
+        assert (operation.get("security") == [{"ApiKey": []}]) == protected, path
+
+
+def test_the_original_samples_are_the_examples(openapi: dict[str, Any]) -> None:
     paths = openapi["paths"]
     delivery = paths["/webhook"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert delivery["entry"][0]["messaging"][0]["message"]["text"] == "test message webhook"
@@ -39,27 +101,82 @@ def test_the_original_samples_are_the_examples(openapi: dict) -> None:
     assert schemas["SeedUserRead"]["examples"][0]["username"] == "test_user6023"
 
 
-def test_errors_are_documented_with_their_body(openapi: dict) -> None:
-    send = openapi["paths"]["/message/send"]["post"]["responses"]
-
-    for status in ("401", "404", "409", "422", "429", "502", "503", "504"):
-        assert send[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorRead")
-
-
-def test_the_bearer_scheme_is_declared_for_the_authorize_button(openapi: dict) -> None:
-    schemes = openapi["components"]["securitySchemes"]
-
-    assert schemes["ApiKey"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "`Authorization: Bearer <API_KEY>` (required when API_KEY is set).",
-    }
-    assert openapi["paths"]["/messages"]["get"]["security"] == [{"ApiKey": []}]
-    assert "security" not in openapi["paths"]["/webhook"]["post"]
-
-
 def test_docs_page_is_served(api: ServiceClient) -> None:
     response = api.get("/docs")
 
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+# --- every route, called once ------------------------------------------------------------------
+
+Call = Callable[[ServiceClient, dict[str, str]], requests.Response]
+
+CALLS: dict[tuple[str, str], Call] = {
+    ("get", "/webhook"): lambda api, ids: api.get(
+        "/webhook",
+        params={
+            "hub.mode": "subscribe",
+            "hub.challenge": "1158201444",
+            "hub.verify_token": VERIFY_TOKEN,
+        },
+    ),
+    ("post", "/webhook"): lambda api, ids: api.deliver(example_bytes("reaction_react")),
+    ("get", "/messages"): lambda api, ids: api.get(
+        "/messages", params={"user_id": ids["customer"]}
+    ),
+    ("get", "/user"): lambda api, ids: api.get("/user", params={"user_id": ids["customer"]}),
+    ("post", "/message/send"): lambda api, ids: api.post(
+        "/message/send", params={"user_id": ids["customer"]}, json={"message": {"text": "hi"}}
+    ),
+    ("get", "/health"): lambda api, ids: api.get("/health"),
+    ("get", "/ready"): lambda api, ids: api.get("/ready"),
+    ("get", "/api/v1/conversations"): lambda api, ids: api.get("/api/v1/conversations"),
+    ("get", "/api/v1/conversations/{user_id}"): lambda api, ids: api.get(
+        f"/api/v1/conversations/{ids['customer']}"
+    ),
+    ("get", "/api/v1/conversations/{user_id}/messages"): lambda api, ids: api.get(
+        f"/api/v1/conversations/{ids['customer']}/messages"
+    ),
+    ("post", "/api/v1/conversations/{user_id}/messages"): lambda api, ids: api.post(
+        f"/api/v1/conversations/{ids['customer']}/messages", json={"text": "hello"}
+    ),
+    ("post", "/api/v1/conversations/{user_id}/reactions"): lambda api, ids: api.post(
+        f"/api/v1/conversations/{ids['customer']}/reactions", json={"mid": ids["mid"]}
+    ),
+    ("delete", "/api/v1/conversations/{user_id}/reactions/{mid}"): lambda api, ids: api.delete(
+        f"/api/v1/conversations/{ids['customer']}/reactions/{ids['mid']}"
+    ),
+    ("post", "/api/v1/conversations/{user_id}/actions"): lambda api, ids: api.post(
+        f"/api/v1/conversations/{ids['customer']}/actions", json={"action": "typing_on"}
+    ),
+    ("get", "/api/v1/messages/{mid}"): lambda api, ids: api.get(f"/api/v1/messages/{ids['mid']}"),
+    ("get", "/api/v1/users/{user_id}"): lambda api, ids: api.get(
+        f"/api/v1/users/{ids['customer']}"
+    ),
+}
+
+
+def test_every_route_in_the_document_answers_as_documented(
+    api: ServiceClient, meta: ServiceClient, db: Any, openapi: dict[str, Any]
+) -> None:
+    documented = operations(openapi)
+    calls = {key: call for key, call in CALLS.items() if key in documented}
+    # A route added without a call here fails this test: every route gets exercised.
+    assert set(documented) - set(CALLS) == set()
+    customer = new_customer(meta, username="walker")
+    mid = customer_writes(meta, customer["id"], "hello")["mid"]
+    wait_for_profiles(db, customer["id"], ACCOUNT_ID)
+    ids = {"customer": customer["id"], "mid": mid}
+    assert example("text")  # the fixtures are present
+
+    for (method, path), call in calls.items():
+        response = call(api, ids)
+        statuses = documented[(method, path)]["responses"]
+        assert str(response.status_code) in statuses, (
+            method,
+            path,
+            response.status_code,
+            response.text,
+        )
+        assert response.status_code < 400, (method, path, response.text)

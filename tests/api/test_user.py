@@ -78,8 +78,13 @@ def test_a_fresh_cached_profile_needs_no_graph_api_call(
 
 
 def test_a_stale_profile_is_fetched_again(
-    start_service: StartService, meta: ServiceClient, db: Session, anna: dict
+    start_service: StartService,
+    service: BackgroundServer,
+    meta: ServiceClient,
+    db: Session,
+    anna: dict,
 ) -> None:
+    service.stop()  # its profile fetcher would fetch the profile the TTL of 0 makes due
     server = start_service(profile_cache_ttl_seconds=0, profile_worker_enabled=False)
     with ServiceClient(server.url) as client:
         assert client.get("/user", params={"user_id": anna["id"]}).status_code == 200
@@ -94,8 +99,9 @@ def test_a_stale_profile_is_fetched_again(
 
 
 def test_a_stale_profile_is_served_when_instagram_fails(
-    start_service: StartService, meta: ServiceClient, anna: dict
+    start_service: StartService, service: BackgroundServer, meta: ServiceClient, anna: dict
 ) -> None:
+    service.stop()  # its profile fetcher would fetch the profile the TTL of 0 makes due
     server = start_service(profile_cache_ttl_seconds=0, profile_worker_enabled=False)
     with ServiceClient(server.url) as client:
         assert client.get("/user", params={"user_id": anna["id"]}).status_code == 200

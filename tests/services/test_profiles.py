@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,25 +17,12 @@ from app.services.profiles import ProfileFetcher
 from tests.helpers import (
     ACCOUNT_ID,
     USER_TOKEN,
+    Clock,
     ServiceClient,
     add_fault,
     graph_calls,
     new_customer,
 )
-
-
-class Clock:
-    """A controllable clock, starting a moment after the real one (so what the tests queue
-    with real time is due)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC) + timedelta(seconds=1)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture

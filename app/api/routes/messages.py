@@ -17,6 +17,7 @@ MAX_MESSAGES = 1000
 @router.get(
     "/messages",
     summary="Last messages with a user",
+    deprecated=True,
     response_model=list[SeedMessageRead],
     responses=error_responses(401, 404, 422, 503),
 )
@@ -37,5 +38,7 @@ def list_messages(
     """The last `messages_count` messages (default 50) with the customer `user_id`, oldest
     first, as `{sender_username, recipient_username, text}`. Usernames come from the profile
     cache (the id when Instagram has none); media without text shows as `[image]` etc.,
-    unsent messages as `[deleted]`. 404 when there are no messages."""
+    unsent messages as `[deleted]`. 404 when there are no messages.
+
+    Deprecated: `GET /api/v1/conversations/{user_id}/messages` pages through the whole history."""
     return service.recent(user_id=user_id, count=messages_count)

@@ -16,6 +16,7 @@ router = APIRouter(tags=["original API"])
 @router.post(
     "/message/send",
     summary="Send a text message",
+    deprecated=True,
     response_model=SeedSendResponse,
     responses=error_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
@@ -29,7 +30,10 @@ def send_message(
 ) -> SeedSendResponse:
     """Send `message.text` (≤ 1000 UTF-8 bytes) to `user_id` (or `recipient.id`) through the
     Send API, once, and store it. 409 `outside_window` when the customer's last message is
-    more than 24 hours old; Instagram's errors map to 404/409/429/502/503/504."""
+    more than 24 hours old; Instagram's errors map to 404/409/429/502/503/504.
+
+    Deprecated: `POST /api/v1/conversations/{user_id}/messages` also sends media,
+    templates and quick replies, with idempotency keys."""
     recipient_id = _recipient(user_id, payload.recipient)
     message = service.send(user_id=recipient_id, content={"text": payload.message.text})
     assert message.mid is not None

@@ -1,0 +1,15 @@
+"""`/metrics`: Prometheus text format (behind the API key when one is set)."""
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from app import metrics
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+def read_metrics(request: Request) -> Response:
+    """Counters and histograms of this process, and the state read from the database now."""
+    report = request.app.state.status_reporter.report()
+    return Response(metrics.render(report.metrics_sample()), media_type=CONTENT_TYPE_LATEST)

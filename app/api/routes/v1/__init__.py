@@ -1,0 +1,10 @@
+"""The RESTful API: /api/v1."""
+
+from fastapi import APIRouter
+
+from app.api.routes.v1 import conversations, messages, users
+
+router = APIRouter(prefix="/api/v1")
+router.include_router(conversations.router)
+router.include_router(messages.router)
+router.include_router(users.router)

@@ -1,0 +1,157 @@
+"""The business account's Graph routes — token refresh and webhook subscription — and the
+control routes that age, expire and revoke its tokens.
+
+Graph behaviour follows the shared reference (`instagram/graph-api.md` §7, §8). What Meta does
+not document is a guess, written down here: a refresh of a token younger than 24 hours answers
+code 100; a POST to `subscribed_apps` replaces the list of fields; GET answers one app entry.
+"""
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from app.sandbox.business import TokenTooYoungError, UnknownTokenError
+from app.sandbox.control import PREFIX
+from app.sandbox.deps import SandboxStateDep
+from app.sandbox.graph import (
+    GraphRoute,
+    invalid_parameter,
+    object_not_found,
+    presented_token,
+)
+from app.services.subscription import WEBHOOK_FIELDS as SERVICE_FIELDS
+
+SANDBOX_APP_ID = "1000000000000001"
+SANDBOX_APP_NAME = "insta-service sandbox app"
+PERMISSIONS = "instagram_business_basic,instagram_business_manage_messages"
+# The webhook fields an Instagram-Login app can subscribe an account to: those the service
+# handles, and more.
+WEBHOOK_FIELDS = (
+    *SERVICE_FIELDS,
+    "messaging_optins",
+    "messaging_handover",
+    "standby",
+    "comments",
+    "live_comments",
+    "mentions",
+    "story_insights",
+)
+
+graph_router = APIRouter(route_class=GraphRoute)
+
+
+@graph_router.get("/refresh_access_token")
+def refresh_access_token(
+    request: Request, state: SandboxStateDep, grant_type: str | None = None
+) -> dict[str, Any]:
+    """`ig_refresh_token`: a new 60-day token for a valid one at least 24 hours old."""
+    if grant_type != "ig_refresh_token":
+        raise invalid_parameter("grant_type must be ig_refresh_token")
+    try:
+        fresh = state.business.refresh(presented_token(request))
+    except TokenTooYoungError:
+        raise invalid_parameter(
+            "The access token cannot be refreshed: it was issued less than 24 hours ago"
+        ) from None
+    return {
+        "access_token": fresh.value,
+        "token_type": "bearer",
+        "expires_in": (fresh.expires_at_ms - fresh.issued_at_ms) // 1000,
+        "permissions": PERMISSIONS,
+    }
+
+
+def _check_owner(*, owner_id: str, state: SandboxStateDep, method: str) -> None:
+    if owner_id != state.config.account_id:
+        raise object_not_found(method=method, object_id=owner_id)
+
+
+@graph_router.post("/{version}/me/subscribed_apps")
+def subscribe(state: SandboxStateDep, subscribed_fields: str | None = None) -> dict[str, Any]:
+    """Subscribe the account to webhook fields (`?subscribed_fields=a,b`)."""
+    fields = [field.strip() for field in (subscribed_fields or "").split(",") if field.strip()]
+    if not fields:
+        raise invalid_parameter("The parameter subscribed_fields is required")
+    unknown = [field for field in fields if field not in WEBHOOK_FIELDS]
+    if unknown:
+        raise invalid_parameter(
+            f"Param subscribed_fields must be one of {{{', '.join(WEBHOOK_FIELDS)}}} - got "
+            f'"{unknown[0]}"'
+        )
+    state.business.subscribe(fields)
+    return {"success": True}
+
+
+@graph_router.get("/{version}/me/subscribed_apps")
+def read_subscription(state: SandboxStateDep) -> dict[str, Any]:
+    """The app's subscription for the account: `{"data": [{"subscribed_fields": […], …}]}`."""
+    fields = state.business.subscribed_fields()
+    if not fields:
+        return {"data": []}
+    return {"data": [{"subscribed_fields": fields, "id": SANDBOX_APP_ID, "name": SANDBOX_APP_NAME}]}
+
+
+@graph_router.delete("/{version}/me/subscribed_apps")
+def unsubscribe(state: SandboxStateDep) -> dict[str, Any]:
+    """Stop webhook delivery for the account."""
+    state.business.unsubscribe()
+    return {"success": True}
+
+
+@graph_router.api_route("/{version}/{owner_id}/subscribed_apps", methods=["GET", "POST", "DELETE"])
+def subscription_by_account_id(
+    owner_id: str, request: Request, state: SandboxStateDep, subscribed_fields: str | None = None
+) -> dict[str, Any]:
+    """`/{IG_ID}/subscribed_apps` works like `/me/subscribed_apps`; other ids do not exist."""
+    _check_owner(owner_id=owner_id, state=state, method=request.method)
+    if request.method == "POST":
+        return subscribe(state, subscribed_fields)
+    if request.method == "DELETE":
+        return unsubscribe(state)
+    return read_subscription(state)
+
+
+class TokenUpdate(BaseModel):
+    """Change one token (`token`) or every token: its age, its expiry, its revocation."""
+
+    token: str | None = Field(default=None, description="Default: every token issued")
+    age_seconds: float | None = Field(default=None, ge=0, description="Issued this long ago")
+    expires_in_seconds: float | None = Field(
+        default=None, description="Expires this long from now (negative: already expired)"
+    )
+    revoked: bool | None = Field(
+        default=None, description="Revoked tokens answer 190 to every Graph call"
+    )
+
+
+control_router = APIRouter(prefix=PREFIX, tags=["sandbox control"])
+
+
+@control_router.get("/tokens")
+def list_tokens(state: SandboxStateDep) -> list[dict[str, Any]]:
+    """Every token issued (the configured one, then refreshes), with age, expiry, revocation."""
+    return [dataclasses.asdict(token) for token in state.business.tokens()]
+
+
+@control_router.put("/tokens")
+def update_tokens(body: TokenUpdate, state: SandboxStateDep) -> Any:
+    """Age, expire or revoke a token (or all of them)."""
+    try:
+        tokens = state.business.update_tokens(
+            value=body.token,
+            age_seconds=body.age_seconds,
+            expires_in_seconds=body.expires_in_seconds,
+            revoked=body.revoked,
+        )
+    except UnknownTokenError:
+        return JSONResponse({"detail": "no such token", "code": "not_found"}, status_code=404)
+    return [dataclasses.asdict(token) for token in tokens]
+
+
+@control_router.get("/subscription")
+def read_subscribed_fields(state: SandboxStateDep) -> dict[str, Any]:
+    """The webhook fields the account is subscribed to (no token needed)."""
+    return {"subscribed_fields": state.business.subscribed_fields()}

@@ -1,0 +1,38 @@
+"""A background thread repeating one step of work until the app stops (profile fetches, token
+refreshes): started and stopped by `create_app`'s lifespan."""
+
+import logging
+import threading
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+class BackgroundWorker:
+    """A daemon thread running `step` again and again; after a step that returns False (nothing
+    more to do now) it waits `idle_seconds` before the next one."""
+
+    def __init__(self, step: Callable[[], bool], *, name: str, idle_seconds: float) -> None:
+        self.step = step
+        self.name = name
+        self.idle_seconds = idle_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.step()
+            except Exception:
+                # A database or network hiccup must not kill the thread: log, wait, go on.
+                logger.exception("%s: round failed", self.name)
+                busy = False
+            if not busy:
+                self._stop.wait(self.idle_seconds)

@@ -1,0 +1,179 @@
+"""`fab doctor`: check the configuration against the database and the Graph API, one line per
+check, with a fix for each failure."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from app.clients.instagram import InstagramClient, InstagramError
+from app.config import Settings
+from app.services.health import DATABASE_ERRORS, readiness
+from app.services.subscription import read_subscription
+from app.services.tokens import RE_AUTHENTICATE, TokenStore
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | fail | skip (not checked: an earlier check failed)
+    detail: str
+    fix: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+    def line(self) -> str:
+        text = f"{self.status.upper():<4}  {self.name}: {self.detail}"
+        return f"{text}\n      fix: {self.fix}" if self.failed and self.fix else text
+
+
+def run_checks(
+    *, settings: Settings, engine: Engine, tokens: TokenStore, instagram: InstagramClient
+) -> list[Check]:
+    """Every check, in the order an operator fixes things."""
+    checks = [
+        _setting(
+            "app secret",
+            settings.instagram_app_secret,
+            fix="set INSTAGRAM_APP_SECRET to the Instagram app secret (App Dashboard → Instagram "
+            "→ API setup with Instagram login); without it every webhook is refused",
+        ),
+        _setting(
+            "verify token",
+            settings.instagram_webhook_token,
+            fix="set INSTAGRAM_WEBHOOK_TOKEN to the Verify Token typed in the App Dashboard's "
+            "webhook settings; without it Meta cannot verify the callback URL",
+        ),
+    ]
+    database = _database(engine)
+    checks.append(database)
+    token, me = _token_valid(settings, instagram)
+    checks.append(token)
+    if me is None:
+        checks.append(Check("account id", "skip", "not checked: needs a valid token"))
+        checks.append(Check("webhook subscription", "skip", "not checked: needs a valid token"))
+    else:
+        checks.append(_account_id(settings, me))
+        checks.append(_subscription(instagram))
+    checks.append(_expiry(tokens, database_ok=not database.failed))
+    return checks
+
+
+def _setting(name: str, value: SecretStr | None, *, fix: str) -> Check:
+    if value is None:
+        return Check(name, "fail", "not set", fix)
+    return Check(name, "ok", "set")
+
+
+def _database(engine: Engine) -> Check:
+    ready = readiness(engine)
+    if ready.database != "ok":
+        return Check(
+            "database",
+            "fail",
+            ready.database,
+            "check DATABASE_URL (or the DB_* settings) and that the database server runs",
+        )
+    if not ready.ready:
+        return Check("database", "fail", f"reachable, schema {ready.schema}", "run `fab migrate`")
+    return Check("database", "ok", f"reachable, schema at head ({ready.schema_version})")
+
+
+def _token_valid(
+    settings: Settings, instagram: InstagramClient
+) -> tuple[Check, dict[str, Any] | None]:
+    if settings.instagram_user_token is None:
+        return Check("token", "fail", "INSTAGRAM_USER_TOKEN is not set", RE_AUTHENTICATE), None
+    try:
+        me = instagram.get_me()
+    except InstagramError as exc:
+        if exc.code == "instagram_token_invalid":
+            return Check("token", "fail", f"GET /me: {exc.message}", RE_AUTHENTICATE), None
+        return Check(
+            "token",
+            "fail",
+            f"GET /me could not be checked: {exc.message}",
+            "check INSTAGRAM_GRAPH_URL and the network, then run `fab doctor` again",
+        ), None
+    who = f"@{me.get('username')} (user_id {me.get('user_id')})"
+    return Check("token", "ok", f"valid: GET /me answers for {who}"), me
+
+
+def _account_id(settings: Settings, me: dict[str, Any]) -> Check:
+    ig_id, app_scoped_id = str(me.get("user_id")), str(me.get("id"))
+    configured = settings.account_id
+    variable = (
+        "INSTAGRAM_ACCOUNT_ID" if settings.instagram_account_id else "INSTAGRAM_ACCOUNT_SCOPED_ID"
+    )
+    if configured is None:
+        return Check(
+            "account id",
+            "ok",
+            f"INSTAGRAM_ACCOUNT_ID not set: the service asks /me (user_id {ig_id}); setting "
+            f"INSTAGRAM_ACCOUNT_ID={ig_id} saves the call",
+        )
+    if configured == ig_id:
+        return Check("account id", "ok", f"{variable} = /me user_id {ig_id}")
+    if configured == app_scoped_id:
+        return Check(
+            "account id",
+            "fail",
+            f"{variable} = {configured} is /me's app-scoped `id`, not the IG_ID webhooks carry "
+            "as entry.id",
+            f"set INSTAGRAM_ACCOUNT_ID={ig_id} (/me's user_id)",
+        )
+    return Check(
+        "account id",
+        "fail",
+        f"{variable} = {configured}, but the token belongs to account {ig_id}",
+        f"set INSTAGRAM_ACCOUNT_ID={ig_id}, or configure the token of account {configured}",
+    )
+
+
+def _subscription(instagram: InstagramClient) -> Check:
+    try:
+        subscription = read_subscription(instagram)
+    except InstagramError as exc:
+        return Check(
+            "webhook subscription",
+            "fail",
+            f"GET /me/subscribed_apps: {exc.message}",
+            "run `fab subscribe` (the token needs instagram_business_manage_messages)",
+        )
+    if subscription.missing:
+        subscribed = ", ".join(subscription.fields) or "nothing"
+        return Check(
+            "webhook subscription",
+            "fail",
+            f"not subscribed to {', '.join(subscription.missing)} (subscribed: {subscribed}); "
+            "Meta delivers no webhook of a field the account is not subscribed to",
+            "run `fab subscribe`",
+        )
+    return Check("webhook subscription", "ok", f"subscribed to {', '.join(subscription.fields)}")
+
+
+def _expiry(tokens: TokenStore, *, database_ok: bool) -> Check:
+    if tokens.configured is None:
+        return Check("token expiry", "skip", "not checked: no token configured")
+    if not database_ok:
+        return Check("token expiry", "skip", "not checked: needs the database")
+    try:
+        tokens.adopt()
+        status = tokens.status()
+    except DATABASE_ERRORS as exc:
+        return Check(
+            "token expiry", "fail", f"database error: {type(exc).__name__}", "run `fab migrate`"
+        )
+    if status.state in ("invalid", "expired"):
+        return Check("token expiry", "fail", status.detail, RE_AUTHENTICATE)
+    if status.state == "expiring" and status.refresh_error:
+        return Check(
+            "token expiry",
+            "fail",
+            status.detail,
+            f"see the service's log for the refresh errors; if they go on, {RE_AUTHENTICATE}",
+        )
+    return Check("token expiry", "ok", status.detail)

@@ -1,0 +1,345 @@
+"""GET /api/v1/conversations, /conversations/{id}, /conversations/{id}/messages, /messages/{mid}."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from app.sandbox import webhooks
+from app.sandbox.server import BackgroundServer
+from tests.api.v1.conftest import START_MS, store_thread
+from tests.helpers import ACCOUNT_ID, ServiceClient, example, example_bytes
+
+
+def at(milliseconds: int) -> str:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+class StatementCounter:
+    """Counts the SQL statements requests run (BEGIN and the background fetcher's excluded)."""
+
+    def __init__(self, server: BackgroundServer) -> None:
+        self.engine = server.app.state.engine
+        self.statements: list[str] = []
+
+    def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        background = threading.current_thread().name == "profile-fetcher"
+        if not statement.startswith("BEGIN") and not background:
+            self.statements.append(statement)
+
+    def __enter__(self) -> "StatementCounter":
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+
+# --- the inbox -----------------------------------------------------------------------------------
+
+
+def test_conversation_shows_customer_last_message_window_and_unread(
+    api: ServiceClient, anna: dict
+) -> None:
+    response = api.get(f"/api/v1/conversations/{anna['id']}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["account_id"] == ACCOUNT_ID
+    assert body["customer"] == {
+        "id": anna["id"],
+        "username": "anna_k",
+        "name": "Anna K",
+        "profile_pic": "https://cdn.test/a.jpg",
+    }
+    assert body["last_message"]["text"] == "Hi! Do you ship to Berlin?"
+    assert body["last_message"]["direction"] == "inbound"
+    inbound_at = datetime.fromisoformat(body["last_inbound_at"])
+    assert datetime.fromisoformat(body["can_reply_until"]) == inbound_at + timedelta(hours=24)
+    assert datetime.fromisoformat(body["human_agent_until"]) == inbound_at + timedelta(days=7)
+    assert body["unread_count"] == 1
+
+
+def test_unread_counts_customer_messages_after_the_last_reply(api: ServiceClient) -> None:
+    customer = "1500000000000001"
+    ids = {"account_id": ACCOUNT_ID, "customer_id": customer}
+    items = [
+        webhooks.message_item(**ids, mid="a", timestamp_ms=START_MS, text="one"),
+        webhooks.echo_item(**ids, mid="b", timestamp_ms=START_MS + 1000, text="answer"),
+        webhooks.message_item(**ids, mid="c", timestamp_ms=START_MS + 2000, text="two"),
+        webhooks.message_item(**ids, mid="d", timestamp_ms=START_MS + 3000, text="three"),
+        webhooks.unsend_item(**ids, mid="d", timestamp_ms=START_MS + 4000),
+    ]
+    assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items)).status_code == 200
+
+    body = api.get(f"/api/v1/conversations/{customer}").json()
+
+    assert body["unread_count"] == 1  # "two" (the unsent "three" does not count)
+    assert body["last_message"] == {
+        "mid": "d",
+        "direction": "inbound",
+        "text": "[deleted]",
+        "sent_at": at(START_MS + 3000),
+    }
+
+
+def test_inbox_is_newest_activity_first_and_pages_with_a_cursor(api: ServiceClient) -> None:
+    customers = [f"15000000000000{n:02}" for n in range(7)]
+    for order, customer in enumerate(customers):
+        ids = {"account_id": ACCOUNT_ID, "customer_id": customer}
+        item = webhooks.message_item(
+            **ids, mid=f"m{order}", timestamp_ms=START_MS + order * 1000, text="hi"
+        )
+        assert (
+            api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=[item])).status_code == 200
+        )
+
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.get("/api/v1/conversations", params=params).json()
+        seen += [c["customer"]["id"] for c in page["data"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == list(reversed(customers))
+    assert pages == 3
+
+
+def test_a_new_message_moves_its_conversation_to_the_top(api: ServiceClient) -> None:
+    for order, customer in enumerate(["1500000000000001", "1500000000000002"]):
+        ids = {"account_id": ACCOUNT_ID, "customer_id": customer}
+        item = webhooks.message_item(
+            **ids, mid=f"m{order}", timestamp_ms=START_MS + order, text="hi"
+        )
+        api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=[item]))
+    ids = {"account_id": ACCOUNT_ID, "customer_id": "1500000000000001"}
+    later = webhooks.message_item(**ids, mid="m-late", timestamp_ms=START_MS + 9000, text="again")
+    api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=[later]))
+
+    order = [c["customer"]["id"] for c in api.get("/api/v1/conversations").json()["data"]]
+
+    assert order == ["1500000000000001", "1500000000000002"]
+
+
+def test_the_inbox_costs_the_same_statements_for_one_or_many_conversations(
+    service: BackgroundServer, api: ServiceClient
+) -> None:
+    def add(customer: str, number: int) -> None:
+        ids = {"account_id": ACCOUNT_ID, "customer_id": customer}
+        items = [
+            webhooks.message_item(
+                **ids, mid=f"{customer}-{n}", timestamp_ms=START_MS + number * 10 + n, text="x"
+            )
+            for n in range(3)
+        ]
+        api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items))
+
+    add("1600000000000000", 0)
+    with StatementCounter(service) as one:
+        assert len(api.get("/api/v1/conversations").json()["data"]) == 1
+    for number in range(1, 25):
+        add(f"16000000000000{number:02}", number)
+    with StatementCounter(service) as many:
+        assert len(api.get("/api/v1/conversations", params={"limit": 20}).json()["data"]) == 20
+
+    assert len(many.statements) == len(one.statements) <= 3
+
+
+def test_unknown_conversation_is_a_404(api: ServiceClient) -> None:
+    response = api.get("/api/v1/conversations/1999999999999999")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "conversation_not_found"
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/conversations", {"limit": 0}),
+        ("/api/v1/conversations", {"limit": 201}),
+        ("/api/v1/conversations", {"cursor": "not-a-cursor"}),
+        ("/api/v1/conversations/abc", {}),
+        ("/api/v1/conversations/1500000000000001/messages", {"before": "%%%"}),
+    ],
+    ids=["limit-0", "limit-201", "cursor", "user-id", "before"],
+)
+def test_bad_parameters_are_422_naming_them(api: ServiceClient, path: str, params: dict) -> None:
+    response = api.get(path, params=params)
+
+    assert response.status_code == 422
+    assert response.json()["code"] in {"validation_error", "invalid_cursor"}
+
+
+# --- a thread's messages ---------------------------------------------------------------------
+
+
+def test_messages_carry_everything_the_events_stored(api: ServiceClient) -> None:
+    for name in [
+        "echo_text",
+        "reply_to_message",
+        "reaction_react",
+        "seen",
+        "image",
+        "unsend_is_deleted",
+    ]:
+        assert api.deliver(example_bytes(name)).status_code == 200
+    customer = example("text")["entry"][0]["messaging"][0]["sender"]["id"]
+
+    page = api.get(f"/api/v1/conversations/{customer}/messages").json()
+
+    by_mid = {m["mid"]: m for m in page["data"]}
+    echo = by_mid[example("echo_text")["entry"][0]["messaging"][0]["message"]["mid"]]
+    assert echo["direction"] == "outbound"
+    assert echo["status"] == "sent"
+    assert echo["read"] is True  # seen.json points at it
+    assert echo["reactions"] == [
+        {
+            "user_id": customer,
+            "reaction": "love",
+            "emoji": "\u2764\ufe0f",
+            "reacted_at": at(1745923829000),
+        }
+    ]
+    reply = by_mid[example("reply_to_message")["entry"][0]["messaging"][0]["message"]["mid"]]
+    assert reply["reply_to"] == {"mid": echo["mid"]}
+    assert (reply["status"], reply["read"], reply["error"]) == (None, None, None)
+    photo = by_mid[example("image")["entry"][0]["messaging"][0]["message"]["mid"]]
+    assert (photo["is_deleted"], photo["attachments"], photo["text"]) == (True, None, None)
+    assert [m["sent_at"] for m in page["data"]] == sorted(
+        (m["sent_at"] for m in page["data"]), reverse=True
+    )
+
+
+def test_get_one_message_by_mid(api: ServiceClient) -> None:
+    assert api.deliver(example_bytes("text")).status_code == 200
+    assert api.deliver(example_bytes("message_edit")).status_code == 200
+    mid = example("text")["entry"][0]["messaging"][0]["message"]["mid"]
+
+    response = api.get(f"/api/v1/messages/{mid}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["mid"], body["text"], body["edit_count"]) == (mid, "Hi! Do you ship to Munich?", 1)
+    assert body["edited_at"] == at(1745923828000)
+
+
+def test_unknown_message_is_a_404(api: ServiceClient) -> None:
+    response = api.get("/api/v1/messages/aWdf-unknown")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "message_not_found"
+
+
+def test_messages_of_an_unknown_conversation_are_a_404(api: ServiceClient) -> None:
+    response = api.get("/api/v1/conversations/1999999999999999/messages")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "conversation_not_found"
+
+
+def test_before_and_after_together_are_a_422(api: ServiceClient) -> None:
+    mids = store_thread(api, customer_id="1500000000000001", count=3)
+    page = api.get("/api/v1/conversations/1500000000000001/messages", params={"limit": 1}).json()
+
+    response = api.get(
+        "/api/v1/conversations/1500000000000001/messages",
+        params={"before": page["before"], "after": page["after"]},
+    )
+
+    assert len(mids) == 3
+    assert response.status_code == 422
+    assert response.json()["code"] == "conflicting_cursors"
+
+
+def get_page(api: ServiceClient, customer: str, **params: Any) -> dict[str, Any]:
+    response = api.get(f"/api/v1/conversations/{customer}/messages", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def mids_of(page: dict[str, Any]) -> list[str]:
+    return [m["mid"] for m in page["data"]]
+
+
+def test_a_1000_message_thread_walks_back_and_forth_without_gaps_or_repeats(
+    api: ServiceClient,
+) -> None:
+    customer = "1500000000000001"
+    mids = store_thread(api, customer_id=customer, count=1000)
+
+    page = get_page(api, customer, limit=64)
+    assert page["has_newer"] is False
+    backwards = mids_of(page)
+    while page["has_older"]:
+        page = get_page(api, customer, limit=64, before=page["before"])
+        assert page["has_newer"] is True
+        backwards += mids_of(page)
+    assert backwards == list(reversed(mids))
+
+    forwards = list(reversed(mids_of(page)))  # from the oldest page, forwards with `after`
+    while page["has_newer"]:
+        page = get_page(api, customer, limit=64, after=page["after"])
+        assert page["has_older"] is True
+        forwards += list(reversed(mids_of(page)))
+    assert forwards == mids
+
+
+def test_pages_stay_whole_while_new_messages_arrive(api: ServiceClient) -> None:
+    customer = "1500000000000001"
+    mids = store_thread(api, customer_id=customer, count=300)
+    later: list[str] = []
+
+    page = get_page(api, customer, limit=50)
+    newest_cursor = page["after"]
+    seen = mids_of(page)
+    round_number = 0
+    while page["has_older"]:
+        # New messages arrive between pages (newer than everything stored).
+        later += store_thread(
+            api,
+            customer_id=customer,
+            count=7,
+            start_ms=START_MS + 10**7 + round_number * 10**5,
+            prefix=f"new{round_number}",
+        )
+        round_number += 1
+        page = get_page(api, customer, limit=50, before=page["before"])
+        seen += mids_of(page)
+
+    assert seen == list(reversed(mids))
+    # Polling forwards from the first page's newest message finds exactly the new ones.
+    polled: list[str] = []
+    cursor = newest_cursor
+    while True:
+        forward = get_page(api, customer, limit=10, after=cursor)
+        polled += list(reversed(mids_of(forward)))
+        if not forward["has_newer"]:
+            break
+        cursor = forward["after"]
+    assert polled == later
+
+
+def test_a_page_costs_the_same_statements_whatever_the_history(
+    service: BackgroundServer, api: ServiceClient
+) -> None:
+    customer = "1500000000000001"
+    store_thread(api, customer_id=customer, count=30)
+    with StatementCounter(service) as short:
+        api.get(f"/api/v1/conversations/{customer}/messages", params={"limit": 20})
+    store_thread(api, customer_id=customer, count=600, start_ms=START_MS + 10**6, prefix="more")
+    with StatementCounter(service) as long:
+        api.get(f"/api/v1/conversations/{customer}/messages", params={"limit": 20})
+
+    assert len(long.statements) == len(short.statements) <= 3
+    assert all(
+        "LIMIT" in s for s in long.statements if "FROM messages" in s and "reactions" not in s
+    )

@@ -1,0 +1,127 @@
+"""The token store, the refresh job and the Graph client, wired as the service wires them, on
+a fresh database (each backend) and the sandbox over HTTP, with a controllable clock."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.clients.instagram import InstagramClient
+from app.config import Settings
+from app.db import create_db_engine
+from app.models import InstagramToken
+from app.repositories import tokens
+from app.sandbox.server import BackgroundServer
+from app.services.tokens import TokenRefresher, TokenStore, fingerprint
+from tests.helpers import ACCOUNT_ID, APP_SECRET, USER_TOKEN, VERIFY_TOKEN, Clock, ServiceClient
+
+DAY = 24 * 60 * 60
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(database_url: str, sandbox: BackgroundServer) -> MakeSettings:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "instagram_app_secret": APP_SECRET,
+            "instagram_webhook_token": VERIFY_TOKEN,
+            "instagram_user_token": USER_TOKEN,
+            "instagram_account_id": ACCOUNT_ID,
+            "instagram_graph_url": sandbox.url,
+            "instagram_get_retries": 0,
+            "token_cache_seconds": 0,  # every call reads the database: no waiting in tests
+            "token_refresh_retry_seconds": 3600,
+        }
+        return Settings(_env_file=None, **{**values, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = create_db_engine(settings)
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
+
+
+class Process:
+    """What one service process holds: a token store and the Graph client that uses it."""
+
+    def __init__(
+        self, settings: Settings, session_factory: sessionmaker[Session], clock: Clock
+    ) -> None:
+        self.store = TokenStore(settings=settings, session_factory=session_factory, clock=clock)
+        self.instagram = InstagramClient(settings, token=self.store)
+        self.refresher = TokenRefresher(
+            store=self.store, instagram=self.instagram, settings=settings, clock=clock
+        )
+
+    def close(self) -> None:
+        self.instagram.close()
+
+
+@pytest.fixture
+def process(
+    settings: Settings, session_factory: sessionmaker[Session], clock: Clock
+) -> Iterator[Process]:
+    made = Process(settings, session_factory, clock)
+    yield made
+    made.close()
+
+
+def stored_token(
+    session_factory: sessionmaker[Session], configured: str = USER_TOKEN
+) -> InstagramToken:
+    with session_factory() as session:
+        row = tokens.get(session, fingerprint(configured))
+        session.commit()
+    assert row is not None
+    return row
+
+
+def change_stored_token(session_factory: sessionmaker[Session], **values: Any) -> None:
+    """Play a token state the clock alone cannot reach (e.g. a short real expiry)."""
+    with session_factory() as session:
+        session.execute(
+            update(InstagramToken)
+            .where(InstagramToken.source_fingerprint == fingerprint(USER_TOKEN))
+            .values(**values)
+        )
+        session.commit()
+
+
+def sandbox_tokens(meta: ServiceClient) -> list[dict[str, Any]]:
+    return meta.get("/_sandbox/tokens").json()
+
+
+def update_sandbox_tokens(meta: ServiceClient, **body: Any) -> None:
+    response = meta.put("/_sandbox/tokens", json=body)
+    assert response.status_code == 200, response.text
+
+
+def refresh_calls(meta: ServiceClient) -> int:
+    calls = meta.get("/_sandbox/calls").json()
+    return sum(call["kind"] == "refresh" for call in calls)
+
+
+def a_day_later(process: Process, meta: ServiceClient, clock: Clock) -> None:
+    """The token stored, then a day and a second go by (the sandbox's token ages too): the
+    first refresh is due."""
+    process.refresher.run_once()
+    update_sandbox_tokens(meta, age_seconds=2 * DAY)
+    clock.advance(days=1, seconds=1)
