@@ -40,7 +40,7 @@ IG_ID_LENGTH = 64
 # Surrogate keys: BIGINT on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 # Payload fragments kept verbatim: JSONB on PostgreSQL, JSON text on SQLite.
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

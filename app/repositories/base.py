@@ -1,22 +1,124 @@
-"""What every repository shares: the dialect's INSERT, which has ON CONFLICT on both databases."""
+"""What every repository shares: upserts (INSERT … ON CONFLICT, on both databases), compiled
+once and reused, and the small SQL building blocks they are made of."""
 
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Result, Table, case
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Row,
+    Table,
+    TextClause,
+    bindparam,
+    case,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+INSERTS: dict[str, Callable[[Table], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+# Rows per multi-row statement: well under both databases' limits on bind parameters.
+ROWS_PER_STATEMENT = 200
+
+_NAMED_PARAMETERS = {
+    "postgresql": postgresql.dialect(paramstyle="named"),
+    "sqlite": sqlite.dialect(paramstyle="named"),
+}
+_compiled: dict[tuple[Hashable, str], TextClause] = {}
+_compiled_lock = threading.Lock()
 
 
 def upsert_insert(session: Session, table: Table) -> Any:
     """`INSERT` with `on_conflict_do_nothing/do_update` for the session's database."""
+    return _insert_for(session.get_bind().dialect.name)(table)
+
+
+def _insert_for(dialect: str) -> Callable[[Table], Any]:
+    try:
+        return INSERTS[dialect]
+    except KeyError:
+        raise NotImplementedError(f"upserts are not written for {dialect}") from None
+
+
+def precompiled(
+    session: Session, key: Hashable, build: Callable[[Callable[[Table], Any]], Executable]
+) -> TextClause:
+    """A statement built and compiled once per database kind, then reused.
+
+    SQLAlchemy caches the compiled form of most statements, but not of the dialects'
+    INSERT … ON CONFLICT (they have no cache key), and compiling one costs more than running
+    it. So each is built once (by `build`, given the dialect's insert), compiled to SQL with
+    named parameters, and kept as a text statement that SQLAlchemy does cache, with the
+    parameters' types (so timestamps and JSON are converted as usual). `build` must use
+    explicit `bindparam`s (or `excluded.<column>`) for every value that changes per call.
+    """
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"upserts are not written for {dialect}")
+    cached = _compiled.get((key, dialect))
+    if cached is not None:
+        return cached
+    compiled = build(_insert_for(dialect)).compile(dialect=_NAMED_PARAMETERS[dialect])
+    defaulted = [*compiled.insert_prefetch, *compiled.update_prefetch]
+    if defaulted:
+        # Their Python-side defaults would be computed once, here, and frozen.
+        names = ", ".join(sorted({getattr(column, "key", str(column)) for column in defaulted}))
+        raise ValueError(f"{key}: give a value for {names}; defaults are not precompiled")
+    # Under the names the SQL uses (anonymous ones, like a literal 0, are named at compile).
+    binds = {
+        name: bindparam(name, value=bound.value, type_=bound.type)
+        for bound, name in compiled.bind_names.items()
+    }
+    # PostgreSQL casts (`:param::JSONB`) would read as parameter names to text(): escape them.
+    sql = str(compiled).replace("::", r"\:\:")
+    statement = text(sql).bindparams(*binds.values())
+    with _compiled_lock:
+        return _compiled.setdefault((key, dialect), statement)
+
+
+def rows_upsert(
+    session: Session,
+    *,
+    key: str,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    finish: Callable[[Any], Executable],
+) -> list[Row[Any]]:
+    """INSERT many rows at once (ROWS_PER_STATEMENT per statement), finished by `finish`
+    (its ON CONFLICT and RETURNING clauses); the rows it returns, if any.
+
+    Every row has the same keys: the columns to insert.
+    """
+    returned: list[Row[Any]] = []
+    if not rows:
+        return returned
+    columns = list(rows[0])
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+
+        def build(insert: Callable[[Table], Any], count: int = len(chunk)) -> Executable:
+            placeholders = [
+                {
+                    column: bindparam(f"r{i}_{column}", type_=table.c[column].type)
+                    for column in columns
+                }
+                for i in range(count)
+            ]
+            return finish(insert(table).values(placeholders))
+
+        statement = precompiled(session, (key, tuple(columns), len(chunk)), build)
+        parameters = {
+            f"r{i}_{column}": row[column] for i, row in enumerate(chunk) for column in columns
+        }
+        result = session.execute(statement, parameters)
+        if result.returns_rows:
+            returned.extend(result.all())
+    return returned
 
 
 def later_of(current: ColumnElement[Any], incoming: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -35,9 +137,3 @@ class Position:
 
     at: datetime
     id: int
-
-
-def changed_rows(result: Result[Any]) -> int:
-    """How many rows an INSERT/UPDATE changed: 0 for an upsert that found its row up to date
-    (a duplicate event)."""
-    return cast("CursorResult[Any]", result).rowcount

@@ -1,5 +1,7 @@
 """SQL for `conversations`: one per (business account, customer)."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -7,42 +9,76 @@ from sqlalchemy import ColumnElement, case, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, User, utcnow
-from app.repositories.base import Position, later_of, upsert_insert
+from app.repositories.base import Position, later_of, rows_upsert
 
 
-def upsert(
-    session: Session,
-    *,
-    account_id: str,
-    user_id: str,
-    message_at: datetime | None = None,
-    inbound_at: datetime | None = None,
-    read_at: datetime | None = None,
-    read_mid: str | None = None,
-    referral: dict[str, Any] | None = None,
-    referral_at: datetime | None = None,
-) -> int:
-    """Create the conversation if needed and move its clocks forward; return its id.
+@dataclass
+class ConversationClocks:
+    """What events tell about one conversation: each clock only ever moves forward."""
+
+    account_id: str
+    user_id: str
+    message_at: datetime | None = None
+    inbound_at: datetime | None = None
+    read_at: datetime | None = None
+    read_mid: str | None = None
+    referral: dict[str, Any] | None = None
+    referral_at: datetime | None = None
+
+    def merge(self, other: "ConversationClocks") -> None:
+        """Take the later of each clock (and what travels with it), as the database does."""
+        self.message_at = _later(self.message_at, other.message_at)
+        self.inbound_at = _later(self.inbound_at, other.inbound_at)
+        if _is_later(other.read_at, self.read_at):
+            self.read_at, self.read_mid = other.read_at, other.read_mid
+        if _is_later(other.referral_at, self.referral_at):
+            self.referral_at, self.referral = other.referral_at, other.referral
+
+
+def _is_later(candidate: datetime | None, current: datetime | None) -> bool:
+    return candidate is not None and (current is None or candidate > current)
+
+
+def _later(first: datetime | None, second: datetime | None) -> datetime | None:
+    return second if _is_later(second, first) else first
+
+
+def upsert_many(
+    session: Session, changes: Iterable[ConversationClocks]
+) -> dict[tuple[str, str], int]:
+    """Create the conversations that are new and move their clocks forward; their ids by
+    (account_id, user_id). One statement per ROWS_PER_STATEMENT conversations.
 
     Every clock only moves forward, and what travels with a clock (the read mid, the
     referral) changes only with it, so events applied in any order end in the same state.
     """
-    table = Conversation.__table__
     now = utcnow()
-    stmt = upsert_insert(session, table).values(
-        account_id=account_id,
-        user_id=user_id,
-        last_message_at=message_at,
-        last_inbound_at=inbound_at,
-        customer_read_at=read_at,
-        customer_read_mid=read_mid,
-        last_referral=referral,
-        last_referral_at=referral_at,
-        created_at=now,
-        updated_at=now,
+    rows = [
+        {
+            "account_id": change.account_id,
+            "user_id": change.user_id,
+            "last_message_at": change.message_at,
+            "last_inbound_at": change.inbound_at,
+            "customer_read_at": change.read_at,
+            "customer_read_mid": change.read_mid,
+            "last_referral": change.referral,
+            "last_referral_at": change.referral_at,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
+        for change in sorted(changes, key=lambda change: (change.account_id, change.user_id))
+    ]
+    table = Conversation.__table__
+    returned = rows_upsert(
+        session, key="conversations.upsert", table=table, rows=rows, finish=_advance_clocks
     )
-    incoming = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return {(account_id, user_id): row_id for account_id, user_id, row_id in returned}
+
+
+def _advance_clocks(insert: Any) -> Any:
+    table, incoming = Conversation.__table__, insert.excluded
+    return insert.on_conflict_do_update(
         index_elements=[table.c.account_id, table.c.user_id],
         set_={
             "last_message_at": later_of(table.c.last_message_at, incoming.last_message_at),
@@ -63,10 +99,24 @@ def upsert(
                 else_=table.c.last_referral,
             ),
             "last_referral_at": later_of(table.c.last_referral_at, incoming.last_referral_at),
-            "updated_at": now,
+            "updated_at": incoming.updated_at,
         },
-    ).returning(table.c.id)
-    return session.execute(stmt).scalar_one()
+    ).returning(table.c.account_id, table.c.user_id, table.c.id)
+
+
+def upsert(
+    session: Session,
+    *,
+    account_id: str,
+    user_id: str,
+    message_at: datetime | None = None,
+    inbound_at: datetime | None = None,
+) -> int:
+    """One conversation: created if needed, clocks moved forward; its id."""
+    clocks = ConversationClocks(
+        account_id=account_id, user_id=user_id, message_at=message_at, inbound_at=inbound_at
+    )
+    return upsert_many(session, [clocks])[(account_id, user_id)]
 
 
 def _moves_forward(

@@ -1,5 +1,6 @@
 """SQL for `messages`."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,12 +9,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from app.models import Conversation, Message
-from app.repositories.base import Position, changed_rows, later_of, upsert_insert
+from app.repositories.base import Position, later_of, rows_upsert
 
 MID_MERGE_ATTEMPTS = 3
 BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# What any event about a message knows of it: enough for a placeholder row.
+PLACEHOLDER_FIELDS = (
+    "mid",
+    "conversation_id",
+    "direction",
+    "sender_id",
+    "recipient_id",
+    "sent_at",
+    "created_at",
+    "source",
+    "status",
+)
 # What a message event says about its message; a placeholder row takes all of it.
 MESSAGE_FIELDS = (
     "conversation_id",
@@ -30,18 +43,30 @@ MESSAGE_FIELDS = (
 )
 
 
-def store_message(session: Session, values: dict[str, Any]) -> bool:
-    """Store a message event once by `mid`, whatever came before it.
+def store_messages(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Store message events once by `mid`, whatever came before them; the mids that changed.
 
     - No row yet: insert it.
     - A placeholder (an edit or unsend came first): fill it in, keeping the edited text or
       the deletion.
     - The row of a message we sent through the API, and this is its echo: take Meta's time.
     - Otherwise (a duplicate): change nothing.
+
+    The rows have MESSAGE_FIELDS, mid, text, attachments, sent_at and created_at; each mid
+    at most once.
     """
-    table = Message.__table__
-    stmt = upsert_insert(session, table).values(**values, is_placeholder=False)
-    incoming = stmt.excluded
+    placeholders = [
+        {**row, "is_placeholder": False, "is_deleted": False, "edit_count": 0}
+        for row in sorted(rows, key=_by_mid)
+    ]
+    returned = rows_upsert(
+        session, key="messages.store", table=Message.__table__, rows=placeholders, finish=_fill_in
+    )
+    return {mid for (mid,) in returned}
+
+
+def _fill_in(insert: Any) -> Any:
+    table, incoming = Message.__table__, insert.excluded
     placeholder = table.c.is_placeholder
     echo_of_our_send = (table.c.source == "api") & (incoming.source == "echo")
     set_: dict[str, Any] = {
@@ -59,63 +84,93 @@ def store_message(session: Session, values: dict[str, Any]) -> bool:
     set_["sent_at"] = case(
         (placeholder | echo_of_our_send, incoming.sent_at), else_=table.c.sent_at
     )
-    set_["is_placeholder"] = False
-    stmt = stmt.on_conflict_do_update(
+    set_["is_placeholder"] = incoming.is_placeholder  # false: the message itself is here
+    return insert.on_conflict_do_update(
         index_elements=[table.c.mid],
         set_=set_,
         where=placeholder | (echo_of_our_send & (table.c.sent_at != incoming.sent_at)),
-    )
-    return changed_rows(session.execute(stmt)) > 0
+    ).returning(table.c.mid)
 
 
-def store_edit(
-    session: Session, *, placeholder: dict[str, Any], text: str | None, num_edit: int
-) -> bool:
-    """Apply an edit unless a later one (higher `num_edit`) is stored; an unsent message
-    stays empty. Before its message, the edit makes a placeholder row."""
-    table = Message.__table__
-    stmt = upsert_insert(session, table).values(
-        **placeholder,
-        text=text,
-        edit_count=num_edit,
-        edited_at=placeholder["sent_at"],
-        is_placeholder=True,
+def store_edits(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Apply edits unless a later one (higher `edit_count`) is stored; an unsent message stays
+    empty. Before its message, an edit makes a placeholder row. The mids that changed.
+
+    The rows have PLACEHOLDER_FIELDS, text and edit_count; each mid at most once.
+    """
+    edits = [
+        {
+            **row,
+            "edited_at": row["sent_at"],
+            "is_placeholder": True,
+            "is_deleted": False,
+            "is_unsupported": False,
+        }
+        for row in sorted(rows, key=_by_mid)
+    ]
+
+    def finish(insert: Any) -> Any:
+        table, incoming = Message.__table__, insert.excluded
+        return insert.on_conflict_do_update(
+            index_elements=[table.c.mid],
+            set_={
+                "text": case((table.c.is_deleted, null()), else_=incoming.text),
+                "edit_count": incoming.edit_count,
+                "edited_at": incoming.edited_at,
+            },
+            where=incoming.edit_count > table.c.edit_count,
+        ).returning(table.c.mid)
+
+    returned = rows_upsert(
+        session, key="messages.edit", table=Message.__table__, rows=edits, finish=finish
     )
-    incoming = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.mid],
-        set_={
-            "text": case((table.c.is_deleted, null()), else_=incoming.text),
-            "edit_count": incoming.edit_count,
-            "edited_at": incoming.edited_at,
-        },
-        where=incoming.edit_count > table.c.edit_count,
-    )
-    return changed_rows(session.execute(stmt)) > 0
+    return {mid for (mid,) in returned}
 
 
-def store_unsend(session: Session, *, placeholder: dict[str, Any]) -> None:
-    """Unsend: the message becomes a tombstone (no text, no attachments), for good.
-    Before its message, the unsend makes a placeholder tombstone."""
-    table = Message.__table__
-    stmt = upsert_insert(session, table).values(
-        **placeholder,
-        text=None,
-        attachments=None,
-        is_deleted=True,
-        deleted_at=placeholder["sent_at"],
-        is_placeholder=True,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.mid],
-        set_={
+def store_unsends(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Unsend: the messages become tombstones (no text, no attachments), for good. Before its
+    message, an unsend makes a placeholder tombstone. The mids that changed.
+
+    The rows have PLACEHOLDER_FIELDS (`sent_at`: when it was unsent); each mid at most once.
+    """
+    tombstones = [
+        {
+            **row,
+            "text": None,
+            "attachments": None,
             "is_deleted": True,
-            "text": null(),
-            "attachments": null(),
-            "deleted_at": later_of(table.c.deleted_at, stmt.excluded.deleted_at),
-        },
+            "deleted_at": row["sent_at"],
+            "is_placeholder": True,
+            "is_unsupported": False,
+            "edit_count": 0,
+        }
+        for row in sorted(rows, key=_by_mid)
+    ]
+
+    def finish(insert: Any) -> Any:
+        table, incoming = Message.__table__, insert.excluded
+        return insert.on_conflict_do_update(
+            index_elements=[table.c.mid],
+            set_={
+                "is_deleted": incoming.is_deleted,
+                "text": null(),
+                "attachments": null(),
+                "deleted_at": later_of(table.c.deleted_at, incoming.deleted_at),
+            },
+            where=~table.c.is_deleted
+            | table.c.deleted_at.is_(None)
+            | (incoming.deleted_at > table.c.deleted_at),
+        ).returning(table.c.mid)
+
+    returned = rows_upsert(
+        session, key="messages.unsend", table=Message.__table__, rows=tombstones, finish=finish
     )
-    session.execute(stmt)
+    return {mid for (mid,) in returned}
+
+
+def _by_mid(row: dict[str, Any]) -> str:
+    # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
+    return str(row["mid"])
 
 
 def add(session: Session, **values: Any) -> Message:

@@ -1,12 +1,55 @@
 """SQL for `reactions`: one per (message, user), the latest event wins."""
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Reaction, utcnow
-from app.repositories.base import changed_rows, upsert_insert
+from app.repositories.base import rows_upsert
+
+
+def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Reactions (`reaction` set) and unreactions (`reaction` None) of (mid, user_id), unless
+    a later event is stored; the (mid, user_id) pairs that changed.
+
+    At the same instant an unreact wins over a react (and of two reacts, the greater name),
+    so any order of arrival ends the same. The rows have mid, user_id, reaction, emoji and
+    reacted_at; each (mid, user_id) at most once.
+    """
+    now = utcnow()
+    ordered = sorted(rows, key=lambda row: (row["mid"], row["user_id"]))
+    returned = rows_upsert(
+        session,
+        key="reactions.store",
+        table=Reaction.__table__,
+        rows=[{**row, "created_at": now, "updated_at": now} for row in ordered],
+        finish=_latest_wins,
+    )
+    return {(mid, user_id) for mid, user_id in returned}
+
+
+def _latest_wins(insert: Any) -> Any:
+    table, incoming = Reaction.__table__, insert.excluded
+    same_instant = incoming.reacted_at == table.c.reacted_at
+    newer = (
+        (incoming.reacted_at > table.c.reacted_at)
+        | (same_instant & incoming.reaction.is_(None) & table.c.reaction.is_not(None))
+        # Two reactions at the same millisecond: pick one deterministically.
+        | (same_instant & (incoming.reaction > table.c.reaction))
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.mid, table.c.user_id],
+        set_={
+            "reaction": incoming.reaction,
+            "emoji": incoming.emoji,
+            "reacted_at": incoming.reacted_at,
+            "updated_at": incoming.updated_at,
+        },
+        where=newer,
+    ).returning(table.c.mid, table.c.user_id)
 
 
 def store(
@@ -18,41 +61,15 @@ def store(
     emoji: str | None,
     reacted_at: datetime,
 ) -> bool:
-    """React (`reaction` set) or unreact (`reaction` None) unless a later event is stored.
-
-    At the same instant an unreact wins over a react (and of two reacts, the greater name),
-    so any order of arrival ends the same.
-    """
-    table = Reaction.__table__
-    now = utcnow()
-    stmt = upsert_insert(session, table).values(
-        mid=mid,
-        user_id=user_id,
-        reaction=reaction,
-        emoji=emoji,
-        reacted_at=reacted_at,
-        created_at=now,
-        updated_at=now,
-    )
-    incoming = stmt.excluded
-    same_instant = incoming.reacted_at == table.c.reacted_at
-    newer = (
-        (incoming.reacted_at > table.c.reacted_at)
-        | (same_instant & incoming.reaction.is_(None) & table.c.reaction.is_not(None))
-        # Two reactions at the same millisecond: pick one deterministically.
-        | (same_instant & (incoming.reaction > table.c.reaction))
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.mid, table.c.user_id],
-        set_={
-            "reaction": incoming.reaction,
-            "emoji": incoming.emoji,
-            "reacted_at": incoming.reacted_at,
-            "updated_at": now,
-        },
-        where=newer,
-    )
-    return changed_rows(session.execute(stmt)) > 0
+    """One reaction (see store_many); True when it changed what was stored."""
+    row = {
+        "mid": mid,
+        "user_id": user_id,
+        "reaction": reaction,
+        "emoji": emoji,
+        "reacted_at": reacted_at,
+    }
+    return bool(store_many(session, [row]))
 
 
 def current_for(session: Session, mids: list[str]) -> list[Reaction]:

@@ -1,6 +1,6 @@
 """SQL for `users`: the profile cache."""
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import User, utcnow
-from app.repositories.base import upsert_insert
+from app.repositories.base import rows_upsert
 
 PROFILE_COLUMNS = (
     "username",
@@ -38,32 +38,38 @@ def ensure(session: Session, *, user_ids: Iterable[str]) -> None:
     ON CONFLICT DO NOTHING takes no lock on an existing row, so concurrent deliveries do not
     queue behind the business account's row.
     """
-    table = User.__table__
     now = utcnow()
     rows = [
         {
             "id": user_id,
             "profile_status": "pending",
             "profile_due_at": now,
+            "profile_attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
-        for user_id in dict.fromkeys(user_ids)
+        for user_id in sorted(set(user_ids))
     ]
-    session.execute(
-        upsert_insert(session, table)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[table.c.id])
+    table = User.__table__
+    rows_upsert(
+        session,
+        key="users.ensure",
+        table=table,
+        rows=rows,
+        finish=lambda insert: insert.on_conflict_do_nothing(index_elements=[table.c.id]),
     )
 
 
-def wrote_to_us(session: Session, *, user_id: str) -> None:
-    """A customer who refused consent wrote (or tapped) again: their profile can be fetched."""
+def wrote_to_us(session: Session, *, user_ids: Collection[str]) -> None:
+    """Customers who refused consent wrote (or tapped) again: their profiles can be fetched."""
+    if not user_ids:
+        return
     now = utcnow()
     session.execute(
         update(User)
-        .where(User.id == user_id, User.profile_status == "consent_required")
+        .where(User.id.in_(sorted(user_ids)), User.profile_status == "consent_required")
         .values(profile_status="pending", profile_due_at=now, profile_attempts=0, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -79,23 +85,31 @@ def save_profile(
 ) -> User:
     """Store the outcome of a profile fetch (the profile, or why there is none), when to
     fetch it next, and release the fetcher's claim."""
-    table = User.__table__
     values: dict[str, Any] = {
         "profile_status": status,
         "fetched_at": fetched_at,
         "profile_due_at": due_at,
         "profile_attempts": attempts,
         "profile_claimed_until": None,
+        "updated_at": fetched_at,
     }
     if profile is not None:
         values.update({column: profile.get(column) for column in PROFILE_COLUMNS})
-    stmt = upsert_insert(session, table).values(
-        id=user_id, created_at=fetched_at, updated_at=fetched_at, **values
+    table = User.__table__
+
+    def finish(insert: Any) -> Any:
+        return insert.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={column: insert.excluded[column] for column in values},
+        )
+
+    rows_upsert(
+        session,
+        key="users.save_profile",
+        table=table,
+        rows=[{"id": user_id, "created_at": fetched_at, **values}],
+        finish=finish,
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.id], set_={**values, "updated_at": fetched_at}
-    )
-    session.execute(stmt)
     user = session.get(User, user_id, populate_existing=True)
     assert user is not None
     return user

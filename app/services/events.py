@@ -113,36 +113,46 @@ class DeliveryOutcome:
 def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
     """Apply every event of a delivery; an event that fails is recorded, not fatal.
 
-    The common case (everything applies) costs one savepoint. Only when something fails is
-    each event retried in a savepoint of its own, so one bad event cannot take the others
+    The common case (everything applies) writes all the events together: one statement per
+    table, whatever their number. Only when that fails is the transaction rolled back and each
+    event applied again in a savepoint of its own, so one bad event cannot take the others
     down with it. A failure of the database itself is raised: the whole delivery must fail
     (503, and Meta retries) rather than be recorded as a bad event.
     """
     events = list(extract_events(payload))
-    shape_errors = [str(event) for event in events if isinstance(event, EventShapeError)]
-    valid = [event for event in events if isinstance(event, WebhookEvent)]
-    malformed = [EventResult("malformed", "failed", None) for _ in shape_errors]
+    failures = [str(event) for event in events if isinstance(event, EventShapeError)]
+    results = [EventResult("malformed", "failed", None) for _ in failures]
+    batch = Batch()
+    collected: list[WebhookEvent] = []
+    for event in (event for event in events if isinstance(event, WebhookEvent)):
+        try:
+            batch.collect(event)
+            collected.append(event)
+        except Exception as exc:  # a shape the models refuse: recorded, the rest goes on
+            failures.append(f"{event.path}: {_describe(exc)}")
+            results.append(_result(event, "failed"))
     try:
-        with session.begin_nested():
-            results = [_result(event, apply_event(session, event)) for event in valid]
-        return DeliveryOutcome(
-            event_count=len(events), failures=shape_errors, results=malformed + results
-        )
+        outcomes = batch.write(session)
     except DATABASE_FAILURES:
         raise
     except Exception:
         logger.debug("delivery did not apply in one piece; isolating events", exc_info=True)
-    failures = shape_errors
-    results = malformed
-    for event in valid:
-        try:
-            with session.begin_nested():
-                results.append(_result(event, apply_event(session, event)))
-        except DATABASE_FAILURES:
-            raise
-        except Exception as exc:
-            failures.append(f"{event.path}: {_describe(exc)}")
-            results.append(_result(event, "failed"))
+        session.rollback()
+        outcomes = []
+        for event in collected:
+            alone = Batch()
+            alone.collect(event)
+            try:
+                with session.begin_nested():
+                    outcomes.extend(alone.write(session))
+            except DATABASE_FAILURES:
+                raise
+            except Exception as exc:
+                failures.append(f"{event.path}: {_describe(exc)}")
+                outcomes.append("failed")
+    results.extend(
+        _result(event, outcome) for event, outcome in zip(collected, outcomes, strict=True)
+    )
     return DeliveryOutcome(event_count=len(events), failures=failures, results=results)
 
 
@@ -164,22 +174,10 @@ def event_kind(item: Any) -> str:
     """Which event a messaging item carries (`message`, `reaction`, ...)."""
     if not isinstance(item, dict):
         raise EventShapeError("messaging item is not an object")
-    for key in HANDLERS:
+    for key in COLLECTORS:
         if key in item:
             return key
     return "unknown"
-
-
-def apply_event(session: Session, event: WebhookEvent) -> str:
-    """Apply one event: `applied`; `duplicate` when it was stored already (nothing changed);
-    `ignored` when it is of a kind the service only keeps raw."""
-    kind = event_kind(event.item)
-    handler = HANDLERS.get(kind)
-    if handler is None:
-        # optin, handover and other kinds nobody documents for Instagram: kept raw.
-        return "ignored"
-    changed = handler(session, account_id=event.account_id, item=event.item)
-    return "duplicate" if changed is False else "applied"
 
 
 @dataclass(frozen=True)
@@ -197,19 +195,102 @@ def _sides(item: MessagingItem, *, account_id: str, is_echo: bool = False) -> _S
     return _Sides(customer_id=item.sender.id, outbound=False)
 
 
-def _conversation(session: Session, *, account_id: str, sides: _Sides, **clocks: Any) -> int:
-    """The conversation's id, its users known (new ones queued for a profile fetch)."""
-    users.ensure(session, user_ids=[sides.customer_id, account_id])
-    return conversations.upsert(session, account_id=account_id, user_id=sides.customer_id, **clocks)
+ConversationKey = tuple[str, str]  # (account_id, customer_id)
+
+
+class Batch:
+    """What a set of events writes, merged so that each table takes one statement.
+
+    Events are collected in any order: what they write converges (later clocks win, a
+    tombstone stays a tombstone, a higher edit count wins, the latest reaction wins), so
+    merging them first and writing once gives the state of applying them one by one.
+    """
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self.writers: set[str] = set()  # customers who wrote: a refused profile is asked again
+        self.clocks: dict[ConversationKey, conversations.ConversationClocks] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.unsends: dict[str, dict[str, Any]] = {}
+        self.edits: dict[str, dict[str, Any]] = {}
+        self.reactions: dict[tuple[str, str], dict[str, Any]] = {}
+        # Per collected event: which row decides whether it changed anything (None: applied).
+        self._claims: list[tuple[str, Any, int] | None] = []
+
+    def collect(self, event: WebhookEvent) -> None:
+        """Parse one event and merge what it writes (raises if it has no known shape)."""
+        kind = event_kind(event.item)
+        collector = COLLECTORS.get(kind)
+        claim = None if collector is None else collector(self, event.account_id, event.item)
+        # optin, handover and other kinds nobody documents for Instagram: kept raw only.
+        self._claims.append(("ignored", None, 0) if collector is None else claim)
+
+    def conversation(self, account_id: str, customer_id: str, **clocks: Any) -> ConversationKey:
+        key = (account_id, customer_id)
+        self.users.update(key)
+        change = conversations.ConversationClocks(account_id, customer_id, **clocks)
+        if key in self.clocks:
+            self.clocks[key].merge(change)
+        else:
+            self.clocks[key] = change
+        return key
+
+    def claim(
+        self, table: str, key: Any, row: dict[str, Any], *, wins: Callable[[dict, dict], bool]
+    ) -> tuple[str, Any, int]:
+        """Put `row` in `table` under `key` unless a row there wins over it; the claim."""
+        rows: dict[Any, dict[str, Any]] = getattr(self, table)
+        token = len(self._claims)
+        current = rows.get(key)
+        if current is None or wins(row, current):
+            rows[key] = {**row, "_token": token}
+        return (table, key, token)
+
+    def write(self, session: Session) -> list[str]:
+        """Write everything; per collected event `applied`, `duplicate` (it changed nothing,
+        or another event in the batch wrote its row) or `ignored`."""
+        users.ensure(session, user_ids=self.users)
+        users.wrote_to_us(session, user_ids=self.writers)
+        ids = conversations.upsert_many(session, self.clocks.values())
+        changed = {
+            "messages": messages.store_messages(session, self._rows(self.messages, ids)),
+            "unsends": messages.store_unsends(session, self._rows(self.unsends, ids)),
+            "edits": messages.store_edits(session, self._rows(self.edits, ids)),
+            "reactions": reactions.store_many(session, self._rows(self.reactions, ids)),
+        }
+        outcomes = []
+        for token, claim in enumerate(self._claims):
+            if claim is None:
+                outcomes.append("applied")  # a conversation clock: it only moves forward
+                continue
+            table, key, _ = claim
+            if table == "ignored":
+                outcomes.append("ignored")
+                continue
+            owner = getattr(self, table)[key]["_token"] == token
+            outcomes.append("applied" if owner and key in changed[table] else "duplicate")
+        return outcomes
+
+    @staticmethod
+    def _rows(
+        rows: dict[Any, dict[str, Any]], ids: dict[ConversationKey, int]
+    ) -> list[dict[str, Any]]:
+        written = []
+        for row in rows.values():
+            values = {name: value for name, value in row.items() if not name.startswith("_")}
+            if "conversation" in values:
+                values["conversation_id"] = ids[values.pop("conversation")]
+            written.append(values)
+        return written
 
 
 def _placeholder(
-    item: MessagingItem, *, mid: str, conversation_id: int, sides: _Sides
+    item: MessagingItem, *, mid: str, conversation: ConversationKey, sides: _Sides
 ) -> dict[str, Any]:
-    """The row an edit or unsend makes when its message is not stored yet."""
+    """What an event knows of the message it is about: a row of its own if it comes first."""
     return {
         "mid": mid,
-        "conversation_id": conversation_id,
+        "conversation": conversation,
         "direction": "outbound" if sides.outbound else "inbound",
         "sender_id": item.sender.id,
         "recipient_id": item.recipient.id,
@@ -220,7 +301,28 @@ def _placeholder(
     }
 
 
-def apply_message(session: Session, *, account_id: str, item: dict[str, Any]) -> bool | None:
+def _first(new: dict[str, Any], current: dict[str, Any]) -> bool:
+    return False  # the same message twice: the first one stands
+
+
+def _later_unsend(new: dict[str, Any], current: dict[str, Any]) -> bool:
+    return new["sent_at"] > current["sent_at"]
+
+
+def _later_edit(new: dict[str, Any], current: dict[str, Any]) -> bool:
+    return new["edit_count"] > current["edit_count"]
+
+
+def _later_reaction(new: dict[str, Any], current: dict[str, Any]) -> bool:
+    # The rule reactions.store_many applies in the database, applied within the batch.
+    if new["reacted_at"] != current["reacted_at"]:
+        return new["reacted_at"] > current["reacted_at"]
+    if (new["reaction"] is None) != (current["reaction"] is None):
+        return new["reaction"] is None
+    return new["reaction"] is not None and new["reaction"] > current["reaction"]
+
+
+def collect_message(batch: Batch, account_id: str, item: dict[str, Any]) -> tuple[str, Any, int]:
     """A message (inbound, or the echo of one the business sent), stored once by `mid`.
 
     `is_deleted` (unsend) turns it into a tombstone, whenever it arrives.
@@ -229,120 +331,120 @@ def apply_message(session: Session, *, account_id: str, item: dict[str, Any]) ->
     message = parsed.message
     sides = _sides(parsed, account_id=account_id, is_echo=message.is_echo)
     if message.is_deleted:
-        conversation_id = _conversation(session, account_id=account_id, sides=sides)
-        placeholder = _placeholder(
-            parsed, mid=message.mid, conversation_id=conversation_id, sides=sides
-        )
-        messages.store_unsend(session, placeholder=placeholder)
-        return None
+        conversation = batch.conversation(account_id, sides.customer_id)
+        row = _placeholder(parsed, mid=message.mid, conversation=conversation, sides=sides)
+        return batch.claim("unsends", message.mid, row, wins=_later_unsend)
     if not sides.outbound:
-        users.wrote_to_us(session, user_id=sides.customer_id)
-    conversation_id = _conversation(
-        session,
-        account_id=account_id,
-        sides=sides,
+        batch.writers.add(sides.customer_id)
+    conversation = batch.conversation(
+        account_id,
+        sides.customer_id,
         message_at=parsed.timestamp,
         inbound_at=None if sides.outbound else parsed.timestamp,
     )
-    values = _placeholder(parsed, mid=message.mid, conversation_id=conversation_id, sides=sides)
-    values.update(
+    row = _placeholder(parsed, mid=message.mid, conversation=conversation, sides=sides)
+    row.update(
         text=message.text,
         attachments=item["message"].get("attachments"),  # verbatim, unknown keys included
         reply_to=message.reply_to,
         quick_reply_payload=message.quick_reply.payload if message.quick_reply else None,
+        postback_payload=None,
         referral=message.referral,
         is_unsupported=message.is_unsupported,
     )
-    return messages.store_message(session, values)
+    return batch.claim("messages", message.mid, row, wins=_first)
 
 
-def apply_edit(session: Session, *, account_id: str, item: dict[str, Any]) -> bool:
+def collect_edit(batch: Batch, account_id: str, item: dict[str, Any]) -> tuple[str, Any, int]:
     """`message_edit`: the new text, unless a later edit is stored (`num_edit` orders them)."""
     parsed = MessageEditItem.model_validate(item)
     edit = parsed.message_edit
     sides = _sides(parsed, account_id=account_id)
-    conversation_id = _conversation(session, account_id=account_id, sides=sides)
-    placeholder = _placeholder(parsed, mid=edit.mid, conversation_id=conversation_id, sides=sides)
-    return messages.store_edit(
-        session, placeholder=placeholder, text=edit.text, num_edit=edit.num_edit
-    )
+    conversation = batch.conversation(account_id, sides.customer_id)
+    row = _placeholder(parsed, mid=edit.mid, conversation=conversation, sides=sides)
+    row.update(text=edit.text, edit_count=edit.num_edit)
+    return batch.claim("edits", edit.mid, row, wins=_later_edit)
 
 
-def apply_reaction(session: Session, *, account_id: str, item: dict[str, Any]) -> bool:
+def collect_reaction(batch: Batch, account_id: str, item: dict[str, Any]) -> tuple[str, Any, int]:
     """React / unreact: one reaction per user per message, the latest event wins."""
     parsed = ReactionItem.model_validate(item)
     reaction = parsed.reaction
     reacting = reaction.action == "react"
-    return reactions.store(
-        session,
-        mid=reaction.mid,
-        user_id=parsed.sender.id,
-        reaction=(reaction.reaction or "other") if reacting else None,
-        emoji=reaction.emoji if reacting else None,
-        reacted_at=parsed.timestamp,
-    )
+    row = {
+        "mid": reaction.mid,
+        "user_id": parsed.sender.id,
+        "reaction": (reaction.reaction or "other") if reacting else None,
+        "emoji": reaction.emoji if reacting else None,
+        "reacted_at": parsed.timestamp,
+    }
+    return batch.claim("reactions", (reaction.mid, parsed.sender.id), row, wins=_later_reaction)
 
 
-def apply_read(session: Session, *, account_id: str, item: dict[str, Any]) -> None:
+def collect_read(batch: Batch, account_id: str, item: dict[str, Any]) -> None:
     """The customer has seen the business's messages up to the watermark (or now, for a mid)."""
     parsed = ReadItem.model_validate(item)
     read = parsed.read
     if read.mid is None and read.watermark is None:
         raise EventShapeError("read has neither mid nor watermark")
     sides = _sides(parsed, account_id=account_id)
-    _conversation(
-        session,
-        account_id=account_id,
-        sides=sides,
+    batch.conversation(
+        account_id,
+        sides.customer_id,
         read_at=read.watermark or parsed.timestamp,
         read_mid=read.mid,
     )
 
 
-def apply_postback(session: Session, *, account_id: str, item: dict[str, Any]) -> bool:
+def collect_postback(batch: Batch, account_id: str, item: dict[str, Any]) -> tuple[str, Any, int]:
     """An icebreaker / button / menu tap: stored as the customer's message (its title), and
     like a message it opens the messaging window."""
     parsed = PostbackItem.model_validate(item)
     postback = parsed.postback
     sides = _sides(parsed, account_id=account_id)
-    users.wrote_to_us(session, user_id=sides.customer_id)
-    conversation_id = _conversation(
-        session,
-        account_id=account_id,
-        sides=sides,
+    batch.writers.add(sides.customer_id)
+    conversation = batch.conversation(
+        account_id,
+        sides.customer_id,
         message_at=parsed.timestamp,
         inbound_at=parsed.timestamp,
     )
-    values = _placeholder(parsed, mid=postback.mid, conversation_id=conversation_id, sides=sides)
-    values.update(
-        text=postback.title, postback_payload=postback.payload, referral=postback.referral
+    row = _placeholder(parsed, mid=postback.mid, conversation=conversation, sides=sides)
+    row.update(
+        text=postback.title,
+        attachments=None,
+        reply_to=None,
+        quick_reply_payload=None,
+        postback_payload=postback.payload,
+        referral=postback.referral,
+        is_unsupported=False,
     )
-    return messages.store_message(session, values)
+    return batch.claim("messages", postback.mid, row, wins=_first)
 
 
-def apply_referral(session: Session, *, account_id: str, item: dict[str, Any]) -> None:
+def collect_referral(batch: Batch, account_id: str, item: dict[str, Any]) -> None:
     """An ig.me link or ad opened the existing thread: remembered on the conversation. Meta
     counts it as the customer's action, so it refreshes the messaging window."""
     parsed = ReferralItem.model_validate(item)
     sides = _sides(parsed, account_id=account_id)
-    _conversation(
-        session,
-        account_id=account_id,
-        sides=sides,
+    batch.conversation(
+        account_id,
+        sides.customer_id,
         inbound_at=parsed.timestamp,
         referral=parsed.referral,
         referral_at=parsed.timestamp,
     )
 
 
-# A handler returns False when the event was stored already (a duplicate), else True or None.
-Handler = Callable[..., bool | None]
+# A collector parses one event into the batch; it returns its claim on a row (None: the
+# event only moves conversation clocks).
+Collector = Callable[[Batch, str, dict[str, Any]], tuple[str, Any, int] | None]
 
-HANDLERS: dict[str, Handler] = {
-    "message": apply_message,
-    "message_edit": apply_edit,
-    "reaction": apply_reaction,
-    "read": apply_read,
-    "postback": apply_postback,
-    "referral": apply_referral,
+COLLECTORS: dict[str, Collector] = {
+    "message": collect_message,
+    "message_edit": collect_edit,
+    "reaction": collect_reaction,
+    "read": collect_read,
+    "postback": collect_postback,
+    "referral": collect_referral,
 }

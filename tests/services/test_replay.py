@@ -13,8 +13,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Conversation, Message, Reaction, WebhookDelivery
+from app.repositories import messages, reactions
 from app.sandbox import webhooks
-from app.services import events
 from app.services.replay import replay_failed
 from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient
 
@@ -38,14 +38,16 @@ def count(db: Session, model: type) -> int:
     return db.scalar(select(func.count()).select_from(model)) or 0
 
 
-def broken_reactions(*_: Any, **__: Any) -> None:
-    raise RuntimeError("a bug in the reaction handler")
+def broken_reactions(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    if rows:
+        raise RuntimeError("a bug in the reaction handler")
+    return set()
 
 
 def test_a_failing_event_is_recorded_the_rest_applied_and_replay_fixes_it(
     api: ServiceClient, db: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(events.HANDLERS, "reaction", broken_reactions)
+    monkeypatch.setattr(reactions, "store_many", broken_reactions)
 
     response = api.deliver(message_and_reaction())
 
@@ -74,7 +76,7 @@ def test_a_failing_event_is_recorded_the_rest_applied_and_replay_fixes_it(
 def test_replay_keeps_what_still_fails_and_says_so(
     api: ServiceClient, db: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(events.HANDLERS, "reaction", broken_reactions)
+    monkeypatch.setattr(reactions, "store_many", broken_reactions)
     assert api.deliver(message_and_reaction()).status_code == 200
     engine = create_engine(database_url)
 
@@ -94,7 +96,7 @@ def test_fab_replay_runs_the_replay_command(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(events.HANDLERS, "reaction", broken_reactions)
+    monkeypatch.setattr(reactions, "store_many", broken_reactions)
     assert api.deliver(message_and_reaction()).status_code == 200
     monkeypatch.undo()
     environment = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO_ROOT)}
@@ -118,18 +120,14 @@ def test_fab_replay_runs_the_replay_command(
 def test_a_database_failure_mid_delivery_is_a_503_and_nothing_is_half_written(
     api: ServiceClient, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    apply_message = events.HANDLERS["message"]
+    store_messages = messages.store_messages
     applied: list[str] = []
 
-    def message_then_outage(session: Session, **kwargs: Any) -> None:
-        if applied:
-            raise sa_exc.OperationalError(
-                "INSERT ...", {}, Exception("server closed the connection")
-            )
-        apply_message(session, **kwargs)
-        applied.append("first")
+    def messages_then_outage(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+        applied.extend(store_messages(session, rows))  # written, then the database goes away
+        raise sa_exc.OperationalError("INSERT ...", {}, Exception("server closed the connection"))
 
-    monkeypatch.setitem(events.HANDLERS, "message", message_then_outage)
+    monkeypatch.setattr(messages, "store_messages", messages_then_outage)
     ids = {"account_id": ACCOUNT_ID, "customer_id": CUSTOMER_ID}
     payload = webhooks.delivery(
         account_id=ACCOUNT_ID,
@@ -143,6 +141,6 @@ def test_a_database_failure_mid_delivery_is_a_503_and_nothing_is_half_written(
 
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"
-    assert applied == ["first"]  # the first message was written, then rolled back
+    assert sorted(applied) == ["m-1", "m-2"]  # both were written, then rolled back
     for model in (Message, Conversation, WebhookDelivery):
         assert count(db, model) == 0
