@@ -21,7 +21,9 @@ def create_db_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        # No ping before each checkout (a round trip per request): a connection found dead is
+        # invalidated with the whole pool, and that request answers 503 (Meta retries).
+        pool_pre_ping=False,
         connect_args=connect_args,
     )
 

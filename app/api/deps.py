@@ -1,9 +1,14 @@
-"""FastAPI dependencies: the session, the settings, the clients and one alias per service."""
+"""FastAPI dependencies: the session, the settings, the clients and one alias per service.
 
-from collections.abc import Iterator
+They are `async def` although they do no I/O: FastAPI runs a plain `def` dependency in the
+thread pool, and a thread hop per dependency costs more than building the thing itself.
+"""
+
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -19,36 +24,40 @@ from app.services.users import UserService
 from app.services.webhooks import WebhookService
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session per request. It never commits: services end their use cases with commit()."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request. It never commits: services end their use cases with commit().
+
+    Opening one does no I/O; closing does only while a transaction is open (the rollback),
+    and then it goes to the thread pool, off the event loop.
+    """
     session: Session = request.app.state.session_factory()
     try:
         yield session
-    except Exception:
-        session.rollback()
-        raise
     finally:
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_instagram(request: Request) -> InstagramClient:
+async def get_instagram(request: Request) -> InstagramClient:
     return request.app.state.instagram
 
 
 InstagramDep = Annotated[InstagramClient, Depends(get_instagram)]
 
 
-def get_business_account(request: Request) -> BusinessAccount:
+async def get_business_account(request: Request) -> BusinessAccount:
     return request.app.state.business_account
 
 
@@ -61,7 +70,7 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> None:
@@ -78,14 +87,14 @@ def require_api_key(
         )
 
 
-def get_webhook_service(session: SessionDep, settings: SettingsDep) -> WebhookService:
+async def get_webhook_service(session: SessionDep, settings: SettingsDep) -> WebhookService:
     return WebhookService(session=session, settings=settings)
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
 
 
-def get_user_service(
+async def get_user_service(
     session: SessionDep, instagram: InstagramDep, settings: SettingsDep
 ) -> UserService:
     return UserService(session=session, instagram=instagram, settings=settings)
@@ -94,14 +103,14 @@ def get_user_service(
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 
-def get_history_service(session: SessionDep, users: UserServiceDep) -> HistoryService:
+async def get_history_service(session: SessionDep, users: UserServiceDep) -> HistoryService:
     return HistoryService(session=session, users=users)
 
 
 HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
 
 
-def get_send_service(
+async def get_send_service(
     session: SessionDep, instagram: InstagramDep, account: BusinessAccountDep
 ) -> SendService:
     return SendService(session=session, instagram=instagram, account=account)
@@ -110,7 +119,7 @@ def get_send_service(
 SendServiceDep = Annotated[SendService, Depends(get_send_service)]
 
 
-def get_conversation_service(session: SessionDep) -> ConversationService:
+async def get_conversation_service(session: SessionDep) -> ConversationService:
     return ConversationService(session=session)
 
 

@@ -1,9 +1,9 @@
 """ASGI middleware: a request id, one log line and the HTTP metrics for every request."""
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +32,7 @@ class RequestObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-        rid = offered if _VALID_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        rid = offered if _VALID_REQUEST_ID.match(offered) else os.urandom(16).hex()
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500  # unless the app answers: an exception escaping it is a 500

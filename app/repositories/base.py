@@ -12,7 +12,6 @@ from sqlalchemy import (
     Executable,
     Row,
     Table,
-    TextClause,
     bindparam,
     case,
     text,
@@ -31,7 +30,7 @@ _NAMED_PARAMETERS = {
     "postgresql": postgresql.dialect(paramstyle="named"),
     "sqlite": sqlite.dialect(paramstyle="named"),
 }
-_compiled: dict[tuple[Hashable, str], TextClause] = {}
+_compiled: dict[tuple[Hashable, str], Executable] = {}
 _compiled_lock = threading.Lock()
 
 
@@ -49,7 +48,7 @@ def _insert_for(dialect: str) -> Callable[[Table], Any]:
 
 def precompiled(
     session: Session, key: Hashable, build: Callable[[Callable[[Table], Any]], Executable]
-) -> TextClause:
+) -> Executable:
     """A statement built and compiled once per database kind, then reused.
 
     SQLAlchemy caches the compiled form of most statements, but not of the dialects'
@@ -76,7 +75,10 @@ def precompiled(
     }
     # PostgreSQL casts (`:param::JSONB`) would read as parameter names to text(): escape them.
     sql = str(compiled).replace("::", r"\:\:")
-    statement = text(sql).bindparams(*binds.values())
+    statement: Executable = text(sql).bindparams(*binds.values())
+    if compiled.effective_returning:
+        # Typed results: timestamps come back as datetimes on SQLite too.
+        statement = statement.columns(*compiled.effective_returning)
     with _compiled_lock:
         return _compiled.setdefault((key, dialect), statement)
 
@@ -90,7 +92,7 @@ def rows_upsert(
     finish: Callable[[Any], Executable],
 ) -> list[Row[Any]]:
     """INSERT many rows at once (ROWS_PER_STATEMENT per statement), finished by `finish`
-    (its ON CONFLICT and RETURNING clauses); the rows it returns, if any.
+    (its ON CONFLICT and RETURNING clauses, if any); the rows it returns.
 
     Every row has the same keys: the columns to insert.
     """

@@ -43,11 +43,18 @@ def _later(first: datetime | None, second: datetime | None) -> datetime | None:
     return second if _is_later(second, first) else first
 
 
+@dataclass(frozen=True)
+class Upserted:
+    id: int
+    created: bool  # the conversation is new
+
+
 def upsert_many(
     session: Session, changes: Iterable[ConversationClocks]
-) -> dict[tuple[str, str], int]:
-    """Create the conversations that are new and move their clocks forward; their ids by
-    (account_id, user_id). One statement per ROWS_PER_STATEMENT conversations.
+) -> dict[tuple[str, str], Upserted]:
+    """Create the conversations that are new and move their clocks forward; by
+    (account_id, user_id), their ids and whether they are new. One statement per
+    ROWS_PER_STATEMENT conversations.
 
     Every clock only moves forward, and what travels with a clock (the read mid, the
     referral) changes only with it, so events applied in any order end in the same state.
@@ -73,7 +80,10 @@ def upsert_many(
     returned = rows_upsert(
         session, key="conversations.upsert", table=table, rows=rows, finish=_advance_clocks
     )
-    return {(account_id, user_id): row_id for account_id, user_id, row_id in returned}
+    return {
+        (account_id, user_id): Upserted(id=row_id, created=bool(created))
+        for account_id, user_id, row_id, created in returned
+    }
 
 
 def _advance_clocks(insert: Any) -> Any:
@@ -101,7 +111,13 @@ def _advance_clocks(insert: Any) -> Any:
             "last_referral_at": later_of(table.c.last_referral_at, incoming.last_referral_at),
             "updated_at": incoming.updated_at,
         },
-    ).returning(table.c.account_id, table.c.user_id, table.c.id)
+    ).returning(
+        table.c.account_id,
+        table.c.user_id,
+        table.c.id,
+        # A row inserted now has created_at = updated_at; an updated one an older created_at.
+        (table.c.created_at == table.c.updated_at).label("created"),
+    )
 
 
 def upsert(
@@ -116,7 +132,7 @@ def upsert(
     clocks = ConversationClocks(
         account_id=account_id, user_id=user_id, message_at=message_at, inbound_at=inbound_at
     )
-    return upsert_many(session, [clocks])[(account_id, user_id)]
+    return upsert_many(session, [clocks])[(account_id, user_id)].id
 
 
 def _moves_forward(

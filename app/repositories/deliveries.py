@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import WebhookDelivery
+from app.repositories.base import rows_upsert
 
 
 def add(
@@ -16,18 +17,26 @@ def add(
     event_count: int,
     status: str,
     error: str | None,
-) -> WebhookDelivery:
-    delivery = WebhookDelivery(
-        body=body,
-        received_at=received_at,
-        signature_valid=True,
-        event_count=event_count,
-        status=status,
-        error=error,
-        applied_at=received_at if status == "applied" else None,
+) -> None:
+    """Store a raw delivery (an INSERT compiled once: this runs for every webhook)."""
+    rows_upsert(
+        session,
+        key="deliveries.add",
+        table=WebhookDelivery.__table__,
+        rows=[
+            {
+                "body": body,
+                "received_at": received_at,
+                "signature_valid": True,
+                "event_count": event_count,
+                "status": status,
+                "error": error,
+                "applied_at": received_at if status == "applied" else None,
+                "replay_count": 0,
+            }
+        ],
+        finish=lambda insert: insert,
     )
-    session.add(delivery)
-    return delivery
 
 
 def last_received_at(session: Session) -> datetime | None:

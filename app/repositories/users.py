@@ -32,15 +32,16 @@ def get_many(session: Session, user_ids: Iterable[str]) -> dict[str, User]:
     return {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)))}
 
 
-def ensure(session: Session, *, user_ids: Iterable[str]) -> None:
+def ensure(session: Session, *, user_ids: Iterable[str], wrote: Collection[str] = ()) -> None:
     """Make sure rows exist for these users; new ones join the profile fetch queue.
 
-    ON CONFLICT DO NOTHING takes no lock on an existing row, so concurrent deliveries do not
-    queue behind the business account's row.
+    Those who `wrote` (a message, a button tap) and had refused consent before become
+    fetchable again. ON CONFLICT DO NOTHING for the others takes no lock on their rows, so
+    concurrent deliveries do not queue behind the business account's row.
     """
     now = utcnow()
-    rows = [
-        {
+    rows = {
+        user_id: {
             "id": user_id,
             "profile_status": "pending",
             "profile_due_at": now,
@@ -48,28 +49,36 @@ def ensure(session: Session, *, user_ids: Iterable[str]) -> None:
             "created_at": now,
             "updated_at": now,
         }
-        for user_id in sorted(set(user_ids))
-    ]
-    table = User.__table__
+        for user_id in sorted(set(user_ids) | set(wrote))
+    }
+    users = User.__table__
+
+    def ask_again(insert: Any) -> Any:
+        incoming = insert.excluded
+        return insert.on_conflict_do_update(
+            index_elements=[users.c.id],
+            set_={
+                "profile_status": incoming.profile_status,
+                "profile_due_at": incoming.profile_due_at,
+                "profile_attempts": incoming.profile_attempts,
+                "updated_at": incoming.updated_at,
+            },
+            where=users.c.profile_status == "consent_required",
+        )
+
+    rows_upsert(
+        session,
+        key="users.ensure_wrote",
+        table=users,
+        rows=[row for user_id, row in rows.items() if user_id in wrote],
+        finish=ask_again,
+    )
     rows_upsert(
         session,
         key="users.ensure",
-        table=table,
-        rows=rows,
-        finish=lambda insert: insert.on_conflict_do_nothing(index_elements=[table.c.id]),
-    )
-
-
-def wrote_to_us(session: Session, *, user_ids: Collection[str]) -> None:
-    """Customers who refused consent wrote (or tapped) again: their profiles can be fetched."""
-    if not user_ids:
-        return
-    now = utcnow()
-    session.execute(
-        update(User)
-        .where(User.id.in_(sorted(user_ids)), User.profile_status == "consent_required")
-        .values(profile_status="pending", profile_due_at=now, profile_attempts=0, updated_at=now)
-        .execution_options(synchronize_session=False)
+        table=users,
+        rows=[row for user_id, row in rows.items() if user_id not in wrote],
+        finish=lambda insert: insert.on_conflict_do_nothing(index_elements=[users.c.id]),
     )
 
 

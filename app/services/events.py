@@ -207,7 +207,7 @@ class Batch:
     """
 
     def __init__(self) -> None:
-        self.users: set[str] = set()
+        self.customers: set[str] = set()
         self.writers: set[str] = set()  # customers who wrote: a refused profile is asked again
         self.clocks: dict[ConversationKey, conversations.ConversationClocks] = {}
         self.messages: dict[str, dict[str, Any]] = {}
@@ -227,7 +227,7 @@ class Batch:
 
     def conversation(self, account_id: str, customer_id: str, **clocks: Any) -> ConversationKey:
         key = (account_id, customer_id)
-        self.users.update(key)
+        self.customers.add(customer_id)
         change = conversations.ConversationClocks(account_id, customer_id, **clocks)
         if key in self.clocks:
             self.clocks[key].merge(change)
@@ -249,9 +249,12 @@ class Batch:
     def write(self, session: Session) -> list[str]:
         """Write everything; per collected event `applied`, `duplicate` (it changed nothing,
         or another event in the batch wrote its row) or `ignored`."""
-        users.ensure(session, user_ids=self.users)
-        users.wrote_to_us(session, user_ids=self.writers)
-        ids = conversations.upsert_many(session, self.clocks.values())
+        # Customers first (conversations refer to them), then their conversations. The
+        # business account's own row (for its profile) is only needed with a new conversation.
+        users.ensure(session, user_ids=self.customers, wrote=self.writers)
+        upserted = conversations.upsert_many(session, self.clocks.values())
+        users.ensure(session, user_ids={key[0] for key, row in upserted.items() if row.created})
+        ids = {key: row.id for key, row in upserted.items()}
         changed = {
             "messages": messages.store_messages(session, self._rows(self.messages, ids)),
             "unsends": messages.store_unsends(session, self._rows(self.unsends, ids)),

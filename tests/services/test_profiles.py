@@ -120,7 +120,7 @@ def test_consent_refusal_waits_for_the_customers_next_message(
     assert profile_calls(meta) == 1
 
     with session_factory() as session:
-        users.wrote_to_us(session, user_ids=[stranger["id"]])
+        users.ensure(session, user_ids=[], wrote=[stranger["id"]])
         session.commit()
     meta.post(
         f"/_sandbox/customers/{stranger['id']}/messages", json={"text": "hi", "deliver": False}
