@@ -1,13 +1,13 @@
 """SQL for `users`: the profile cache."""
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.models import User, utcnow
+from app.models import Conversation, User, utcnow
 from app.repositories.base import rows_upsert
 
 PROFILE_COLUMNS = (
@@ -32,54 +32,54 @@ def get_many(session: Session, user_ids: Iterable[str]) -> dict[str, User]:
     return {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)))}
 
 
-def ensure(session: Session, *, user_ids: Iterable[str], wrote: Collection[str] = ()) -> None:
+def ensure(session: Session, *, user_ids: Iterable[str]) -> None:
     """Make sure rows exist for these users; new ones join the profile fetch queue.
 
-    Those who `wrote` (a message, a button tap) and had refused consent before become
-    fetchable again. ON CONFLICT DO NOTHING for the others takes no lock on their rows, so
-    concurrent deliveries do not queue behind the business account's row.
+    ON CONFLICT DO NOTHING takes no lock on an existing row, so concurrent writers do not
+    queue behind the business account's row.
     """
     now = utcnow()
-    rows = {
-        user_id: {
-            "id": user_id,
-            "profile_status": "pending",
-            "profile_due_at": now,
-            "profile_attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for user_id in sorted(set(user_ids) | set(wrote))
-    }
     users = User.__table__
-
-    def ask_again(insert: Any) -> Any:
-        incoming = insert.excluded
-        return insert.on_conflict_do_update(
-            index_elements=[users.c.id],
-            set_={
-                "profile_status": incoming.profile_status,
-                "profile_due_at": incoming.profile_due_at,
-                "profile_attempts": incoming.profile_attempts,
-                "updated_at": incoming.updated_at,
-            },
-            where=users.c.profile_status == "consent_required",
-        )
-
-    rows_upsert(
-        session,
-        key="users.ensure_wrote",
-        table=users,
-        rows=[row for user_id, row in rows.items() if user_id in wrote],
-        finish=ask_again,
-    )
     rows_upsert(
         session,
         key="users.ensure",
         table=users,
-        rows=[row for user_id, row in rows.items() if user_id not in wrote],
+        rows=[
+            {
+                "id": user_id,
+                "profile_status": "pending",
+                "profile_due_at": now,
+                "profile_attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for user_id in sorted(set(user_ids))
+        ],
         finish=lambda insert: insert.on_conflict_do_nothing(index_elements=[users.c.id]),
     )
+
+
+def ask_again_after_consent(session: Session, *, now: datetime) -> int:
+    """Profiles refused for lack of consent whose customer has written since: due again.
+
+    Instagram shares a profile once the person writes to the business; checking here, once per
+    fetch round, keeps this out of the webhook path. How many became due.
+    """
+    users = User.__table__
+    wrote_since = (
+        select(Conversation.id)
+        .where(
+            Conversation.user_id == users.c.id,
+            Conversation.last_inbound_at > users.c.fetched_at,
+        )
+        .exists()
+    )
+    result = session.execute(
+        update(users)
+        .where(users.c.profile_status == "consent_required", wrote_since)
+        .values(profile_status="pending", profile_due_at=now, profile_attempts=0, updated_at=now)
+    )
+    return result.rowcount  # type: ignore[attr-defined]
 
 
 def save_profile(

@@ -207,8 +207,6 @@ class Batch:
     """
 
     def __init__(self) -> None:
-        self.customers: set[str] = set()
-        self.writers: set[str] = set()  # customers who wrote: a refused profile is asked again
         self.clocks: dict[ConversationKey, conversations.ConversationClocks] = {}
         self.messages: dict[str, dict[str, Any]] = {}
         self.unsends: dict[str, dict[str, Any]] = {}
@@ -227,7 +225,6 @@ class Batch:
 
     def conversation(self, account_id: str, customer_id: str, **clocks: Any) -> ConversationKey:
         key = (account_id, customer_id)
-        self.customers.add(customer_id)
         change = conversations.ConversationClocks(account_id, customer_id, **clocks)
         if key in self.clocks:
             self.clocks[key].merge(change)
@@ -249,11 +246,12 @@ class Batch:
     def write(self, session: Session) -> list[str]:
         """Write everything; per collected event `applied`, `duplicate` (it changed nothing,
         or another event in the batch wrote its row) or `ignored`."""
-        # Customers first (conversations refer to them), then their conversations. The
-        # business account's own row (for its profile) is only needed with a new conversation.
-        users.ensure(session, user_ids=self.customers, wrote=self.writers)
+        # A conversation's users exist once it does (conversations.user_id is checked at
+        # commit): their rows, which queue their profiles, are written with new ones only.
         upserted = conversations.upsert_many(session, self.clocks.values())
-        users.ensure(session, user_ids={key[0] for key, row in upserted.items() if row.created})
+        users.ensure(
+            session, user_ids={id for key, row in upserted.items() if row.created for id in key}
+        )
         ids = {key: row.id for key, row in upserted.items()}
         changed = {
             "messages": messages.store_messages(session, self._rows(self.messages, ids)),
@@ -337,8 +335,6 @@ def collect_message(batch: Batch, account_id: str, item: dict[str, Any]) -> tupl
         conversation = batch.conversation(account_id, sides.customer_id)
         row = _placeholder(parsed, mid=message.mid, conversation=conversation, sides=sides)
         return batch.claim("unsends", message.mid, row, wins=_later_unsend)
-    if not sides.outbound:
-        batch.writers.add(sides.customer_id)
     conversation = batch.conversation(
         account_id,
         sides.customer_id,
@@ -405,7 +401,6 @@ def collect_postback(batch: Batch, account_id: str, item: dict[str, Any]) -> tup
     parsed = PostbackItem.model_validate(item)
     postback = parsed.postback
     sides = _sides(parsed, account_id=account_id)
-    batch.writers.add(sides.customer_id)
     conversation = batch.conversation(
         account_id,
         sides.customer_id,

@@ -42,6 +42,7 @@ class ProfileFetcher:
         now = self.clock()
         lease = timedelta(seconds=self.settings.profile_claim_seconds)
         with self.session_factory() as session:
+            users.ask_again_after_consent(session, now=now)
             claimed = users.claim_due(session, now=now, lease_until=now + lease, limit=CLAIM_BATCH)
             session.commit()
             service = UserService(

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, Message, Reaction, User, WebhookDelivery
+from app.repositories import users
 from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, example, example_bytes
 
 
@@ -305,23 +306,27 @@ def test_a_new_customer_is_queued_for_a_profile_fetch(start_service: Any, db: Se
         assert user.profile_due_at <= datetime.now(UTC)
 
 
-def test_a_customer_who_refused_consent_is_retried_when_they_write_again(
+def test_a_customer_who_refused_consent_is_asked_again_once_they_write(
     start_service: Any, db: Session
 ) -> None:
-    db.add(User(id=CUSTOMER_ID, profile_status="consent_required", profile_due_at=None))
+    refused_at = datetime(2025, 4, 29, 10, 0, tzinfo=UTC)  # before the examples' messages
+    db.add(User(id=CUSTOMER_ID, profile_status="consent_required", fetched_at=refused_at))
     db.commit()
     server = start_service(profile_worker_enabled=False)
+
+    def fetcher_round() -> str:
+        users.ask_again_after_consent(db, now=datetime.now(UTC))
+        db.commit()
+        db.expire_all()
+        return db.get(User, CUSTOMER_ID).profile_status
+
     with ServiceClient(server.url) as client:
         assert client.deliver(example_bytes("echo_text")).status_code == 200
-        db.expire_all()
-        assert db.get(User, CUSTOMER_ID).profile_status == "consent_required"  # an echo is not them
-
+        assert fetcher_round() == "consent_required"  # the business wrote, not the customer
         assert client.deliver(example_bytes("text")).status_code == 200
 
-    db.expire_all()
-    user = db.get(User, CUSTOMER_ID)
-    assert user.profile_status == "pending"
-    assert user.profile_due_at is not None
+    assert fetcher_round() == "pending"
+    assert db.get(User, CUSTOMER_ID).profile_due_at is not None
 
 
 @pytest.mark.parametrize("name", ["text", "two_entries_one_delivery", "postback_icebreaker"])

@@ -11,7 +11,7 @@ from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.db import create_db_engine
 from app.models import User
-from app.repositories import users
+from app.repositories import conversations, users
 from app.sandbox.server import BackgroundServer
 from app.services.profiles import ProfileFetcher
 from tests.helpers import (
@@ -119,12 +119,14 @@ def test_consent_refusal_waits_for_the_customers_next_message(
     assert fetcher.run_once() == 0
     assert profile_calls(meta) == 1
 
-    with session_factory() as session:
-        users.ensure(session, user_ids=[], wrote=[stranger["id"]])
-        session.commit()
     meta.post(
         f"/_sandbox/customers/{stranger['id']}/messages", json={"text": "hi", "deliver": False}
     )
+    with session_factory() as session:  # the customer writes: stored as intake does
+        conversations.upsert(
+            session, account_id=ACCOUNT_ID, user_id=stranger["id"], inbound_at=clock.now
+        )
+        session.commit()
 
     assert fetcher.run_once() == 1
     assert stored(session_factory, stranger["id"]).profile_status == "ok"
