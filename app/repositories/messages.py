@@ -4,14 +4,23 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, null, or_, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    case,
+    delete,
+    func,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
-from app.models import Conversation, Message
+from app.models import Conversation, Message, UTCDateTime
 from app.repositories.base import Position, later_of, rows_upsert
 
-MID_MERGE_ATTEMPTS = 3
 BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -180,30 +189,34 @@ def add(session: Session, **values: Any) -> Message:
     return message
 
 
-def attach_mid(session: Session, *, message_id: int, mid: str) -> None:
-    """Mark an API send as sent with Meta's `message_id`.
+def attach_mid(session: Session, *, message_id: int, mid: str) -> datetime:
+    """Mark an API send as sent with Meta's `message_id`; return its sent_at.
 
     The echo webhook of the same send may already be stored under that mid (it can beat Meta's
     HTTP answer). The API row is the one to keep, so the echo row is folded into it, and its
-    time (Meta's clock) becomes the message's.
+    time (Meta's clock) becomes the message's. If an echo is stored between the two
+    statements, the UPDATE fails on the unique mid: the caller retries the transaction.
     """
-    for attempt in range(MID_MERGE_ATTEMPTS):
-        try:
-            with session.begin_nested():
-                echo_sent_at = session.execute(
-                    delete(Message)
-                    .where(Message.mid == mid, Message.id != message_id)
-                    .returning(Message.sent_at)
-                ).scalar()
-                values: dict[str, Any] = {"mid": mid, "status": "sent"}
-                if echo_sent_at is not None:
-                    values["sent_at"] = echo_sent_at
-                session.execute(update(Message).where(Message.id == message_id).values(**values))
-            return
-        except IntegrityError:
-            # An echo was inserted between our DELETE and UPDATE; it is committed now.
-            if attempt == MID_MERGE_ATTEMPTS - 1:
-                raise
+    parameters = {"sent_mid": mid, "message_id": message_id}
+    echo_sent_at = session.execute(_DELETE_ECHO, parameters).scalar()
+    return session.execute(_MARK_SENT, {**parameters, "echo_sent_at": echo_sent_at}).scalar_one()
+
+
+_DELETE_ECHO = (
+    delete(Message.__table__)
+    .where(Message.mid == bindparam("sent_mid"), Message.id != bindparam("message_id"))
+    .returning(Message.sent_at)
+)
+_MARK_SENT = (
+    update(Message.__table__)
+    .where(Message.id == bindparam("message_id"))
+    .values(
+        mid=bindparam("sent_mid"),
+        status="sent",
+        sent_at=func.coalesce(bindparam("echo_sent_at", type_=UTCDateTime()), Message.sent_at),
+    )
+    .returning(Message.sent_at)
+)
 
 
 def mark_failed(session: Session, *, message_id: int, error: dict[str, Any]) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.clients.instagram import InstagramClient, InstagramError
 from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
-from app.models import Message, Reaction, utcnow
+from app.models import Conversation, Message, Reaction, utcnow
 from app.repositories import conversations, messages, reactions, users
 from app.services.accounts import BusinessAccount
 
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
+SENT_ATTEMPTS = 3
 
 
 class SendService:
@@ -62,9 +64,14 @@ class SendService:
                 return _repeat(earlier, fingerprint=fingerprint)
         account_id = self.account.id()
         now = self.clock()
-        self._check_window(account_id=account_id, user_id=user_id, tag=tag, now=now)
-        users.ensure(self.session, user_ids=[user_id, account_id])
-        conversation_id = conversations.upsert(self.session, account_id=account_id, user_id=user_id)
+        known = self._check_window(account_id=account_id, user_id=user_id, tag=tag, now=now)
+        if known is not None:
+            conversation_id = known.id
+        else:
+            users.ensure(self.session, user_ids=[user_id, account_id])
+            conversation_id = conversations.upsert(
+                self.session, account_id=account_id, user_id=user_id
+            )
         try:
             message = messages.add(
                 self.session,
@@ -110,15 +117,34 @@ class SendService:
             )
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
-        # Conversation first, then message: the order the echo webhook takes its locks in, so
-        # an echo racing this transaction waits instead of deadlocking.
-        conversations.upsert(
-            self.session, account_id=account_id, user_id=user_id, message_at=message.sent_at
-        )
-        messages.attach_mid(self.session, message_id=message.id, mid=mid)
-        self.session.commit()
-        self.session.refresh(message)  # sent_at is Meta's if the echo came first
+        self._mark_sent(message, account_id=account_id, mid=mid)
         return message
+
+    def _mark_sent(self, message: Message, *, account_id: str, mid: str) -> None:
+        """Record Meta's message_id; the echo may have been stored first (it is merged)."""
+        for attempt in range(SENT_ATTEMPTS):
+            try:
+                # Conversation first, then message: the order the echo webhook takes its locks
+                # in, so an echo racing this transaction waits instead of deadlocking.
+                conversations.upsert(
+                    self.session,
+                    account_id=account_id,
+                    user_id=message.recipient_id,
+                    message_at=message.sent_at,
+                )
+                sent_at = messages.attach_mid(self.session, message_id=message.id, mid=mid)
+                self.session.commit()
+            except IntegrityError:
+                # The echo was stored between our DELETE and UPDATE: it is committed now.
+                self.session.rollback()
+                if attempt == SENT_ATTEMPTS - 1:
+                    raise
+                continue
+            # What the UPDATE wrote, without reading the row back.
+            set_committed_value(message, "mid", mid)
+            set_committed_value(message, "status", "sent")
+            set_committed_value(message, "sent_at", sent_at)
+            return
 
     def react(self, *, user_id: str, mid: str, reaction: str | None) -> Reaction:
         """React to a customer's message as the business (`reaction` None: unreact)."""
@@ -164,14 +190,14 @@ class SendService:
 
     def _check_window(
         self, *, account_id: str, user_id: str, tag: str | None, now: datetime
-    ) -> None:
-        """Refuse early when our own records show the window is closed.
+    ) -> Conversation | None:
+        """Refuse early when our own records show the window is closed; the conversation.
 
         With no inbound message stored we know nothing, and Meta's answer decides.
         """
         conversation = conversations.get(self.session, account_id=account_id, user_id=user_id)
         if conversation is None or conversation.last_inbound_at is None:
-            return
+            return conversation
         window = HUMAN_AGENT_WINDOW if tag == HUMAN_AGENT_TAG else STANDARD_WINDOW
         if now - conversation.last_inbound_at > window:
             raise ConflictError(
@@ -181,6 +207,7 @@ class SendService:
                 + ".",
                 code="outside_window",
             )
+        return conversation
 
 
 def _fingerprint(*, user_id: str, content: dict[str, Any], tag: str | None) -> str:
