@@ -95,3 +95,19 @@ def doctor(c):
 def subscribe(c):
     """Subscribe the Instagram account to every webhook field the service handles."""
     _run(c, f"{PYTHON} -m app.cli subscribe")
+
+
+@task
+def bench(c, scenario="", duration=10, quick=False, markdown=False):
+    """Benchmark the service against the bare FastAPI app with wrk (see bench/README.md)."""
+    scenarios = "".join(f" --scenario {shlex.quote(name)}" for name in scenario.split(",") if name)
+    flags = (" --quick" if quick else "") + (" --markdown" if markdown else "")
+    _run(c, f"{PYTHON} -m bench --duration {float(duration):g}{scenarios}{flags}")
+
+
+@task
+def faults(c, only=""):
+    """Fault drills: kill -9, PostgreSQL restart (restarts the local cluster), Graph API hang,
+    two replicas; prints the counts (see bench/README.md)."""
+    drills = "".join(f" --only {shlex.quote(name)}" for name in only.split(",") if name)
+    _run(c, f"{PYTHON} -m bench.faults{drills}")

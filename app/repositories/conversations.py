@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, select, tuple_
+from sqlalchemy import ColumnElement, Row, bindparam, case, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, User, utcnow
@@ -149,46 +149,61 @@ def get(session: Session, *, account_id: str, user_id: str) -> Conversation | No
     )
 
 
-def latest_for_user(session: Session, *, user_id: str) -> Conversation | None:
-    """The customer's most recently active conversation.
+def latest_for_user(session: Session, *, user_id: str) -> Row[Any] | None:
+    """The customer's most recently active conversation (a row of its columns).
 
     An IGSID is specific to one business account, so in practice there is exactly one.
     """
-    query = (
-        select(Conversation)
-        .where(Conversation.user_id == user_id)
-        .order_by(Conversation.last_message_at.desc().nulls_last())
-        .limit(1)
+    return session.connection().execute(_LATEST_FOR_USER, {"user_id": user_id}).first()
+
+
+_LATEST_FOR_USER = (
+    select(Conversation.__table__)
+    .where(Conversation.user_id == bindparam("user_id"))
+    .order_by(Conversation.last_message_at.desc().nulls_last())
+    .limit(1)
+)
+
+
+# An inbox row: the conversation's columns and its customer's cached profile.
+_WITH_CUSTOMER = select(
+    Conversation.__table__,
+    User.username.label("customer_username"),
+    User.name.label("customer_name"),
+    User.profile_pic.label("customer_profile_pic"),
+).outerjoin(User, User.id == Conversation.user_id)
+
+
+_INBOX = _WITH_CUSTOMER.where(Conversation.last_message_at.is_not(None))
+_INBOX_ORDER = (Conversation.last_message_at.desc(), Conversation.id.desc())
+_FIRST_PAGE = _INBOX.order_by(*_INBOX_ORDER).limit(bindparam("limit"))
+_NEXT_PAGE = (
+    _INBOX.where(
+        tuple_(Conversation.last_message_at, Conversation.id)
+        < tuple_(
+            bindparam("after_at", type_=Conversation.__table__.c.last_message_at.type),
+            bindparam("after_id"),
+        )
     )
-    return session.scalar(query)
+    .order_by(*_INBOX_ORDER)
+    .limit(bindparam("limit"))
+)
+_CUSTOMERS_CONVERSATION = (
+    _WITH_CUSTOMER.where(Conversation.user_id == bindparam("user_id"))
+    .order_by(Conversation.last_message_at.desc().nulls_last())
+    .limit(1)
+)
 
 
-def page(
-    session: Session, *, limit: int, after: Position | None = None
-) -> list[tuple[Conversation, User | None]]:
+def page(session: Session, *, limit: int, after: Position | None = None) -> list[Row[Any]]:
     """Conversations with messages, newest activity first, from just after `after`; with
     their customers. One statement, walking the (last_message_at, id) index."""
-    query = (
-        select(Conversation, User)
-        .outerjoin(User, User.id == Conversation.user_id)
-        .where(Conversation.last_message_at.is_not(None))
-    )
-    if after is not None:
-        query = query.where(
-            tuple_(Conversation.last_message_at, Conversation.id) < tuple_(after.at, after.id)
-        )
-    query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-    return [(conversation, user) for conversation, user in session.execute(query.limit(limit))]
+    if after is None:
+        return session.connection().execute(_FIRST_PAGE, {"limit": limit}).all()
+    parameters = {"limit": limit, "after_at": after.at, "after_id": after.id}
+    return session.connection().execute(_NEXT_PAGE, parameters).all()
 
 
-def with_customer(session: Session, *, user_id: str) -> tuple[Conversation, User | None] | None:
+def with_customer(session: Session, *, user_id: str) -> Row[Any] | None:
     """The customer's conversation (see latest_for_user) and their cached profile."""
-    query = (
-        select(Conversation, User)
-        .outerjoin(User, User.id == Conversation.user_id)
-        .where(Conversation.user_id == user_id)
-        .order_by(Conversation.last_message_at.desc().nulls_last())
-        .limit(1)
-    )
-    row = session.execute(query).first()
-    return (row[0], row[1]) if row else None
+    return session.connection().execute(_CUSTOMERS_CONVERSATION, {"user_id": user_id}).first()

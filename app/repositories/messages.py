@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     bindparam,
     case,
     delete,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.models import Conversation, Message, UTCDateTime
 from app.repositories.base import Position, later_of, rows_upsert
@@ -225,15 +226,56 @@ def mark_failed(session: Session, *, message_id: int, error: dict[str, Any]) -> 
     )
 
 
-def latest_visible(session: Session, *, conversation_id: int, limit: int) -> list[Message]:
-    """The newest `limit` messages of a conversation, newest first, without failed sends."""
-    query = (
-        select(Message)
-        .where(Message.conversation_id == conversation_id, _visible())
-        .order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(limit)
+# Reads return plain rows through the session's connection, not tracked objects (loading 50
+# ORM objects costs more than the query); read their columns through `row._mapping`. Their
+# statements are built once, with bind parameters: building one costs more than running it.
+MESSAGES = Message.__table__
+_sent_order = tuple_(MESSAGES.c.sent_at, MESSAGES.c.id)
+_NEWEST_FIRST = (MESSAGES.c.sent_at.desc(), MESSAGES.c.id.desc())
+
+
+def _visible(table: Any = MESSAGES) -> ColumnElement[bool]:
+    """Messages a history shows: everything but sends that failed or are still in flight."""
+    return or_(table.c.status.is_(None), table.c.status == "sent")
+
+
+def _position(name: str) -> Any:
+    return tuple_(bindparam(f"{name}_at", type_=MESSAGES.c.sent_at.type), bindparam(f"{name}_id"))
+
+
+_LATEST_VISIBLE = (
+    select(
+        MESSAGES.c.sender_id,
+        MESSAGES.c.recipient_id,
+        MESSAGES.c.text,
+        MESSAGES.c.attachments,
+        MESSAGES.c.is_deleted,
+        MESSAGES.c.is_unsupported,
     )
-    return list(session.scalars(query))
+    .where(MESSAGES.c.conversation_id == bindparam("conversation_id"), _visible())
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+)
+_PAGE = select(MESSAGES).where(MESSAGES.c.conversation_id == bindparam("conversation_id"))
+_NEWEST_PAGE = _PAGE.order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
+_OLDER_PAGE = (
+    _PAGE.where(_sent_order < _position("before"))
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+)
+_NEWER_PAGE = (
+    _PAGE.where(_sent_order > _position("after"))
+    .order_by(MESSAGES.c.sent_at.asc(), MESSAGES.c.id.asc())
+    .limit(bindparam("limit"))
+)
+_BY_MID = select(MESSAGES).where(MESSAGES.c.mid == bindparam("mid"))
+
+
+def latest_visible(session: Session, *, conversation_id: int, limit: int) -> list[Row[Any]]:
+    """The newest `limit` messages of a conversation, newest first, without failed sends:
+    who wrote to whom, and what (the columns a text or its placeholder needs)."""
+    parameters = {"conversation_id": conversation_id, "limit": limit}
+    return session.connection().execute(_LATEST_VISIBLE, parameters).all()
 
 
 def page(
@@ -243,50 +285,85 @@ def page(
     limit: int,
     before: Position | None = None,
     after: Position | None = None,
-) -> list[Message]:
+) -> list[Row[Any]]:
     """Up to `limit` messages of a conversation, newest first: the newest ones, those just
     older than `before`, or those just newer than `after`. One index range scan."""
-    key = tuple_(Message.sent_at, Message.id)
-    query = select(Message).where(Message.conversation_id == conversation_id)
+    parameters: dict[str, Any] = {"conversation_id": conversation_id, "limit": limit}
+    connection = session.connection()
     if after is not None:
-        query = query.where(key > tuple_(after.at, after.id))
-        query = query.order_by(Message.sent_at.asc(), Message.id.asc())
-        return list(reversed(session.scalars(query.limit(limit)).all()))
+        parameters |= {"after_at": after.at, "after_id": after.id}
+        return list(reversed(connection.execute(_NEWER_PAGE, parameters).all()))
     if before is not None:
-        query = query.where(key < tuple_(before.at, before.id))
-    query = query.order_by(Message.sent_at.desc(), Message.id.desc())
-    return list(session.scalars(query.limit(limit)))
+        parameters |= {"before_at": before.at, "before_id": before.id}
+        return connection.execute(_OLDER_PAGE, parameters).all()
+    return connection.execute(_NEWEST_PAGE, parameters).all()
 
 
 def get_by_mid(session: Session, mid: str) -> Message | None:
     return session.scalar(select(Message).where(Message.mid == mid))
 
 
+def row_by_mid(session: Session, mid: str) -> Row[Any] | None:
+    return session.connection().execute(_BY_MID, {"mid": mid}).first()
+
+
 def get_by_idempotency_key(session: Session, key: str) -> Message | None:
     return session.scalar(select(Message).where(Message.idempotency_key == key))
 
 
-def _visible(model: Any = Message) -> ColumnElement[bool]:
-    """Messages a history shows: everything but sends that failed or are still in flight."""
-    return or_(model.status.is_(None), model.status == "sent")
+_CONVERSATIONS = Conversation.__table__
+_IDS = bindparam("conversation_ids", expanding=True)
+_NEWEST_SHOWN = (
+    select(MESSAGES.c.id)
+    .where(MESSAGES.c.conversation_id == _CONVERSATIONS.c.id, _visible())
+    .order_by(*_NEWEST_FIRST)
+    .limit(1)
+    .correlate(_CONVERSATIONS)
+    .scalar_subquery()
+)
+_LAST_VISIBLE = select(MESSAGES).where(
+    MESSAGES.c.id.in_(select(_NEWEST_SHOWN).where(_CONVERSATIONS.c.id.in_(_IDS)))
+)
 
 
-def last_visible_of(session: Session, conversation_ids: list[int]) -> dict[int, Message]:
+def last_visible_of(session: Session, conversation_ids: list[int]) -> dict[int, Row[Any]]:
     """Each conversation's newest shown message, in one statement (an index probe each)."""
     if not conversation_ids:
         return {}
-    newest = (
-        select(Message.id)
-        .where(Message.conversation_id == Conversation.id, _visible())
-        .order_by(Message.sent_at.desc(), Message.id.desc())
+    rows = session.connection().execute(_LAST_VISIBLE, {"conversation_ids": conversation_ids})
+    return {row._mapping["conversation_id"]: row for row in rows.all()}
+
+
+def _unread_counts() -> Any:
+    outbound, inbound = MESSAGES.alias("outbound"), MESSAGES.alias("inbound")
+    last_outbound = (
+        select(outbound.c.sent_at)
+        .where(
+            outbound.c.conversation_id == _CONVERSATIONS.c.id,
+            outbound.c.direction == "outbound",
+            _visible(outbound),
+        )
+        .order_by(outbound.c.sent_at.desc())
         .limit(1)
-        .correlate(Conversation)
+        .correlate(_CONVERSATIONS)
         .scalar_subquery()
     )
-    ids = select(newest).where(Conversation.id.in_(conversation_ids))
-    return {
-        m.conversation_id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))
-    }
+    unread = (
+        select(func.count())
+        .select_from(inbound)
+        .where(
+            inbound.c.conversation_id == _CONVERSATIONS.c.id,
+            inbound.c.sent_at > func.coalesce(last_outbound, BEGINNING_OF_TIME),
+            inbound.c.direction == "inbound",
+            inbound.c.is_deleted.is_(False),
+        )
+        .correlate(_CONVERSATIONS)
+        .scalar_subquery()
+    )
+    return select(_CONVERSATIONS.c.id, unread).where(_CONVERSATIONS.c.id.in_(_IDS))
+
+
+_UNREAD_COUNTS = _unread_counts()
 
 
 def unread_counts(session: Session, conversation_ids: list[int]) -> dict[int, int]:
@@ -297,30 +374,5 @@ def unread_counts(session: Session, conversation_ids: list[int]) -> dict[int, in
     """
     if not conversation_ids:
         return {}
-    outbound, inbound = aliased(Message), aliased(Message)
-    last_outbound = (
-        select(outbound.sent_at)
-        .where(
-            outbound.conversation_id == Conversation.id,
-            outbound.direction == "outbound",
-            _visible(outbound),
-        )
-        .order_by(outbound.sent_at.desc())
-        .limit(1)
-        .correlate(Conversation)
-        .scalar_subquery()
-    )
-    unread = (
-        select(func.count())
-        .select_from(inbound)
-        .where(
-            inbound.conversation_id == Conversation.id,
-            inbound.sent_at > func.coalesce(last_outbound, BEGINNING_OF_TIME),
-            inbound.direction == "inbound",
-            inbound.is_deleted.is_(False),
-        )
-        .correlate(Conversation)
-        .scalar_subquery()
-    )
-    query = select(Conversation.id, unread).where(Conversation.id.in_(conversation_ids))
-    return {conversation_id: count for conversation_id, count in session.execute(query)}
+    rows = session.connection().execute(_UNREAD_COUNTS, {"conversation_ids": conversation_ids})
+    return dict(rows.tuples().all())

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.models import Reaction, utcnow
@@ -72,12 +72,18 @@ def store(
     return bool(store_many(session, [row]))
 
 
-def current_for(session: Session, mids: list[str]) -> list[Reaction]:
-    """The standing reactions (not withdrawn) to these messages."""
+def current_for(session: Session, mids: list[str]) -> list[Row[Any]]:
+    """The standing reactions (not withdrawn) to these messages, as rows."""
     if not mids:
         return []
-    query = select(Reaction).where(Reaction.mid.in_(mids), Reaction.reaction.is_not(None))
-    return list(session.scalars(query.order_by(Reaction.reacted_at, Reaction.id)))
+    return session.connection().execute(_CURRENT, {"mids": mids}).all()
+
+
+_CURRENT = (
+    select(Reaction.__table__)
+    .where(Reaction.mid.in_(bindparam("mids", expanding=True)), Reaction.reaction.is_not(None))
+    .order_by(Reaction.reacted_at, Reaction.id)
+)
 
 
 def get(session: Session, *, mid: str, user_id: str) -> Reaction | None:

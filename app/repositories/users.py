@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, User, utcnow
@@ -30,6 +30,17 @@ def get_many(session: Session, user_ids: Iterable[str]) -> dict[str, User]:
     if not ids:
         return {}
     return {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def usernames(session: Session, user_ids: Iterable[str]) -> dict[str, str | None]:
+    """The cached usernames of these users (those with a row)."""
+    rows = session.connection().execute(_USERNAMES, {"user_ids": list(set(user_ids))})
+    return dict(rows.tuples().all())
+
+
+_USERNAMES = select(User.id, User.username).where(
+    User.id.in_(bindparam("user_ids", expanding=True))
+)
 
 
 def ensure(session: Session, *, user_ids: Iterable[str]) -> None:

@@ -78,11 +78,8 @@ class UserService:
 
         Never calls Instagram: profiles are fetched in the background.
         """
-        cached = users.get_many(self.session, {customer_id, business_id})
-        return {
-            user_id: (cached[user_id].username if user_id in cached else None) or user_id
-            for user_id in (customer_id, business_id)
-        }
+        cached = users.usernames(self.session, {customer_id, business_id})
+        return {user_id: cached.get(user_id) or user_id for user_id in (customer_id, business_id)}
 
     def refresh(
         self, user_id: str, *, current: User | None

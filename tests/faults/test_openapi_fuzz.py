@@ -44,8 +44,8 @@ KNOWN_GAPS = {
     # say text/plain, but the error handler answers JSON.
     ("GET", "/webhook", 403, "Undocumented Content-Type"),
     ("GET", "/webhook", 422, "Undocumented Content-Type"),
-    # A body that is not JSON is answered 400 (malformed_json), which these operations do not
-    # document.
+    # A JSON body that is not UTF-8 (b"\x80") gets FastAPI's own 400 "There was an error
+    # parsing the body", which these operations do not document.
     ("POST", "/message/send", 400, "Undocumented status code"),
     ("POST", "/api/v1/conversations/{user_id}/messages", 400, "Undocumented status code"),
     ("POST", "/api/v1/conversations/{user_id}/reactions", 400, "Undocumented status code"),

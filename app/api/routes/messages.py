@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import HistoryServiceDep
+from app.api.responses import json_response
 from app.schemas.common import IG_ID_PATTERN
 from app.schemas.errors import error_responses
 from app.schemas.messages import SeedMessageRead
@@ -34,11 +35,11 @@ def list_messages(
     messages_count: Annotated[
         int, Query(ge=1, le=MAX_MESSAGES, description="How many of the latest messages.")
     ] = 50,
-) -> list[SeedMessageRead]:
+) -> Response:
     """The last `messages_count` messages (default 50) with the customer `user_id`, oldest
     first, as `{sender_username, recipient_username, text}`. Usernames come from the profile
     cache (the id when Instagram has none); media without text shows as `[image]` etc.,
     unsent messages as `[deleted]`. 404 when there are no messages.
 
     Deprecated: `GET /api/v1/conversations/{user_id}/messages` pages through the whole history."""
-    return service.recent(user_id=user_id, count=messages_count)
+    return json_response(service.recent(user_id=user_id, count=messages_count))

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from app.api.deps import ConversationServiceDep, SendServiceDep
+from app.api.responses import json_response
 from app.schemas.common import IG_ID_PATTERN
 from app.schemas.errors import error_responses
 from app.schemas.v1 import (
@@ -17,7 +18,7 @@ from app.schemas.v1 import (
     ReactionRead,
     SenderActionCreate,
 )
-from app.services.conversations import message_read
+from app.services.conversations import columns_of, message_json
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
@@ -39,12 +40,12 @@ def list_conversations(
     service: ConversationServiceDep,
     limit: Limit = 20,
     cursor: Annotated[str | None, Query(max_length=200, description=CURSOR)] = None,
-) -> ConversationPage:
+) -> Response:
     """Conversations with at least one message, newest activity first, with the customer,
     a preview of the last message, the messaging window (`can_reply_until`, 24 h after the
     customer's last message; `human_agent_until`, 7 days) and the unread count (customer
     messages after the business's last one). Follow `next_cursor` for the next page."""
-    return service.page(limit=limit, cursor=cursor)
+    return json_response(service.page(limit=limit, cursor=cursor))
 
 
 @router.get(
@@ -53,9 +54,9 @@ def list_conversations(
     response_model=ConversationRead,
     responses=error_responses(401, 404, 422, 503),
 )
-def get_conversation(service: ConversationServiceDep, user_id: UserId) -> ConversationRead:
+def get_conversation(service: ConversationServiceDep, user_id: UserId) -> Response:
     """The conversation with one customer, with the same fields as in the list."""
-    return service.get(user_id)
+    return json_response(service.get(user_id))
 
 
 @router.get(
@@ -74,13 +75,13 @@ def list_messages(
     after: Annotated[
         str | None, Query(max_length=200, description="Newer than this cursor.")
     ] = None,
-) -> MessagePage:
+) -> Response:
     """Messages newest first, with attachments, replies, reactions, edits and unsends, and
     for outbound messages their status, error and whether the customer has read them.
     Without a cursor: the newest page. `before=<page.before>` pages back in time,
     `after=<page.after>` forward (also to poll for new messages). Cost does not depend on
     the length of the history."""
-    return service.messages(user_id=user_id, limit=limit, before=before, after=after)
+    return json_response(service.messages(user_id=user_id, limit=limit, before=before, after=after))
 
 
 @router.post(
@@ -104,7 +105,7 @@ def send_message(
             "result without sending again.",
         ),
     ] = None,
-) -> MessageRead:
+) -> Response:
     """Send text (with optional quick replies), one attachment (image, video, audio or file
     by https URL, or the heart sticker), 2-10 images, or a generic/button template. Inside 24
     hours of the customer's last message it is sent; 24 hours to 7 days only with
@@ -113,7 +114,9 @@ def send_message(
     message = service.send(
         user_id=user_id, content=body.to_graph(), tag=body.tag, idempotency_key=idempotency_key
     )
-    return message_read(message, reactions=[])
+    return json_response(
+        message_json(columns_of(message), reactions=[]), status_code=status.HTTP_201_CREATED
+    )
 
 
 @router.post(

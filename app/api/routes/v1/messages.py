@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from app.api.deps import ConversationServiceDep
+from app.api.responses import json_response
 from app.schemas.errors import error_responses
 from app.schemas.v1 import MessageRead
 
@@ -20,6 +21,6 @@ router = APIRouter(prefix="/messages", tags=["messages"])
 def get_message(
     service: ConversationServiceDep,
     mid: Annotated[str, Path(min_length=1, max_length=1024, description="Meta's message id.")],
-) -> MessageRead:
+) -> Response:
     """One message by its `mid`, with its reactions and (outbound) delivery state."""
-    return service.message(mid)
+    return json_response(service.message(mid))
