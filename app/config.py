@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     db_name: str | None = None
     sqlite_path: str = DEFAULT_SQLITE_PATH
     db_pool_size: int = Field(default=20, ge=1)
-    db_max_overflow: int = Field(default=20, ge=0)
+    db_max_overflow: int = Field(default=30, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_connect_timeout: int = Field(default=5, ge=1)
 
@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     instagram_read_timeout: float = Field(default=10.0, gt=0)
     instagram_get_retries: int = Field(default=3, ge=0)
     instagram_pool_size: int = Field(default=40, ge=1)
+    # At most this many Graph calls at once per process; a call that finds no free slot
+    # within INSTAGRAM_QUEUE_TIMEOUT answers 503 instagram_busy, so a hanging Meta can never
+    # take every worker thread (webhooks and reads keep theirs).
+    instagram_max_concurrency: int = Field(default=32, ge=1)
+    instagram_queue_timeout: float = Field(default=1.0, ge=0)
 
     # The service itself.
     api_key: SecretStr | None = None
@@ -64,6 +69,8 @@ class Settings(BaseSettings):
     # How long a process uses the token it read from the database before reading it again.
     token_cache_seconds: float = Field(default=5, ge=0)
 
+    # Threads for the synchronous endpoints (FastAPI's default is 40).
+    worker_threads: int = Field(default=100, ge=1)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 

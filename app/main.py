@@ -4,6 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import Depends, FastAPI
 
 from app.api.deps import require_api_key
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Synchronous endpoints run in this many threads; Graph calls may hold at most
+        # INSTAGRAM_MAX_CONCURRENCY of them, so the rest always serve webhooks and reads.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         configure_logging(settings.log_level, log_format=settings.log_format)
         _warn_about_configuration(settings)
         tokens.adopt_at_start()

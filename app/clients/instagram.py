@@ -12,6 +12,7 @@ database), which also hears whether Meta accepted it: code 190 marks it for re-a
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,12 @@ class InstagramNotConfiguredError(InstagramError):
 class InstagramUnreachableError(InstagramError):
     status_code = 503
     code = "instagram_unreachable"
+    transient = True
+
+
+class InstagramBusyError(InstagramError):
+    status_code = 503
+    code = "instagram_busy"
     transient = True
 
 
@@ -258,6 +265,8 @@ class InstagramClient:
         self._base_url = settings.graph_base_url
         self._send_url = settings.send_message_url
         self._timeout = (settings.instagram_connect_timeout, settings.instagram_read_timeout)
+        self._slots = threading.BoundedSemaphore(settings.instagram_max_concurrency)
+        self._queue_timeout = settings.instagram_queue_timeout
         retries = Retry(
             total=settings.instagram_get_retries,
             backoff_factor=0.5,
@@ -364,6 +373,12 @@ class InstagramClient:
         else:
             headers["Authorization"] = f"Bearer {token}"
         endpoint = _endpoint_name(method, url)
+        if not self._slots.acquire(timeout=self._queue_timeout):
+            logger.warning("instagram %s not called: every slot is busy", endpoint)
+            raise InstagramBusyError(
+                "Too many calls to the Instagram API are in progress; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
         started = time.perf_counter()
         try:
             response = self._session.request(
@@ -381,6 +396,8 @@ class InstagramClient:
             raise InstagramUnreachableError(
                 "The Instagram API is unreachable; retry later."
             ) from None
+        finally:
+            self._slots.release()
         if response.ok:
             _observe(endpoint, started, outcome="ok")
             self._token.accepted()

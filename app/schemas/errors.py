@@ -26,6 +26,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         504: "Instagram API timeout",
     }
     return {
-        status: {"model": ErrorRead, "description": descriptions.get(status, "Error")}
+        status: {
+            "model": ErrorRead,
+            "description": descriptions.get(status, "Error"),
+            # JSON even where the success answer is not (the webhook handshake's text/plain).
+            "content": {"application/json": {}},
+        }
         for status in statuses
     }

@@ -3,10 +3,12 @@
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -16,6 +18,7 @@ from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
 from app.models import Conversation, Message, Reaction, utcnow
 from app.repositories import conversations, messages, reactions, users
 from app.services.accounts import BusinessAccount
+from app.services.events import DATABASE_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +120,20 @@ class SendService:
             )
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
-        self._mark_sent(message, account_id=account_id, mid=mid)
+        try:
+            self._mark_sent(message, account_id=account_id, mid=mid)
+        except DATABASE_FAILURES as exc:
+            # Instagram has delivered it: an error answer would make the client send it again.
+            # The row stays pending; the echo webhook stores the message under its mid.
+            self.session.rollback()
+            logger.error(
+                "message %s was delivered as %s but could not be marked sent: %s",
+                message.id,
+                mid,
+                type(exc).__name__,
+            )
+            set_committed_value(message, "mid", mid)
+            set_committed_value(message, "status", "sent")
         return message
 
     def _mark_sent(self, message: Message, *, account_id: str, mid: str) -> None:
@@ -139,6 +155,13 @@ class SendService:
                 self.session.rollback()
                 if attempt == SENT_ATTEMPTS - 1:
                     raise
+                continue
+            except sa_exc.TimeoutError:
+                # No free connection (a burst): worth a short wait, the message was delivered.
+                self.session.rollback()
+                if attempt == SENT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
                 continue
             # What the UPDATE wrote, without reading the row back.
             set_committed_value(message, "mid", mid)

@@ -18,7 +18,7 @@ router = APIRouter(tags=["original API"])
     summary="Send a text message",
     deprecated=True,
     response_model=SeedSendResponse,
-    responses=error_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def send_message(
     service: SendServiceDep,

@@ -89,7 +89,7 @@ def list_messages(
     summary="Send a message",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageRead,
-    responses=error_responses(401, 404, 409, 413, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def send_message(
     service: SendServiceDep,
@@ -124,7 +124,7 @@ def send_message(
     summary="React to a customer's message",
     status_code=status.HTTP_201_CREATED,
     response_model=ReactionRead,
-    responses=error_responses(401, 404, 409, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def react(service: SendServiceDep, user_id: UserId, body: ReactionCreate) -> ReactionRead:
     """React as the business to one of the customer's messages (a new reaction replaces the
@@ -143,7 +143,7 @@ def react(service: SendServiceDep, user_id: UserId, body: ReactionCreate) -> Rea
     summary="Remove the business's reaction",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 404, 409, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def unreact(
     service: SendServiceDep,
@@ -160,7 +160,7 @@ def unreact(
     summary="Send a sender action",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 404, 409, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def send_action(service: SendServiceDep, user_id: UserId, body: SenderActionCreate) -> Response:
     """Show the typing indicator (`typing_on`/`typing_off`) or mark the conversation seen

@@ -1,0 +1,116 @@
+"""Sending when Meta hangs or the database fails after Meta accepted a message."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Message
+from app.repositories import messages
+from app.sandbox.server import BackgroundServer
+from tests.conftest import StartService
+from tests.helpers import (
+    ServiceClient,
+    add_fault,
+    customer_writes,
+    example_bytes,
+    new_customer,
+    wait_until,
+)
+
+
+@pytest.fixture
+def anna(meta: ServiceClient, service: BackgroundServer) -> dict[str, Any]:
+    customer = new_customer(meta, username="anna")
+    customer_writes(meta, customer["id"], "hi")
+    return customer
+
+
+def test_a_hanging_meta_never_takes_the_threads_webhooks_and_reads_need(
+    start_service: StartService, meta: ServiceClient, anna: dict
+) -> None:
+    server = start_service(
+        worker_threads=8,
+        instagram_max_concurrency=3,
+        instagram_queue_timeout=0.2,
+        instagram_read_timeout=1.5,
+        profile_worker_enabled=False,
+    )
+    add_fault(meta, kind="send", delay_seconds=3, times=20)
+
+    def send(number: int) -> int:
+        with ServiceClient(server.url) as client:
+            return client.post(
+                f"/api/v1/conversations/{anna['id']}/messages", json={"text": f"hi {number}"}
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        sends = [pool.submit(send, number) for number in range(12)]
+        time.sleep(0.5)  # the first three hang at Meta, the rest are turned away
+        with ServiceClient(server.url) as client:
+            started = time.monotonic()
+            delivered = client.deliver(example_bytes("text"))
+            history = client.get(f"/api/v1/conversations/{anna['id']}/messages")
+            elapsed = time.monotonic() - started
+        statuses = sorted(future.result() for future in sends)
+
+    assert (delivered.status_code, history.status_code) == (200, 200)
+    assert elapsed < 1.0
+    assert statuses.count(504) == 3  # the calls that got a slot time out
+    assert statuses.count(503) == 9  # the others: instagram_busy, at once
+
+
+def test_busy_answer_says_so_and_when_to_retry(
+    start_service: StartService, meta: ServiceClient, anna: dict
+) -> None:
+    server = start_service(instagram_max_concurrency=1, instagram_queue_timeout=0.1)
+    add_fault(meta, kind="send", delay_seconds=1)
+
+    def send(text: str) -> Any:
+        with ServiceClient(server.url) as client:
+            return client.post(f"/api/v1/conversations/{anna['id']}/messages", json={"text": text})
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        slow = pool.submit(send, "first")
+        time.sleep(0.3)
+        busy = pool.submit(send, "second").result()
+
+    assert slow.result().status_code == 201
+    assert busy.status_code == 503
+    assert busy.json()["code"] == "instagram_busy"
+    assert busy.headers["Retry-After"] == "1"
+
+
+def test_a_delivered_message_is_never_answered_with_an_error(
+    api: ServiceClient,
+    meta: ServiceClient,
+    db: Session,
+    anna: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def database_gone(*_: Any, **__: Any) -> None:
+        raise sa_exc.OperationalError("UPDATE messages", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(messages, "attach_mid", database_gone)
+
+    response = api.post(f"/api/v1/conversations/{anna['id']}/messages", json={"text": "once"})
+
+    # Meta accepted it: an error would make the client send it a second time.
+    assert response.status_code == 201
+    [call] = meta.get("/_sandbox/sent").json()
+    mid = call["response"]["message_id"]
+    assert response.json()["mid"] == mid
+
+    def stored() -> dict[str | None, str | None]:
+        db.expire_all()
+        rows = db.scalars(select(Message).where(Message.direction == "outbound")).all()
+        db.commit()
+        return {row.mid: row.status for row in rows}
+
+    # The API row could not be updated; the echo webhook stores the message under its mid.
+    wait_until(lambda: mid in stored(), what="the echo")
+    assert stored() == {None: "pending", mid: "sent"}
