@@ -13,13 +13,13 @@ TOP_FRAMES = 25
 
 
 def start_profiler(processes: Processes, *, pid: int, seconds: float, output: Path) -> Process:
-    """py-spy on the client's core, sampling `pid` (all threads, idle ones left out)."""
+    """py-spy on the client's core, sampling `pid` while a thread holds the GIL (CPU time)."""
     py_spy = require_tool("py-spy", install="pip install -r requirements-dev.txt")
     return processes.start(
         "py-spy",
         [
             *(py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))),
-            *("--rate", str(SAMPLES_PER_SECOND), "--format", "raw", "--nonblocking"),
+            *("--rate", str(SAMPLES_PER_SECOND), "--format", "raw", "--nonblocking", "--gil"),
             *("--output", str(output)),
         ],
         cpus=CLIENT_CPUS,

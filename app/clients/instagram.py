@@ -11,12 +11,14 @@ database), which also hears whether Meta accepted it: code 190 marks it for re-a
 
 import json
 import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -283,9 +285,25 @@ class InstagramClient:
         self._session = requests.Session()
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
+        # requests reads the proxy and CA variables (and ~/.netrc) on every call when
+        # trust_env is on; the service reads them once per host instead.
+        self._session.trust_env = False
+        self._session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        self._proxies: dict[str, dict[str, str]] = {}
 
     def close(self) -> None:
         self._session.close()
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """The proxies the environment names for this URL's host (HTTPS_PROXY, NO_PROXY…)."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        proxies = self._proxies.get(origin)
+        if proxies is None:
+            proxies = self._proxies[origin] = requests.utils.get_environ_proxies(origin)
+        return proxies
 
     def get_me(self) -> dict[str, Any]:
         """The account the token belongs to: `user_id` is the IG_ID webhooks carry."""
@@ -382,7 +400,13 @@ class InstagramClient:
         started = time.perf_counter()
         try:
             response = self._session.request(
-                method, url, params=params, json=json, headers=headers, timeout=self._timeout
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=self._timeout,
+                proxies=self._proxies_for(url),
             )
         except requests.Timeout as exc:
             _observe(endpoint, started, outcome="timeout")

@@ -245,3 +245,33 @@ def test_errors_are_logged_with_metas_code_and_trace_but_never_the_token(
     assert "fbtrace_id=AbC" in caplog.text
     assert "GET /v22.0/{id}" in caplog.text
     assert USER_TOKEN not in caplog.text
+
+
+@responses.activate
+def test_proxy_variables_are_honoured_and_read_once_per_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "graph.bypass")
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    responses.get(PROFILE_URL, json={"id": "1187429836452190"})
+    responses.get("https://graph.bypass/v22.0/me", json={"user_id": "1"})
+    lookups: list[str] = []
+    environ_proxies = requests.utils.get_environ_proxies
+
+    def counted(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        lookups.append(url)
+        return environ_proxies(url, no_proxy)
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", counted)
+    client = make_client()
+
+    client.get_user_profile("1187429836452190")
+    client.get_user_profile("1187429836452190")
+    make_client(instagram_graph_url="https://graph.bypass/").get_me()
+
+    first, second, bypassed = (call.request.req_kwargs["proxies"] for call in responses.calls)
+    assert first["https"] == second["https"] == "http://proxy.internal:3128"
+    assert "https" not in bypassed
+    assert lookups == ["https://graph.test", "https://graph.bypass"]  # once per host
