@@ -42,11 +42,11 @@ class Settings(BaseSettings):
     instagram_connect_timeout: float = Field(default=3.05, gt=0)
     instagram_read_timeout: float = Field(default=10.0, gt=0)
     instagram_get_retries: int = Field(default=3, ge=0)
-    instagram_pool_size: int = Field(default=40, ge=1)
+    instagram_pool_size: int = Field(default=64, ge=1)
     # At most this many Graph calls at once per process; a call that finds no free slot
     # within INSTAGRAM_QUEUE_TIMEOUT answers 503 instagram_busy, so a hanging Meta can never
     # take every worker thread (webhooks and reads keep theirs).
-    instagram_max_concurrency: int = Field(default=32, ge=1)
+    instagram_max_concurrency: int = Field(default=64, ge=1)
     instagram_queue_timeout: float = Field(default=1.0, ge=0)
 
     # The service itself.

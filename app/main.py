@@ -43,6 +43,20 @@ def _warn_about_configuration(settings: Settings) -> None:
         logger.warning("INSTAGRAM_USER_TOKEN is not set: profiles and sending are unavailable")
     if settings.is_sqlite:
         logger.info("using the embedded SQLite database %s", settings.sqlalchemy_url)
+    if settings.instagram_pool_size < settings.instagram_max_concurrency:
+        logger.warning(
+            "INSTAGRAM_POOL_SIZE (%d) is below INSTAGRAM_MAX_CONCURRENCY (%d): calls beyond the "
+            "pool open and close a connection each",
+            settings.instagram_pool_size,
+            settings.instagram_max_concurrency,
+        )
+    if settings.worker_threads <= settings.instagram_max_concurrency:
+        logger.warning(
+            "WORKER_THREADS (%d) is not above INSTAGRAM_MAX_CONCURRENCY (%d): a hanging "
+            "Instagram API can hold every thread and stop webhook intake",
+            settings.worker_threads,
+            settings.instagram_max_concurrency,
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -9,9 +9,10 @@ Each drill is bounded in time, stops by itself, and reports counts:
   the outage, the service recovers without a restart and loses nothing it acknowledged;
 - graph-hang: the Graph API hangs; sends fail with 504 within the configured read timeout
   while webhook intake and history reads keep answering (their latency is measured);
-  graph-hang-64 does the same with 64 concurrent senders, more than the Graph calls a
-  process lets run at once (INSTAGRAM_MAX_CONCURRENCY, 32): the others are answered 503
-  instagram_busy within INSTAGRAM_QUEUE_TIMEOUT, and intake and reads keep their threads;
+  graph-hang-64 does the same with 64 concurrent senders, graph-hang-96 with 96, more than
+  the Graph calls a process lets run at once (INSTAGRAM_MAX_CONCURRENCY, 64): the others are
+  answered 503 instagram_busy within INSTAGRAM_QUEUE_TIMEOUT, and intake and reads keep
+  their threads;
 - replicas: two service processes on one database get the same deliveries at the same time;
   every event stored once, no 5xx, no profile fetched twice.
 
@@ -613,8 +614,10 @@ DRILLS: dict[str, Callable[[Drills], DrillResult]] = {
     "kill-9": kill_9,
     "postgres-restart": postgres_restart,
     "graph-hang": graph_hang,
-    # As many hung sends as the send benchmark's connections: more than the worker threads.
+    # As many hung sends as the send benchmark's connections (= INSTAGRAM_MAX_CONCURRENCY).
     "graph-hang-64": lambda drills: graph_hang(drills, senders=64),
+    # More hung sends than Graph slots: the rest are answered 503 instagram_busy.
+    "graph-hang-96": lambda drills: graph_hang(drills, senders=96),
     "replicas": replicas,
 }
 

@@ -225,17 +225,18 @@ def memory_kib(pid: int, key: str) -> int:
 TCP_STATES = {"01": "established", "06": "time_wait"}
 
 
-def tcp_connections(port: int) -> dict[str, int]:
-    """Loopback TCP connections to or from `port` by state (from /proc/net/tcp): how many are
-    open, and how many were closed in the last minute (TIME_WAIT)."""
-    counts = dict.fromkeys(TCP_STATES.values(), 0)
+def tcp_connections(port: int) -> dict[str, set[tuple[str, str]]]:
+    """Loopback TCP connections to or from `port` by state (from /proc/net/tcp), each as its
+    (local, remote) address pair: the open ones, and those closed in the last minute
+    (TIME_WAIT; compare sets, not counts, since older ones expire meanwhile)."""
+    connections: dict[str, set[tuple[str, str]]] = {name: set() for name in TCP_STATES.values()}
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local, remote, state = fields[1], fields[2], fields[3]
         ports = {int(local.split(":")[1], 16), int(remote.split(":")[1], 16)}
         if port in ports and state in TCP_STATES:
-            counts[TCP_STATES[state]] += 1
-    return counts
+            connections[TCP_STATES[state]].add((local, remote))
+    return connections
 
 
 def machine_busy_seconds() -> float:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from app.config import Settings
 from bench import database
 from bench.load import LoadResult, run_wrk
 from bench.pools import (
@@ -35,7 +36,7 @@ POOL_RATE_1_EVENT = 8000
 POOL_RATE_10_EVENTS = 2000
 HISTORY_CUSTOMER = customer_id(900_000)
 SEND_CUSTOMERS = 100
-GRAPH_POOL_SIZE = 40  # the service's INSTAGRAM_POOL_SIZE default
+GRAPH_POOL_SIZE: int = Settings.model_fields["instagram_pool_size"].default
 
 
 @dataclass(frozen=True)
@@ -420,9 +421,9 @@ def _send(context: Context, *, latency_ms: int) -> Row:
         row.problems.append(f"{other_calls} Graph calls other than sends")
     # Each connection shows twice in /proc/net/tcp (both ends are on this machine) while open,
     # once after it closed (the closing end's TIME_WAIT).
-    closed = connections["time_wait"] - closed_before
+    closed = len(connections["time_wait"] - closed_before)
     row.notes.append(
-        f"Graph API connections: {connections['established'] // 2} open,"
+        f"Graph API connections: {len(connections['established']) // 2} open,"
         f" {closed} closed during warm-up and run"
     )
     if closed > GRAPH_POOL_SIZE:

@@ -117,3 +117,12 @@ def test_secrets_never_appear_in_the_settings_repr() -> None:
     shown = repr(settings) + str(settings.model_dump())
     for secret in ("s3cr3t-app", "IGAAs3cr3t", "s3cr3t-key", "s3cr3t-db"):
         assert secret not in shown
+
+
+@pytest.mark.parametrize("document", [".env.example", "README.md"])
+def test_every_setting_is_documented(document: str) -> None:
+    text = (Path(__file__).parent.parent / document).read_text()
+
+    missing = [name.upper() for name in Settings.model_fields if name.upper() not in text]
+
+    assert missing == []

@@ -1,5 +1,6 @@
 """Sending when Meta hangs or the database fails after Meta accepted a message."""
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -9,6 +10,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
+from app.main import _warn_about_configuration
 from app.models import Message
 from app.repositories import messages
 from app.sandbox.server import BackgroundServer
@@ -114,3 +117,37 @@ def test_a_delivered_message_is_never_answered_with_an_error(
     # The API row could not be updated; the echo webhook stores the message under its mid.
     wait_until(lambda: mid in stored(), what="the echo")
     assert stored() == {None: "pending", mid: "sent"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [
+        (
+            {"instagram_pool_size": 8, "instagram_max_concurrency": 16},
+            "INSTAGRAM_POOL_SIZE (8) is below INSTAGRAM_MAX_CONCURRENCY (16)",
+        ),
+        (
+            {"worker_threads": 16, "instagram_max_concurrency": 16},
+            "WORKER_THREADS (16) is not above INSTAGRAM_MAX_CONCURRENCY (16)",
+        ),
+    ],
+)
+def test_settings_that_undo_the_protection_are_warned_about(
+    overrides: dict[str, int], warning: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.main"):
+        _warn_about_configuration(Settings(_env_file=None, **overrides))
+
+    assert warning in caplog.text
+
+
+def test_the_defaults_keep_threads_for_webhooks_and_a_connection_per_graph_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(_env_file=None)
+    with caplog.at_level(logging.WARNING, logger="app.main"):
+        _warn_about_configuration(settings)
+
+    assert "INSTAGRAM_MAX_CONCURRENCY" not in caplog.text
+    assert settings.instagram_pool_size >= settings.instagram_max_concurrency
+    assert settings.worker_threads > settings.instagram_max_concurrency
