@@ -19,6 +19,7 @@ from app.logs import configure_logging
 from app.services.accounts import BusinessAccount
 from app.services.health import StatusReporter
 from app.services.profiles import ProfileFetcher, ProfileWorker
+from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
 from app.services.tokens import TokenRefresher, TokenStore, TokenWorker
 
 logger = logging.getLogger("app")
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         TokenRefresher(store=tokens, instagram=instagram, settings=settings),
         interval_seconds=settings.token_refresh_check_seconds,
     )
+    unrecorded_sends = UnrecordedSends()
+    sent_recorder = UnrecordedSendsWorker(session_factory, unrecorded_sends)
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, log_format=settings.log_format)
         _warn_about_configuration(settings)
         tokens.adopt_at_start()
+        sent_recorder.start()
         if settings.profile_worker_enabled:
             profile_worker.start()
         if settings.token_refresh_enabled:
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_worker.stop()
         if settings.profile_worker_enabled:
             profile_worker.stop()
+        sent_recorder.stop()
         instagram.close()
         engine.dispose()
 
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.instagram = instagram
     app.state.business_account = BusinessAccount(settings=settings, instagram=instagram)
     app.state.tokens = tokens
+    app.state.unrecorded_sends = unrecorded_sends
     app.state.status_reporter = StatusReporter(
         engine=engine, session_factory=session_factory, tokens=tokens
     )

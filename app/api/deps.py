@@ -111,9 +111,14 @@ HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
 
 
 async def get_send_service(
-    session: SessionDep, instagram: InstagramDep, account: BusinessAccountDep
+    request: Request, session: SessionDep, instagram: InstagramDep, account: BusinessAccountDep
 ) -> SendService:
-    return SendService(session=session, instagram=instagram, account=account)
+    return SendService(
+        session=session,
+        instagram=instagram,
+        account=account,
+        unrecorded=request.app.state.unrecorded_sends,
+    )
 
 
 SendServiceDep = Annotated[SendService, Depends(get_send_service)]

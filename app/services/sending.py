@@ -3,8 +3,10 @@
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +20,7 @@ from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
 from app.models import Conversation, Message, Reaction, utcnow
 from app.repositories import conversations, messages, reactions, users
 from app.services.accounts import BusinessAccount
+from app.services.background import BackgroundWorker
 from app.services.events import DATABASE_FAILURES
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,124 @@ STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
 SENT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class DeliveredSend:
+    """A message Meta accepted whose `message_id` is not recorded yet."""
+
+    message_id: int
+    account_id: str
+    recipient_id: str
+    sent_at: datetime
+    mid: str
+
+
+class UnrecordedSends:
+    """Sends Meta accepted while the database could not record them; a background worker
+    records them once it can (see `record_unrecorded`). Kept in memory: a process that dies
+    before then leaves the row `pending` (the echo webhook still stores the message)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sends: list[DeliveredSend] = []
+
+    def add(self, send: DeliveredSend) -> None:
+        with self._lock:
+            self._sends.append(send)
+
+    def take(self) -> list[DeliveredSend]:
+        with self._lock:
+            sends, self._sends = self._sends, []
+        return sends
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sends)
+
+
+def record_unrecorded(session_factory: Callable[[], Session], pending: UnrecordedSends) -> bool:
+    """Record the sends waiting in `pending`; those that still fail go back. True when all
+    were recorded (or there were none)."""
+    failed: list[DeliveredSend] = []
+    for send in pending.take():
+        try:
+            with session_factory() as session:
+                record_sent(session, send)
+        except DATABASE_FAILURES as exc:
+            logger.warning(
+                "message %s still not marked sent: %s", send.message_id, type(exc).__name__
+            )
+            failed.append(send)
+        except Exception:
+            # Not the database being away: retrying will not help. The echo keeps the message.
+            logger.exception("message %s could not be marked sent as %s", send.message_id, send.mid)
+        else:
+            logger.info("message %s marked sent as %s (late)", send.message_id, send.mid)
+    for send in failed:
+        pending.add(send)
+    return not failed
+
+
+def record_sent(session: Session, send: DeliveredSend) -> datetime:
+    """Mark the row sent with Meta's message_id, merging its echo if that was stored first;
+    committed. Returns the message's sent_at (the echo's time when there was one)."""
+    for attempt in range(SENT_ATTEMPTS):
+        try:
+            # Conversation first, then message: the order the echo webhook takes its locks
+            # in, so an echo racing this transaction waits instead of deadlocking.
+            conversations.upsert(
+                session,
+                account_id=send.account_id,
+                user_id=send.recipient_id,
+                message_at=send.sent_at,
+            )
+            sent_at = messages.attach_mid(session, message_id=send.message_id, mid=send.mid)
+            session.commit()
+            return sent_at
+        except IntegrityError:
+            # The echo was stored between our DELETE and UPDATE: it is committed now.
+            session.rollback()
+            if attempt == SENT_ATTEMPTS - 1:
+                raise
+        except sa_exc.TimeoutError:
+            # No free connection (a burst): worth a short wait, the message was delivered.
+            session.rollback()
+            if attempt == SENT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class UnrecordedSendsWorker(BackgroundWorker):
+    """The thread that records late what `SendService` could not (every `idle_seconds`)."""
+
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        pending: UnrecordedSends,
+        *,
+        idle_seconds: float = 1.0,
+    ) -> None:
+        self.session_factory = session_factory
+        self.pending = pending
+        super().__init__(self._round, name="sent-recorder", idle_seconds=idle_seconds)
+
+    def _round(self) -> bool:
+        if len(self.pending):
+            record_unrecorded(self.session_factory, self.pending)
+        return False  # wait idle_seconds before looking again
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop, after a last try; what is still unrecorded is logged (its rows stay pending)."""
+        super().stop(timeout)
+        if len(self.pending) and not record_unrecorded(self.session_factory, self.pending):
+            for send in self.pending.take():
+                logger.error(
+                    "message %s was delivered as %s but stays pending: the database is down",
+                    send.message_id,
+                    send.mid,
+                )
 
 
 class SendService:
@@ -38,11 +159,13 @@ class SendService:
         instagram: InstagramClient,
         account: BusinessAccount,
         clock: Callable[[], datetime] = utcnow,
+        unrecorded: UnrecordedSends | None = None,
     ) -> None:
         self.session = session
         self.instagram = instagram
         self.account = account
         self.clock = clock
+        self.unrecorded = unrecorded if unrecorded is not None else UnrecordedSends()
 
     def send(
         self,
@@ -120,54 +243,32 @@ class SendService:
             )
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
+        delivered = DeliveredSend(
+            message_id=message.id,
+            account_id=account_id,
+            recipient_id=message.recipient_id,
+            sent_at=message.sent_at,
+            mid=mid,
+        )
         try:
-            self._mark_sent(message, account_id=account_id, mid=mid)
+            sent_at = record_sent(self.session, delivered)
         except DATABASE_FAILURES as exc:
             # Instagram has delivered it: an error answer would make the client send it again.
-            # The row stays pending; the echo webhook stores the message under its mid.
+            # The row stays pending for now; a background worker records the mid later.
             self.session.rollback()
             logger.error(
-                "message %s was delivered as %s but could not be marked sent: %s",
+                "message %s was delivered as %s but could not be marked sent (will retry): %s",
                 message.id,
                 mid,
                 type(exc).__name__,
             )
-            set_committed_value(message, "mid", mid)
-            set_committed_value(message, "status", "sent")
+            self.unrecorded.add(delivered)
+            sent_at = message.sent_at
+        # What the UPDATE wrote (or will write), without reading the row back.
+        set_committed_value(message, "mid", mid)
+        set_committed_value(message, "status", "sent")
+        set_committed_value(message, "sent_at", sent_at)
         return message
-
-    def _mark_sent(self, message: Message, *, account_id: str, mid: str) -> None:
-        """Record Meta's message_id; the echo may have been stored first (it is merged)."""
-        for attempt in range(SENT_ATTEMPTS):
-            try:
-                # Conversation first, then message: the order the echo webhook takes its locks
-                # in, so an echo racing this transaction waits instead of deadlocking.
-                conversations.upsert(
-                    self.session,
-                    account_id=account_id,
-                    user_id=message.recipient_id,
-                    message_at=message.sent_at,
-                )
-                sent_at = messages.attach_mid(self.session, message_id=message.id, mid=mid)
-                self.session.commit()
-            except IntegrityError:
-                # The echo was stored between our DELETE and UPDATE: it is committed now.
-                self.session.rollback()
-                if attempt == SENT_ATTEMPTS - 1:
-                    raise
-                continue
-            except sa_exc.TimeoutError:
-                # No free connection (a burst): worth a short wait, the message was delivered.
-                self.session.rollback()
-                if attempt == SENT_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-                continue
-            # What the UPDATE wrote, without reading the row back.
-            set_committed_value(message, "mid", mid)
-            set_committed_value(message, "status", "sent")
-            set_committed_value(message, "sent_at", sent_at)
-            return
 
     def react(self, *, user_id: str, mid: str, reaction: str | None) -> Reaction:
         """React to a customer's message as the business (`reaction` None: unreact)."""

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.main import _warn_about_configuration
-from app.models import Message
+from app.models import Message, utcnow
 from app.repositories import messages
 from app.sandbox.server import BackgroundServer
+from app.services.sending import DeliveredSend, UnrecordedSends, UnrecordedSendsWorker
 from tests.conftest import StartService
 from tests.helpers import (
     ServiceClient,
@@ -106,17 +107,21 @@ def test_a_delivered_message_is_never_answered_with_an_error(
     assert response.status_code == 201
     [call] = meta.get("/_sandbox/sent").json()
     mid = call["response"]["message_id"]
-    assert response.json()["mid"] == mid
+    assert (response.json()["mid"], response.json()["status"]) == (mid, "sent")
 
-    def stored() -> dict[str | None, str | None]:
+    def stored() -> set[tuple[str | None, str, str]]:
         db.expire_all()
         rows = db.scalars(select(Message).where(Message.direction == "outbound")).all()
         db.commit()
-        return {row.mid: row.status for row in rows}
+        return {(row.mid, row.status, row.source) for row in rows}
 
-    # The API row could not be updated; the echo webhook stores the message under its mid.
-    wait_until(lambda: mid in stored(), what="the echo")
-    assert stored() == {None: "pending", mid: "sent"}
+    # While the database cannot record it, the echo webhook stores the message under its mid.
+    wait_until(lambda: (mid, "sent", "echo") in stored(), what="the echo")
+    assert stored() == {(None, "pending", "api"), (mid, "sent", "echo")}
+
+    # Once it can, the service records the mid itself: one message, the one it sent.
+    monkeypatch.undo()
+    wait_until(lambda: stored() == {(mid, "sent", "api")}, what="the late record")
 
 
 @pytest.mark.parametrize(
@@ -151,3 +156,20 @@ def test_the_defaults_keep_threads_for_webhooks_and_a_connection_per_graph_call(
     assert "INSTAGRAM_MAX_CONCURRENCY" not in caplog.text
     assert settings.instagram_pool_size >= settings.instagram_max_concurrency
     assert settings.worker_threads > settings.instagram_max_concurrency
+
+
+def test_sends_still_unrecorded_at_shutdown_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def database_gone() -> Session:
+        raise sa_exc.OperationalError("connect", {}, Exception("connection refused"))
+
+    pending = UnrecordedSends()
+    pending.add(
+        DeliveredSend(message_id=7, account_id="1", recipient_id="2", sent_at=utcnow(), mid="mid-7")
+    )
+    worker = UnrecordedSendsWorker(database_gone, pending, idle_seconds=0.01)
+    worker.start()
+    with caplog.at_level(logging.WARNING, logger="app.services.sending"):
+        worker.stop()
+
+    assert "message 7 was delivered as mid-7 but stays pending" in caplog.text
+    assert len(pending) == 0
