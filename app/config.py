@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     db_port: int | None = None
     db_name: str | None = None
     sqlite_path: str = DEFAULT_SQLITE_PATH
-    db_pool_size: int = Field(default=20, ge=1)
-    db_max_overflow: int = Field(default=30, ge=0)
+    db_pool_size: int = Field(default=50, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_connect_timeout: int = Field(default=5, ge=1)
 
