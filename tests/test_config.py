@@ -1,5 +1,6 @@
 """Settings: the original README's variable names, DATABASE_URL precedence, the SQLite default."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,23 @@ def test_every_setting_is_documented(document: str) -> None:
     missing = [name.upper() for name in Settings.model_fields if name.upper() not in text]
 
     assert missing == []
+
+
+def test_the_defaults_shown_in_env_example_are_the_real_ones() -> None:
+    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    defaults = Settings(_env_file=None)
+    shown = re.findall(r"^# ([A-Z_]+)=(\S+)$", example, flags=re.MULTILINE)
+    checked = 0
+    for name, value in shown:
+        field = name.lower()
+        # URLs built from other settings are examples, not defaults.
+        examples = ("database_url", "instagram_send_message_url")
+        if field not in Settings.model_fields or field in examples:
+            continue
+        default = getattr(defaults, field)
+        assert Settings(_env_file=None, **{field: value}).model_dump()[field] == (
+            default.get_secret_value() if hasattr(default, "get_secret_value") else default
+        ), name
+        checked += 1
+
+    assert checked >= 20
