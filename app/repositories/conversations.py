@@ -141,12 +141,19 @@ def _moves_forward(
     return incoming.is_not(None) & (current.is_(None) | (incoming > current))
 
 
-def get(session: Session, *, account_id: str, user_id: str) -> Conversation | None:
-    return session.scalar(
-        select(Conversation).where(
-            Conversation.account_id == account_id, Conversation.user_id == user_id
-        )
+def window_of(session: Session, *, account_id: str, user_id: str) -> Row[Any] | None:
+    """The conversation's `id` and `last_inbound_at` (what a send checks), or None."""
+    return (
+        session.connection()
+        .execute(_WINDOW_OF, {"account_id": account_id, "user_id": user_id})
+        .first()
     )
+
+
+_WINDOW_OF = select(Conversation.id, Conversation.last_inbound_at).where(
+    Conversation.account_id == bindparam("account_id"),
+    Conversation.user_id == bindparam("user_id"),
+)
 
 
 def latest_for_user(session: Session, *, user_id: str) -> Row[Any] | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.clients.instagram import InstagramClient, InstagramError
 from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
-from app.models import Conversation, Message, Reaction, utcnow
+from app.models import Message, Reaction, utcnow
 from app.repositories import conversations, messages, reactions, users
 from app.services.accounts import BusinessAccount
 from app.services.background import BackgroundWorker
@@ -274,7 +275,7 @@ class SendService:
         """React to a customer's message as the business (`reaction` None: unreact)."""
         account_id = self.account.id()
         target = messages.get_by_mid(self.session, mid)
-        conversation = conversations.get(self.session, account_id=account_id, user_id=user_id)
+        conversation = conversations.window_of(self.session, account_id=account_id, user_id=user_id)
         if target is None or conversation is None or target.conversation_id != conversation.id:
             raise NotFoundError(
                 f"No message {mid} in the conversation with {user_id}.", code="message_not_found"
@@ -314,12 +315,13 @@ class SendService:
 
     def _check_window(
         self, *, account_id: str, user_id: str, tag: str | None, now: datetime
-    ) -> Conversation | None:
-        """Refuse early when our own records show the window is closed; the conversation.
+    ) -> Row[Any] | None:
+        """Refuse early when our own records show the window is closed; the conversation's
+        `id` and `last_inbound_at`.
 
         With no inbound message stored we know nothing, and Meta's answer decides.
         """
-        conversation = conversations.get(self.session, account_id=account_id, user_id=user_id)
+        conversation = conversations.window_of(self.session, account_id=account_id, user_id=user_id)
         if conversation is None or conversation.last_inbound_at is None:
             return conversation
         window = HUMAN_AGENT_WINDOW if tag == HUMAN_AGENT_TAG else STANDARD_WINDOW
