@@ -11,6 +11,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    insert,
     null,
     or_,
     select,
@@ -184,10 +185,18 @@ def _by_mid(row: dict[str, Any]) -> str:
 
 
 def add(session: Session, **values: Any) -> Message:
-    message = Message(**values)
-    session.add(message)
-    session.flush()
-    return message
+    """Insert one message (a Core INSERT, no unit of work); return it as a detached object
+    carrying every column, the new id included."""
+    values = {**_NEW_MESSAGE, **values}
+    values["id"] = session.connection().execute(_INSERT, values).scalar_one()
+    return Message(**values)
+
+
+# Every column a new message starts with; the caller's values win.
+_NEW_MESSAGE: dict[str, Any] = {
+    column.key: None for column in Message.__table__.columns if column.key != "id"
+} | {"is_deleted": False, "is_unsupported": False, "edit_count": 0, "is_placeholder": False}
+_INSERT = insert(Message.__table__).returning(Message.__table__.c.id)
 
 
 def attach_mid(session: Session, *, message_id: int, mid: str) -> datetime:
