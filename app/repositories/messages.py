@@ -239,7 +239,7 @@ def mark_failed(session: Session, *, message_id: int, error: dict[str, Any]) -> 
 # ORM objects costs more than the query); read their columns through `row._mapping`. Their
 # statements are built once, with bind parameters: building one costs more than running it.
 MESSAGES = Message.__table__
-_sent_order = tuple_(MESSAGES.c.sent_at, MESSAGES.c.id)
+sent_order = tuple_(MESSAGES.c.sent_at, MESSAGES.c.id)
 _NEWEST_FIRST = (MESSAGES.c.sent_at.desc(), MESSAGES.c.id.desc())
 
 
@@ -248,7 +248,9 @@ def _visible(table: Any = MESSAGES) -> ColumnElement[bool]:
     return or_(table.c.status.is_(None), table.c.status == "sent")
 
 
-def _position(name: str) -> Any:
+def position(name: str) -> Any:
+    """A (sent_at, id) pair of bound parameters `<name>_at` and `<name>_id`, to compare with
+    `sent_order`."""
     return tuple_(bindparam(f"{name}_at", type_=MESSAGES.c.sent_at.type), bindparam(f"{name}_id"))
 
 
@@ -268,12 +270,10 @@ _LATEST_VISIBLE = (
 _PAGE = select(MESSAGES).where(MESSAGES.c.conversation_id == bindparam("conversation_id"))
 _NEWEST_PAGE = _PAGE.order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
 _OLDER_PAGE = (
-    _PAGE.where(_sent_order < _position("before"))
-    .order_by(*_NEWEST_FIRST)
-    .limit(bindparam("limit"))
+    _PAGE.where(sent_order < position("before")).order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
 )
 _NEWER_PAGE = (
-    _PAGE.where(_sent_order > _position("after"))
+    _PAGE.where(sent_order > position("after"))
     .order_by(MESSAGES.c.sent_at.asc(), MESSAGES.c.id.asc())
     .limit(bindparam("limit"))
 )

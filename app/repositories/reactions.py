@@ -8,7 +8,8 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.models import Reaction, utcnow
-from app.repositories.base import rows_upsert
+from app.repositories.base import Position, rows_upsert
+from app.repositories.messages import MESSAGES, position, sent_order
 
 
 def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -72,6 +73,21 @@ def store(
     return bool(store_many(session, [row]))
 
 
+def current_in_page(
+    session: Session, *, conversation_id: int, oldest: Position, newest: Position
+) -> list[Row[Any]]:
+    """The standing reactions to a conversation's messages from `oldest` to `newest`
+    (a history page), as rows: one index range over the page's messages, fixed parameters."""
+    parameters = {
+        "conversation_id": conversation_id,
+        "oldest_at": oldest.at,
+        "oldest_id": oldest.id,
+        "newest_at": newest.at,
+        "newest_id": newest.id,
+    }
+    return session.connection().execute(_CURRENT_IN_PAGE, parameters).all()
+
+
 def current_for(session: Session, mids: list[str]) -> list[Row[Any]]:
     """The standing reactions (not withdrawn) to these messages, as rows."""
     if not mids:
@@ -82,6 +98,19 @@ def current_for(session: Session, mids: list[str]) -> list[Row[Any]]:
 _CURRENT = (
     select(Reaction.__table__)
     .where(Reaction.mid.in_(bindparam("mids", expanding=True)), Reaction.reaction.is_not(None))
+    .order_by(Reaction.reacted_at, Reaction.id)
+)
+
+
+_CURRENT_IN_PAGE = (
+    select(Reaction.__table__)
+    .join(MESSAGES, MESSAGES.c.mid == Reaction.mid)
+    .where(
+        MESSAGES.c.conversation_id == bindparam("conversation_id"),
+        sent_order >= position("oldest"),
+        sent_order <= position("newest"),
+        Reaction.reaction.is_not(None),
+    )
     .order_by(Reaction.reacted_at, Reaction.id)
 )
 

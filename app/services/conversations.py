@@ -80,8 +80,20 @@ class ConversationService:
         else:
             rows = rows[:limit]
             has_older, has_newer = more, older_than is not None
+        standing = (
+            reactions.current_in_page(
+                self.session,
+                conversation_id=conversation._mapping["id"],
+                oldest=_position_of(rows[-1]),
+                newest=_position_of(rows[0]),
+            )
+            if rows
+            else []
+        )
         return {
-            "data": self._messages(rows, read_until=conversation._mapping["customer_read_at"]),
+            "data": self._messages(
+                rows, read_until=conversation._mapping["customer_read_at"], standing=standing
+            ),
             "before": _cursor_of(rows[-1]) if rows else None,
             "after": _cursor_of(rows[0]) if rows else None,
             "has_older": has_older,
@@ -106,10 +118,19 @@ class ConversationService:
             for row in rows
         ]
 
-    def _messages(self, rows: list[Row[Any]], *, read_until: datetime | None) -> list[JsonObject]:
+    def _messages(
+        self,
+        rows: list[Row[Any]],
+        *,
+        read_until: datetime | None,
+        standing: list[Row[Any]] | None = None,
+    ) -> list[JsonObject]:
+        """MessageReads; `standing`: their reactions when already read (else looked up)."""
         found = [row._mapping for row in rows]
+        if standing is None:
+            standing = reactions.current_for(self.session, [m["mid"] for m in found if m["mid"]])
         by_mid: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        for reaction in reactions.current_for(self.session, [m["mid"] for m in found if m["mid"]]):
+        for reaction in standing:
             by_mid[reaction._mapping["mid"]].append(reaction._mapping)
         return [
             message_json(m, reactions=by_mid.get(m["mid"] or "", []), read_until=read_until)
@@ -117,9 +138,13 @@ class ConversationService:
         ]
 
 
-def _cursor_of(message: Row[Any]) -> str:
+def _position_of(message: Row[Any]) -> Position:
     columns = message._mapping
-    return encode_cursor(Position(at=columns["sent_at"], id=columns["id"]))
+    return Position(at=columns["sent_at"], id=columns["id"])
+
+
+def _cursor_of(message: Row[Any]) -> str:
+    return encode_cursor(_position_of(message))
 
 
 def conversation_json(row: Row[Any], *, last: Row[Any] | None, unread: int) -> JsonObject:

@@ -328,6 +328,42 @@ def test_pages_stay_whole_while_new_messages_arrive(api: ServiceClient) -> None:
     assert polled == later
 
 
+def test_every_page_shows_exactly_its_messages_reactions(api: ServiceClient) -> None:
+    customer = "1500000000000002"
+    mids = store_thread(api, customer_id=customer, count=7)
+    items = [
+        webhooks.reaction_item(
+            customer_id=customer,
+            account_id=ACCOUNT_ID,
+            mid=mid,
+            timestamp_ms=START_MS + 100_000 + number,
+            reaction="love" if number % 2 else "like",
+        )
+        for number, mid in enumerate(mids)
+        if mid != mids[3]  # one message without a reaction
+    ]
+    assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items)).status_code == 200
+
+    seen: dict[str, list[str]] = {}
+    page = get_page(api, customer, limit=2)
+    while True:
+        for message in page["data"]:
+            seen[message["mid"]] = [r["reaction"] for r in message["reactions"]]
+        if not page["has_older"]:
+            break
+        page = get_page(api, customer, limit=2, before=page["before"])
+    forward = get_page(api, customer, limit=3, after=page["before"])  # after the oldest
+
+    expected = {
+        mid: [] if mid == mids[3] else ["love" if number % 2 else "like"]
+        for number, mid in enumerate(mids)
+    }
+    assert seen == expected
+    assert {m["mid"]: [r["reaction"] for r in m["reactions"]] for m in forward["data"]} == {
+        mid: expected[mid] for mid in mids[1:4]
+    }
+
+
 def test_a_page_costs_the_same_statements_whatever_the_history(
     service: BackgroundServer, api: ServiceClient
 ) -> None:
