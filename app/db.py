@@ -9,7 +9,7 @@ from app.config import Settings
 
 
 def create_db_engine(settings: Settings) -> Engine:
-    """Build the engine for the configured database, pooled and pre-pinged."""
+    """Build the engine for the configured database (PostgreSQL: pooled, see DB_POOL_*)."""
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         return _create_sqlite_engine(url)
