@@ -191,7 +191,8 @@ class SendService:
                 return _repeat(earlier, fingerprint=fingerprint)
         account_id = self.account.id()
         now = self.clock()
-        known = self._check_window(account_id=account_id, user_id=user_id, tag=tag, now=now)
+        known = conversations.window_of(self.session, account_id=account_id, user_id=user_id)
+        _check_window(known, tag=tag, now=now)
         if known is not None:
             conversation_id = known.id
         else:
@@ -285,7 +286,7 @@ class SendService:
                 "Only a customer's message can be reacted to.", code="not_a_customer_message"
             )
         now = self.clock()
-        self._check_window(account_id=account_id, user_id=user_id, tag=None, now=now)
+        _check_window(conversation, tag=None, now=now)
         self.session.commit()  # no transaction (nor SQLite lock) held while Meta answers
         if reaction is None:
             self.send_action(user_id=user_id, action="unreact", payload={"message_id": mid})
@@ -313,27 +314,22 @@ class SendService:
         """A sender action (typing indicator, seen, react): one call to Meta, nothing stored."""
         self.instagram.send_sender_action(recipient_id=user_id, action=action, payload=payload)
 
-    def _check_window(
-        self, *, account_id: str, user_id: str, tag: str | None, now: datetime
-    ) -> Row[Any] | None:
-        """Refuse early when our own records show the window is closed; the conversation's
-        `id` and `last_inbound_at`.
 
-        With no inbound message stored we know nothing, and Meta's answer decides.
-        """
-        conversation = conversations.window_of(self.session, account_id=account_id, user_id=user_id)
-        if conversation is None or conversation.last_inbound_at is None:
-            return conversation
-        window = HUMAN_AGENT_WINDOW if tag == HUMAN_AGENT_TAG else STANDARD_WINDOW
-        if now - conversation.last_inbound_at > window:
-            raise ConflictError(
-                f"The customer last wrote at {conversation.last_inbound_at.isoformat()}; "
-                f"Instagram allows replies for {_describe(window)} after that"
-                + ("" if tag else " (7 days for a human agent with the HUMAN_AGENT tag)")
-                + ".",
-                code="outside_window",
-            )
-        return conversation
+def _check_window(conversation: Row[Any] | None, *, tag: str | None, now: datetime) -> None:
+    """Refuse early when our own records (the conversation's `last_inbound_at`) show the
+    window is closed. With no inbound message stored we know nothing, and Meta's answer
+    decides."""
+    if conversation is None or conversation.last_inbound_at is None:
+        return
+    window = HUMAN_AGENT_WINDOW if tag == HUMAN_AGENT_TAG else STANDARD_WINDOW
+    if now - conversation.last_inbound_at > window:
+        raise ConflictError(
+            f"The customer last wrote at {conversation.last_inbound_at.isoformat()}; "
+            f"Instagram allows replies for {_describe(window)} after that"
+            + ("" if tag else " (7 days for a human agent with the HUMAN_AGENT tag)")
+            + ".",
+            code="outside_window",
+        )
 
 
 def _fingerprint(*, user_id: str, content: dict[str, Any], tag: str | None) -> str:
