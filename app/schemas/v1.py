@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.send import MessageText
+from app.schemas.users import SeedUserRead
 
 SAMPLE_USER_ID = "1187429836452190"
 SAMPLE_MID = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAwMTIzNDU2Nzg5OjM0MDI4MjM2Njg0MTcx...ZDZD"
@@ -214,8 +215,8 @@ class MessagePage(BaseModel):
     has_newer: bool
 
 
-class UserRead(BaseModel):
-    """A cached Instagram profile and where it stands."""
+class UserRead(SeedUserRead):
+    """A cached Instagram profile and where it stands: the original `/user` fields, and more."""
 
     model_config = ConfigDict(
         from_attributes=True,
@@ -237,13 +238,6 @@ class UserRead(BaseModel):
         },
     )
 
-    id: str
-    username: str | None
-    name: str | None
-    profile_pic: str | None
-    follower_count: int | None
-    is_user_follow_business: bool | None
-    is_business_follow_user: bool | None
     is_verified_user: bool | None
     profile_status: Literal["pending", "ok", "consent_required", "unavailable"] = Field(
         description="`consent_required`: Instagram shares it once the user writes to the business."
