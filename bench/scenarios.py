@@ -302,20 +302,30 @@ def _load_history(context: Context, messages: int) -> None:
 
 def _history(context: Context, *, messages: int, api: str) -> Row:
     context.prepare(("history", messages), lambda: _load_history(context, messages))
-    sandbox = start_sandbox(context.processes, webhook_url="http://127.0.0.1:9/webhook")
-    pid, url = _service(context, graph_url=sandbox.url)
     if api == "v1":
         target = f"/api/v1/conversations/{HISTORY_CUSTOMER}/messages"
         name, description = "v1-messages", f"GET {target} (50 newest)"
     else:
         target = f"/messages?user_id={HISTORY_CUSTOMER}"
         name, description = "messages", "GET /messages?user_id=… (50 latest)"
-    pool = write_request_pool(context.workdir / "history.pool", [("GET", target, None)])
+    return _read(
+        context,
+        name=f"{name}-{_size(messages)}",
+        description=f"{description}, {messages:,} stored",
+        target=target,
+    )
+
+
+def _read(context: Context, *, name: str, description: str, target: str) -> Row:
+    """GET `target` from the service, over and over; the Graph API must not be called."""
+    sandbox = start_sandbox(context.processes, webhook_url="http://127.0.0.1:9/webhook")
+    pid, url = _service(context, graph_url=sandbox.url)
+    pool = write_request_pool(context.workdir / f"{name}.pool", [("GET", target, None)])
     try:
         row = measure(
             context,
-            name=f"{name}-{_size(messages)}",
-            description=f"{description}, {messages:,} stored",
+            name=name,
+            description=description,
             url=url,
             server_pid=pid,
             pool=pool,
@@ -446,26 +456,12 @@ def user(context: Context) -> Row:
             context.engine, [(HISTORY_CUSTOMER, "bench_customer"), (ACCOUNT_ID, "bench_business")]
         ),
     )
-    sandbox = start_sandbox(context.processes, webhook_url="http://127.0.0.1:9/webhook")
-    pid, url = _service(context, graph_url=sandbox.url)
-    pool = write_request_pool(
-        context.workdir / "user.pool", [("GET", f"/user?user_id={HISTORY_CUSTOMER}", None)]
+    return _read(
+        context,
+        name="user",
+        description="GET /user?user_id=… (cached profile)",
+        target=f"/user?user_id={HISTORY_CUSTOMER}",
     )
-    try:
-        row = measure(
-            context,
-            name="user",
-            description="GET /user?user_id=… (cached profile)",
-            url=url,
-            server_pid=pid,
-            pool=pool,
-            mode="request",
-            headers=API_HEADERS,
-        )
-        _expect_graph_calls(row, sandbox)
-        return row
-    finally:
-        context.processes.stop_all()
 
 
 SCENARIOS: dict[str, Scenario] = {
