@@ -21,6 +21,7 @@ from tests.helpers import (
     ServiceClient,
     add_fault,
     customer_writes,
+    example,
     example_bytes,
     new_customer,
     wait_until,
@@ -34,8 +35,17 @@ def anna(meta: ServiceClient, service: BackgroundServer) -> dict[str, Any]:
     return customer
 
 
+def failures(db: Session) -> list[tuple[str | None, str | None]]:
+    """The stored outbound messages: (status, error code), in order."""
+    db.expire_all()
+    rows = db.scalars(select(Message).where(Message.direction == "outbound").order_by(Message.id))
+    found = [(row.status, (row.error or {}).get("code")) for row in rows]
+    db.commit()
+    return found
+
+
 def test_a_hanging_meta_never_takes_the_threads_webhooks_and_reads_need(
-    start_service: StartService, meta: ServiceClient, anna: dict
+    start_service: StartService, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     server = start_service(
         worker_threads=8,
@@ -66,10 +76,18 @@ def test_a_hanging_meta_never_takes_the_threads_webhooks_and_reads_need(
     assert elapsed < 1.0
     assert statuses.count(504) == 3  # the calls that got a slot time out
     assert statuses.count(503) == 9  # the others: instagram_busy, at once
+    # Only the three with a slot reached Meta; every attempt is stored as failed, saying why.
+    graph_sends = [call for call in meta.get("/_sandbox/calls").json() if call["kind"] == "send"]
+    assert len(graph_sends) == 3
+    assert sorted(failures(db)) == sorted(
+        [("failed", "instagram_timeout")] * 3 + [("failed", "instagram_busy")] * 9
+    )
+    delivered_mid = example("text")["entry"][0]["messaging"][0]["message"]["mid"]
+    assert messages.row_by_mid(db, delivered_mid) is not None
 
 
 def test_busy_answer_says_so_and_when_to_retry(
-    start_service: StartService, meta: ServiceClient, anna: dict
+    start_service: StartService, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     server = start_service(instagram_max_concurrency=1, instagram_queue_timeout=0.1)
     add_fault(meta, kind="send", delay_seconds=1)
@@ -87,6 +105,7 @@ def test_busy_answer_says_so_and_when_to_retry(
     assert busy.status_code == 503
     assert busy.json()["code"] == "instagram_busy"
     assert busy.headers["Retry-After"] == "1"
+    assert failures(db) == [("sent", None), ("failed", "instagram_busy")]
 
 
 def test_a_delivered_message_is_never_answered_with_an_error(

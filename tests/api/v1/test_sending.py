@@ -21,6 +21,14 @@ from tests.helpers import (
 
 DAY_MS = 24 * 3600 * 1000
 IMAGE = "https://cdn.example.com/jacket.jpg"
+# A generic template element: sent as given, forwarded to Meta unchanged.
+SHIRT = {
+    "title": "Linen shirt",
+    "subtitle": "€49",
+    "image_url": IMAGE,
+    "default_action": {"type": "web_url", "url": "https://shop.example.com/1"},
+    "buttons": [{"type": "web_url", "title": "View", "url": "https://shop.example.com/1"}],
+}
 
 
 def send(api: ServiceClient, customer: str, body: dict[str, Any], **headers: str) -> Any:
@@ -96,24 +104,7 @@ def outbound(db: Session) -> list[Message]:
             {
                 "template": {
                     "template_type": "generic",
-                    "elements": [
-                        {
-                            "title": "Linen shirt",
-                            "subtitle": "€49",
-                            "image_url": IMAGE,
-                            "default_action": {
-                                "type": "web_url",
-                                "url": "https://shop.example.com/1",
-                            },
-                            "buttons": [
-                                {
-                                    "type": "web_url",
-                                    "title": "View",
-                                    "url": "https://shop.example.com/1",
-                                }
-                            ],
-                        }
-                    ],
+                    "elements": [SHIRT],
                 }
             },
             {
@@ -121,24 +112,7 @@ def outbound(db: Session) -> list[Message]:
                     "type": "template",
                     "payload": {
                         "template_type": "generic",
-                        "elements": [
-                            {
-                                "title": "Linen shirt",
-                                "subtitle": "€49",
-                                "image_url": IMAGE,
-                                "default_action": {
-                                    "type": "web_url",
-                                    "url": "https://shop.example.com/1",
-                                },
-                                "buttons": [
-                                    {
-                                        "type": "web_url",
-                                        "title": "View",
-                                        "url": "https://shop.example.com/1",
-                                    }
-                                ],
-                            }
-                        ],
+                        "elements": [SHIRT],
                     },
                 }
             },
