@@ -122,16 +122,16 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        UniqueConstraint("account_id", "user_id"),
+        UniqueConstraint("account_id", "customer_id"),
         # The inbox: newest activity first, a page at a time.
         Index("ix_conversations_last_message_at_id", "last_message_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
-    # Checked at commit: intake writes the conversation first and its users only when the
-    # conversation is new (one statement fewer for every other message).
-    user_id: Mapped[str] = mapped_column(
+    # The customer's IGSID. Checked at commit: intake writes the conversation first and its
+    # users only when the conversation is new (one statement fewer for every other message).
+    customer_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", deferrable=True, initially="DEFERRED"), index=True
     )
     last_message_at: Mapped[datetime | None]

@@ -17,7 +17,7 @@ class ConversationClocks:
     """What events tell about one conversation: each clock only ever moves forward."""
 
     account_id: str
-    user_id: str
+    customer_id: str
     message_at: datetime | None = None
     inbound_at: datetime | None = None
     read_at: datetime | None = None
@@ -53,7 +53,7 @@ def upsert_many(
     session: Session, changes: Iterable[ConversationClocks]
 ) -> dict[tuple[str, str], Upserted]:
     """Create the conversations that are new and move their clocks forward; by
-    (account_id, user_id), their ids and whether they are new. One statement per
+    (account_id, customer_id), their ids and whether they are new. One statement per
     ROWS_PER_STATEMENT conversations.
 
     Every clock only moves forward, and what travels with a clock (the read mid, the
@@ -63,7 +63,7 @@ def upsert_many(
     rows = [
         {
             "account_id": change.account_id,
-            "user_id": change.user_id,
+            "customer_id": change.customer_id,
             "last_message_at": change.message_at,
             "last_inbound_at": change.inbound_at,
             "customer_read_at": change.read_at,
@@ -74,22 +74,22 @@ def upsert_many(
             "updated_at": now,
         }
         # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
-        for change in sorted(changes, key=lambda change: (change.account_id, change.user_id))
+        for change in sorted(changes, key=lambda change: (change.account_id, change.customer_id))
     ]
     table = Conversation.__table__
     returned = rows_upsert(
         session, key="conversations.upsert", table=table, rows=rows, finish=_advance_clocks
     )
     return {
-        (account_id, user_id): Upserted(id=row_id, created=bool(created))
-        for account_id, user_id, row_id, created in returned
+        (account_id, customer_id): Upserted(id=row_id, created=bool(created))
+        for account_id, customer_id, row_id, created in returned
     }
 
 
 def _advance_clocks(insert: Any) -> Any:
     table, incoming = Conversation.__table__, insert.excluded
     return insert.on_conflict_do_update(
-        index_elements=[table.c.account_id, table.c.user_id],
+        index_elements=[table.c.account_id, table.c.customer_id],
         set_={
             "last_message_at": later_of(table.c.last_message_at, incoming.last_message_at),
             "last_inbound_at": later_of(table.c.last_inbound_at, incoming.last_inbound_at),
@@ -113,7 +113,7 @@ def _advance_clocks(insert: Any) -> Any:
         },
     ).returning(
         table.c.account_id,
-        table.c.user_id,
+        table.c.customer_id,
         table.c.id,
         # A row inserted now has created_at = updated_at; an updated one an older created_at.
         (table.c.created_at == table.c.updated_at).label("created"),
@@ -124,15 +124,15 @@ def upsert(
     session: Session,
     *,
     account_id: str,
-    user_id: str,
+    customer_id: str,
     message_at: datetime | None = None,
     inbound_at: datetime | None = None,
 ) -> int:
     """One conversation: created if needed, clocks moved forward; its id."""
     clocks = ConversationClocks(
-        account_id=account_id, user_id=user_id, message_at=message_at, inbound_at=inbound_at
+        account_id=account_id, customer_id=customer_id, message_at=message_at, inbound_at=inbound_at
     )
-    return upsert_many(session, [clocks])[(account_id, user_id)].id
+    return upsert_many(session, [clocks])[(account_id, customer_id)].id
 
 
 def _moves_forward(
@@ -141,32 +141,32 @@ def _moves_forward(
     return incoming.is_not(None) & (current.is_(None) | (incoming > current))
 
 
-def window_of(session: Session, *, account_id: str, user_id: str) -> Row[Any] | None:
+def window_of(session: Session, *, account_id: str, customer_id: str) -> Row[Any] | None:
     """The conversation's `id` and `last_inbound_at` (what a send checks), or None."""
     return (
         session.connection()
-        .execute(_WINDOW_OF, {"account_id": account_id, "user_id": user_id})
+        .execute(_WINDOW_OF, {"account_id": account_id, "customer_id": customer_id})
         .first()
     )
 
 
 _WINDOW_OF = select(Conversation.id, Conversation.last_inbound_at).where(
     Conversation.account_id == bindparam("account_id"),
-    Conversation.user_id == bindparam("user_id"),
+    Conversation.customer_id == bindparam("customer_id"),
 )
 
 
-def latest_for_user(session: Session, *, user_id: str) -> Row[Any] | None:
+def latest_for_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
     """The customer's most recently active conversation (a row of its columns).
 
     An IGSID is specific to one business account, so in practice there is exactly one.
     """
-    return session.connection().execute(_LATEST_FOR_USER, {"user_id": user_id}).first()
+    return session.connection().execute(_LATEST_FOR_CUSTOMER, {"customer_id": customer_id}).first()
 
 
-_LATEST_FOR_USER = (
+_LATEST_FOR_CUSTOMER = (
     select(Conversation.__table__)
-    .where(Conversation.user_id == bindparam("user_id"))
+    .where(Conversation.customer_id == bindparam("customer_id"))
     .order_by(Conversation.last_message_at.desc().nulls_last())
     .limit(1)
 )
@@ -178,7 +178,7 @@ _WITH_CUSTOMER = select(
     User.username.label("customer_username"),
     User.name.label("customer_name"),
     User.profile_pic.label("customer_profile_pic"),
-).outerjoin(User, User.id == Conversation.user_id)
+).outerjoin(User, User.id == Conversation.customer_id)
 
 
 _INBOX = _WITH_CUSTOMER.where(Conversation.last_message_at.is_not(None))
@@ -196,7 +196,7 @@ _NEXT_PAGE = (
     .limit(bindparam("limit"))
 )
 _CUSTOMERS_CONVERSATION = (
-    _WITH_CUSTOMER.where(Conversation.user_id == bindparam("user_id"))
+    _WITH_CUSTOMER.where(Conversation.customer_id == bindparam("customer_id"))
     .order_by(Conversation.last_message_at.desc().nulls_last())
     .limit(1)
 )
@@ -211,6 +211,8 @@ def page(session: Session, *, limit: int, after: Position | None = None) -> list
     return session.connection().execute(_NEXT_PAGE, parameters).all()
 
 
-def with_customer(session: Session, *, user_id: str) -> Row[Any] | None:
-    """The customer's conversation (see latest_for_user) and their cached profile."""
-    return session.connection().execute(_CUSTOMERS_CONVERSATION, {"user_id": user_id}).first()
+def with_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
+    """The customer's conversation (see latest_for_customer) and their cached profile."""
+    return (
+        session.connection().execute(_CUSTOMERS_CONVERSATION, {"customer_id": customer_id}).first()
+    )

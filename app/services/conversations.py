@@ -42,17 +42,17 @@ class ConversationService:
             next_cursor = encode_cursor(Position(at=last.last_message_at, id=last.id))
         return {"data": self._read(rows), "next_cursor": next_cursor}
 
-    def get(self, user_id: str) -> JsonObject:
+    def get(self, customer_id: str) -> JsonObject:
         """A ConversationRead."""
-        found = conversations.with_customer(self.session, user_id=user_id)
+        found = conversations.with_customer(self.session, customer_id=customer_id)
         if found is None:
             raise NotFoundError(
-                f"No conversation with user {user_id}.", code="conversation_not_found"
+                f"No conversation with user {customer_id}.", code="conversation_not_found"
             )
         return self._read([found])[0]
 
     def messages(
-        self, *, user_id: str, limit: int, before: str | None, after: str | None
+        self, *, customer_id: str, limit: int, before: str | None, after: str | None
     ) -> JsonObject:
         """A MessagePage."""
         if before and after:
@@ -61,10 +61,10 @@ class ConversationService:
             )
         older_than = decode_cursor(before, parameter="before") if before else None
         newer_than = decode_cursor(after, parameter="after") if after else None
-        conversation = conversations.latest_for_user(self.session, user_id=user_id)
+        conversation = conversations.latest_for_customer(self.session, customer_id=customer_id)
         if conversation is None:
             raise NotFoundError(
-                f"No conversation with user {user_id}.", code="conversation_not_found"
+                f"No conversation with user {customer_id}.", code="conversation_not_found"
             )
         rows = messages.page(
             self.session,
@@ -164,7 +164,7 @@ def conversation_json(row: Row[Any], *, last: Row[Any] | None, unread: int) -> J
     return {
         "account_id": c["account_id"],
         "customer": {
-            "id": c["user_id"],
+            "id": c["customer_id"],
             "username": c["customer_username"],
             "name": c["customer_name"],
             "profile_pic": c["customer_profile_pic"],

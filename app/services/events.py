@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from app.db import DATABASE_UNAVAILABLE
 from app.models import utcnow
 from app.repositories import conversations, messages, reactions, users
 from app.schemas.webhook import (
@@ -28,8 +28,6 @@ from app.schemas.webhook import (
 logger = logging.getLogger(__name__)
 
 ITEM_LISTS = ("messaging", "standby")
-# The database itself failed (not the event): see apply_delivery.
-DATABASE_FAILURES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 MAX_ERROR_TEXT = 500
 DASHBOARD_TEST_ENTRY_ID = "0"
 
@@ -133,7 +131,7 @@ def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
             results.append(_result(event, "failed"))
     try:
         outcomes = batch.write(session)
-    except DATABASE_FAILURES:
+    except DATABASE_UNAVAILABLE:
         raise
     except Exception:
         logger.debug("delivery did not apply in one piece; isolating events", exc_info=True)
@@ -145,7 +143,7 @@ def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
             try:
                 with session.begin_nested():
                     outcomes.extend(alone.write(session))
-            except DATABASE_FAILURES:
+            except DATABASE_UNAVAILABLE:
                 raise
             except Exception as exc:
                 failures.append(f"{event.path}: {_describe(exc)}")
@@ -246,7 +244,7 @@ class Batch:
     def write(self, session: Session) -> list[str]:
         """Write everything; per collected event `applied`, `duplicate` (it changed nothing,
         or another event in the batch wrote its row) or `ignored`."""
-        # A conversation's users exist once it does (conversations.user_id is checked at
+        # A conversation's users exist once it does (conversations.customer_id is checked at
         # commit): their rows, which queue their profiles, are written with new ones only.
         upserted = conversations.upsert_many(session, self.clocks.values())
         users.ensure(

@@ -36,18 +36,18 @@ class HistoryService:
         self.session = session
         self.users = users
 
-    def recent(self, *, user_id: str, count: int) -> list[dict[str, str]]:
+    def recent(self, *, customer_id: str, count: int) -> list[dict[str, str]]:
         """The last `count` messages with a customer, oldest first (SeedMessageRead dicts)."""
-        conversation = conversations.latest_for_user(self.session, user_id=user_id)
+        conversation = conversations.latest_for_customer(self.session, customer_id=customer_id)
         if conversation is None:
-            raise NotFoundError(f"No messages with user {user_id}.", code="messages_not_found")
+            raise NotFoundError(f"No messages with user {customer_id}.", code="messages_not_found")
         thread = conversation._mapping
         newest_first = messages.latest_visible(
             self.session, conversation_id=thread["id"], limit=count
         )
         if not newest_first:
-            raise NotFoundError(f"No messages with user {user_id}.", code="messages_not_found")
-        names = self.users.usernames(customer_id=user_id, business_id=thread["account_id"])
+            raise NotFoundError(f"No messages with user {customer_id}.", code="messages_not_found")
+        names = self.users.usernames(customer_id=customer_id, account_id=thread["account_id"])
         shown = []
         for row in reversed(newest_first):
             message = row._mapping

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.clients.instagram import InstagramClient, InstagramError
+from app.db import DATABASE_UNAVAILABLE
 from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
 from app.models import Message, Reaction, utcnow
 from app.repositories import conversations, messages, reactions, users
 from app.services.accounts import BusinessAccount
 from app.services.background import BackgroundWorker
-from app.services.events import DATABASE_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def record_unrecorded(session_factory: Callable[[], Session], pending: Unrecorde
         try:
             with session_factory() as session:
                 record_sent(session, send)
-        except DATABASE_FAILURES as exc:
+        except DATABASE_UNAVAILABLE as exc:
             logger.warning(
                 "message %s still not marked sent: %s", send.message_id, type(exc).__name__
             )
@@ -99,7 +99,7 @@ def record_sent(session: Session, send: DeliveredSend) -> datetime:
             conversations.upsert(
                 session,
                 account_id=send.account_id,
-                user_id=send.recipient_id,
+                customer_id=send.recipient_id,
                 message_at=send.sent_at,
             )
             sent_at = messages.attach_mid(session, message_id=send.message_id, mid=send.mid)
@@ -171,7 +171,7 @@ class SendService:
     def send(
         self,
         *,
-        user_id: str,
+        customer_id: str,
         content: dict[str, Any],
         tag: str | None = None,
         idempotency_key: str | None = None,
@@ -184,21 +184,23 @@ class SendService:
         With an `idempotency_key`, a repeat of the same request returns (or raises) what the
         first one did without calling Meta again; the same key with another request is 422.
         """
-        fingerprint = _fingerprint(user_id=user_id, content=content, tag=tag)
+        fingerprint = _fingerprint(customer_id=customer_id, content=content, tag=tag)
         if idempotency_key is not None:
             earlier = messages.get_by_idempotency_key(self.session, idempotency_key)
             if earlier is not None:
                 return _repeat(earlier, fingerprint=fingerprint)
         account_id = self.account.id()
         now = self.clock()
-        known = conversations.window_of(self.session, account_id=account_id, user_id=user_id)
+        known = conversations.window_of(
+            self.session, account_id=account_id, customer_id=customer_id
+        )
         _check_window(known, tag=tag, now=now)
         if known is not None:
             conversation_id = known.id
         else:
-            users.ensure(self.session, user_ids=[user_id, account_id])
+            users.ensure(self.session, user_ids=[customer_id, account_id])
             conversation_id = conversations.upsert(
-                self.session, account_id=account_id, user_id=user_id
+                self.session, account_id=account_id, customer_id=customer_id
             )
         try:
             message = messages.add(
@@ -206,7 +208,7 @@ class SendService:
                 conversation_id=conversation_id,
                 direction="outbound",
                 sender_id=account_id,
-                recipient_id=user_id,
+                recipient_id=customer_id,
                 text=content.get("text"),
                 attachments=_attachments_of(content),
                 sent_at=now,
@@ -230,7 +232,7 @@ class SendService:
             return _repeat(earlier, fingerprint=fingerprint)
 
         try:
-            answer = self.instagram.send_message(recipient_id=user_id, message=content, tag=tag)
+            answer = self.instagram.send_message(recipient_id=customer_id, message=content, tag=tag)
         except InstagramError as exc:
             messages.mark_failed(self.session, message_id=message.id, error=exc.as_record())
             self.session.commit()
@@ -254,7 +256,7 @@ class SendService:
         )
         try:
             sent_at = record_sent(self.session, delivered)
-        except DATABASE_FAILURES as exc:
+        except DATABASE_UNAVAILABLE as exc:
             # Instagram has delivered it: an error answer would make the client send it again.
             # The row stays pending for now; a background worker records the mid later.
             self.session.rollback()
@@ -272,14 +274,17 @@ class SendService:
         set_committed_value(message, "sent_at", sent_at)
         return message
 
-    def react(self, *, user_id: str, mid: str, reaction: str | None) -> Reaction:
+    def react(self, *, customer_id: str, mid: str, reaction: str | None) -> Reaction:
         """React to a customer's message as the business (`reaction` None: unreact)."""
         account_id = self.account.id()
         target = messages.get_by_mid(self.session, mid)
-        conversation = conversations.window_of(self.session, account_id=account_id, user_id=user_id)
+        conversation = conversations.window_of(
+            self.session, account_id=account_id, customer_id=customer_id
+        )
         if target is None or conversation is None or target.conversation_id != conversation.id:
             raise NotFoundError(
-                f"No message {mid} in the conversation with {user_id}.", code="message_not_found"
+                f"No message {mid} in the conversation with {customer_id}.",
+                code="message_not_found",
             )
         if target.direction != "inbound":
             raise InvalidInputError(
@@ -289,10 +294,12 @@ class SendService:
         _check_window(conversation, tag=None, now=now)
         self.session.commit()  # no transaction (nor SQLite lock) held while Meta answers
         if reaction is None:
-            self.send_action(user_id=user_id, action="unreact", payload={"message_id": mid})
+            self.send_action(customer_id=customer_id, action="unreact", payload={"message_id": mid})
         else:
             self.send_action(
-                user_id=user_id, action="react", payload={"message_id": mid, "reaction": reaction}
+                customer_id=customer_id,
+                action="react",
+                payload={"message_id": mid, "reaction": reaction},
             )
         reactions.store(
             self.session,
@@ -309,10 +316,10 @@ class SendService:
         return stored
 
     def send_action(
-        self, *, user_id: str, action: str, payload: dict[str, Any] | None = None
+        self, *, customer_id: str, action: str, payload: dict[str, Any] | None = None
     ) -> None:
         """A sender action (typing indicator, seen, react): one call to Meta, nothing stored."""
-        self.instagram.send_sender_action(recipient_id=user_id, action=action, payload=payload)
+        self.instagram.send_sender_action(recipient_id=customer_id, action=action, payload=payload)
 
 
 def _check_window(conversation: Row[Any] | None, *, tag: str | None, now: datetime) -> None:
@@ -332,9 +339,12 @@ def _check_window(conversation: Row[Any] | None, *, tag: str | None, now: dateti
         )
 
 
-def _fingerprint(*, user_id: str, content: dict[str, Any], tag: str | None) -> str:
+def _fingerprint(*, customer_id: str, content: dict[str, Any], tag: str | None) -> str:
     canonical = json.dumps(
-        {"user_id": user_id, "message": content, "tag": tag}, sort_keys=True, separators=(",", ":")
+        # "user_id": the key fingerprints were first stored with (a repeat must still match).
+        {"user_id": customer_id, "message": content, "tag": tag},
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

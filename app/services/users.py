@@ -73,13 +73,13 @@ class UserService:
             code="user_not_found",
         )
 
-    def usernames(self, *, customer_id: str, business_id: str) -> dict[str, str]:
+    def usernames(self, *, customer_id: str, account_id: str) -> dict[str, str]:
         """Usernames of a conversation's two sides from the cache, else the ids themselves.
 
         Never calls Instagram: profiles are fetched in the background.
         """
-        cached = users.usernames(self.session, {customer_id, business_id})
-        return {user_id: cached.get(user_id) or user_id for user_id in (customer_id, business_id)}
+        cached = users.usernames(self.session, {customer_id, account_id})
+        return {user_id: cached.get(user_id) or user_id for user_id in (customer_id, account_id)}
 
     def refresh(
         self, user_id: str, *, current: User | None

@@ -77,7 +77,7 @@ def test_send_calls_meta_once_stores_the_message_and_merges_its_echo(
     assert message.text == "test send text by API"
     conversation = db.get(Conversation, message.conversation_id)
     assert conversation is not None
-    assert conversation.user_id == anna["id"]
+    assert conversation.customer_id == anna["id"]
     assert conversation.last_message_at == message.sent_at
 
 

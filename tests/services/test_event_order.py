@@ -180,7 +180,7 @@ def state(url: str) -> dict[str, Any]:
             "conversations": [
                 (
                     c.account_id,
-                    c.user_id,
+                    c.customer_id,
                     c.last_message_at,
                     c.last_inbound_at,
                     c.customer_read_at,

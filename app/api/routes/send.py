@@ -32,10 +32,10 @@ def send_message(
     Send API, once, and store it. 409 `outside_window` when the customer's last message is
     more than 24 hours old; Instagram's errors map to 404/409/429/502/503/504.
 
-    Deprecated: `POST /api/v1/conversations/{user_id}/messages` also sends media,
+    Deprecated: `POST /api/v1/conversations/{customer_id}/messages` also sends media,
     templates and quick replies, with idempotency keys."""
     recipient_id = _recipient(user_id, payload.recipient)
-    message = service.send(user_id=recipient_id, content={"text": payload.message.text})
+    message = service.send(customer_id=recipient_id, content={"text": payload.message.text})
     assert message.mid is not None
     return SeedSendResponse(
         recipient=SeedRecipient(id=recipient_id),
