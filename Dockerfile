@@ -1,4 +1,5 @@
 # insta-service: applies migrations, then serves on port 8000 as a non-root user.
+# Only the run-time requirements and the code the service runs are in the image.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,7 +23,10 @@ ENV SQLITE_PATH=/app/data/insta_service.db
 USER app
 EXPOSE 8000
 
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"
+# /ready: the database answers and its schema is at the newest migration (200), else 503.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=2)"
 
+# Inside the container the service listens on every interface of the container's own network;
+# what reaches it from outside is what compose (or the operator) publishes.
 CMD ["sh", "-c", "alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --no-access-log"]

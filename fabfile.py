@@ -30,10 +30,17 @@ def makemigrations(c, message="auto"):
     _run(c, f"{PYTHON} -m alembic revision --autogenerate -m {shlex.quote(message)}")
 
 
-# Every interface by default, as the README's `fab runserver` did (webhooks arrive via a tunnel).
+# Loopback by default: a tunnel (ngrok, cloudflared) connects to localhost, and nothing else on
+# the network reaches the service unless asked for with --host 0.0.0.0.
 @task
-def runserver(c, host="0.0.0.0", port=8000, reload=False):  # noqa: S104
-    """Apply migrations, then serve app.main:app with uvicorn."""
+def runserver(c, host="127.0.0.1", port=8000, reload=False):
+    """Check the configuration, apply migrations, then serve app.main:app with uvicorn."""
+    from app.config import Settings
+    from app.safety import refusals
+
+    reasons = refusals(Settings())
+    if reasons:
+        raise Exit("insta-service will not start: " + "; ".join(reasons))
     migrate(c)
     reload_flag = " --reload" if reload else ""
     # The service logs every request itself (path without the query string, with a request

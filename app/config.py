@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     instagram_account_id: str | None = None
     instagram_account_scoped_id: str | None = None
     instagram_graph_url: str = "https://graph.instagram.com"
-    instagram_api_version: str = "v22.0"
+    instagram_api_version: str = "v25.0"
     instagram_send_message_url: str | None = None
     instagram_connect_timeout: float = Field(default=3.05, gt=0)
     instagram_read_timeout: float = Field(default=10.0, gt=0)
@@ -49,9 +49,14 @@ class Settings(BaseSettings):
     instagram_max_concurrency: int = Field(default=64, ge=1)
     instagram_queue_timeout: float = Field(default=1.0, ge=0)
 
-    # The service itself.
+    # The service itself. Without API_KEY the service refuses to start unless ALLOW_OPEN_API.
     api_key: SecretStr | None = None
+    allow_open_api: bool = False
+    # Accepted `Host` headers (comma-separated; `*.example.com` matches subdomains); any when unset.
+    allowed_hosts: str | None = None
+    # /webhook takes Meta's deliveries (up to MAX_BODY_BYTES); the JSON API far smaller bodies.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_api_body_bytes: int = Field(default=64 * 1024, ge=1024)
     profile_cache_ttl_seconds: int = Field(default=24 * 3600, ge=0)
     profile_retry_seconds: int = Field(default=300, ge=0)
     profile_worker_enabled: bool = True
@@ -87,6 +92,7 @@ class Settings(BaseSettings):
         "instagram_account_scoped_id",
         "instagram_send_message_url",
         "api_key",
+        "allowed_hosts",
         mode="before",
     )
     @classmethod
@@ -141,6 +147,13 @@ class Settings(BaseSettings):
     @property
     def send_message_url(self) -> str:
         return self.instagram_send_message_url or f"{self.graph_base_url}/me/messages"
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        """ALLOWED_HOSTS as a list; empty when every host is accepted."""
+        if not self.allowed_hosts:
+            return []
+        return [host.strip().lower() for host in self.allowed_hosts.split(",") if host.strip()]
 
 
 @lru_cache

@@ -1,5 +1,6 @@
 """Engine and session factory: PostgreSQL in production, an embedded SQLite file by default."""
 
+import select
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -32,20 +33,45 @@ def create_db_engine(settings: Settings) -> Engine:
     connect_args: dict[str, Any] = {}
     if url.startswith("postgresql"):
         connect_args["connect_timeout"] = settings.db_connect_timeout
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        # No ping before each checkout (a round trip per request): a connection found dead is
-        # invalidated with the whole pool, and that request answers 503 (Meta retries).
+        # No ping before each checkout (a round trip per request): a connection the server
+        # closed is found by looking at its socket (below), and the whole pool is replaced.
         pool_pre_ping=False,
         connect_args=connect_args,
+        # Statement parameters are message texts and ids: never in an error's text (or a log).
+        hide_parameters=True,
     )
+    if url.startswith("postgresql"):
+        event.listen(engine, "checkout", _replace_if_closed_by_server)
+    return engine
+
+
+def _replace_if_closed_by_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Check a pooled connection before it serves a request, without a round trip.
+
+    An idle connection has nothing to read. When the server restarted (or ended the session),
+    it has already said so on the socket (its termination notice, or the closed socket itself):
+    then this connection and every pooled one opened before it are replaced, and the request
+    gets a fresh connection instead of an error.
+    """
+    poller = select.poll()  # not select(): it cannot watch descriptors past 1023
+    try:
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        closed = bool(poller.poll(0))  # readable, hung up or in error
+    except (OSError, ValueError):
+        closed = True  # psycopg2 already knows the socket is gone
+    if closed:
+        raise sa_exc.InvalidatePoolError("the server closed this pooled connection")
 
 
 def _create_sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 15}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _: Any) -> None:

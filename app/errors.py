@@ -91,14 +91,14 @@ def _status_code_name(status_code: int) -> str:
         return "http_error"
 
 
-def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return JSONResponse(
         error_body(exc.message, exc.code), status_code=exc.status_code, headers=exc.headers
     )
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse(
         error_body(exc.detail, _status_code_name(exc.status_code)),
@@ -107,7 +107,7 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Keep FastAPI's field list, minus echoed input (it may hold secrets or be huge).
     errors = [
@@ -117,7 +117,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(jsonable_encoder(error_body(errors, "validation_error")), status_code=422)
 
 
-def _database_error(_: Request, exc: Exception) -> JSONResponse:
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     # Connection refused, server restarting, pool exhausted: the client (or Meta) should retry.
     cause = getattr(exc, "orig", None) or exc
     summary = (str(cause).strip().splitlines() or [""])[0]
@@ -129,19 +129,22 @@ def _database_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("Internal server error.", "internal_error"), status_code=500)
 
 
-def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
     if is_database_unavailable(exc):
-        return _database_error(request, exc)
-    return _unexpected_error(request, exc)
+        return await _database_error(request, exc)
+    return await _unexpected_error(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every error as JSON with `detail` and `code`."""
+    """Render every error as JSON with `detail` and `code`.
+
+    The handlers are coroutines: Starlette runs a plain function handler in the thread pool,
+    and an error answer must not wait for a worker thread (they may all be busy)."""
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

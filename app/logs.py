@@ -23,6 +23,23 @@ _RECORD_ATTRIBUTES = frozenset(
 # token, an app secret.
 _SECRET_IN_URL = re.compile(r"((?:access_token|hub\.verify_token|client_secret)=)[^&\s'\"]+")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+# Control characters (line breaks, escape sequences) in logged text: written as escapes, so
+# what a caller sends (a path with %0A, a webhook field) cannot forge or garble a log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape (`\\n`, `\\x1b`, ...)."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
+class SafeTextFormatter(logging.Formatter):
+    """TEXT_FORMAT with the message's control characters escaped: one record, one line (a
+    traceback still follows on lines of its own)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class RequestIdFilter(logging.Filter):
@@ -88,7 +105,7 @@ def configure_logging(level: str, *, log_format: str = "text") -> None:
         handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
     handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        JsonFormatter() if log_format == "json" else SafeTextFormatter(TEXT_FORMAT)
     )
     logger.setLevel(level.upper())
     server_logger = logging.getLogger(SERVER_LOGGER)

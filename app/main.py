@@ -1,14 +1,17 @@
 """The ASGI application: `app.main:app` (or `create_app(settings)` for tests)."""
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.deps import require_api_key
-from app.api.middleware import BodySizeLimitMiddleware
+from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, HostCheckMiddleware
 from app.api.observability import RequestObservabilityMiddleware
 from app.api.routes import health, messages, metrics, send, users, v1, webhook
 from app.clients.instagram import InstagramClient
@@ -16,6 +19,7 @@ from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
 from app.logs import configure_logging
+from app.safety import UnsafeConfigurationError, check_safe_to_serve
 from app.services.accounts import BusinessAccount
 from app.services.health import StatusReporter
 from app.services.profiles import ProfileFetcher, ProfileWorker
@@ -28,14 +32,16 @@ DESCRIPTION = """
 Instagram Direct Messages over Meta's official Instagram Messaging API: receives DM webhooks,
 stores every conversation, serves history and profiles, and sends messages for the business.
 
-With `API_KEY` set, every endpoint except `/webhook`, `/health`, `/ready` and the docs needs
+Every endpoint except `/webhook`, `/health`, `/ready` and the docs needs
 `Authorization: Bearer <API_KEY>`. Every error is JSON: `{"detail": ..., "code": ...}`.
 """
 
 
 def _warn_about_configuration(settings: Settings) -> None:
     if settings.api_key is None:
-        logger.warning("API_KEY is not set: the API is open to anyone who can reach it")
+        logger.warning(
+            "API_KEY is not set and ALLOW_OPEN_API=true: the API is open to anyone who can reach it"
+        )
     if settings.instagram_app_secret is None:
         logger.warning("INSTAGRAM_APP_SECRET is not set: every webhook delivery will be refused")
     if settings.instagram_webhook_token is None:
@@ -61,8 +67,12 @@ def _warn_about_configuration(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application and its collaborators (engine, Graph API client)."""
+    """Build the application and its collaborators (engine, Graph API client).
+
+    Raises UnsafeConfigurationError, before anything starts, when the settings would serve an
+    open API nobody asked for, example values or short secrets (see app/safety.py)."""
     settings = settings or get_settings()
+    check_safe_to_serve(settings)
     engine = create_db_engine(settings)
     session_factory = create_session_factory(engine)
     tokens = TokenStore(settings=settings, session_factory=session_factory)
@@ -100,7 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         instagram.close()
         engine.dispose()
 
-    app = FastAPI(
+    # The documentation pages load Swagger UI and ReDoc from the service itself, not from a
+    # CDN: /docs works where the service has no internet access.
+    app = FastAPIOffline(
         title="insta-service",
         version="0.1.0",
         description=DESCRIPTION,
@@ -118,19 +130,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # Outermost: it sees every answer, the body limit's 413 included.
+    # Added innermost first. A request meets: observability, the Host check, the API key,
+    # then the body limit: nothing reads a body before the key is checked.
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        webhook_bytes=settings.max_body_bytes,
+        api_bytes=settings.max_api_body_bytes,
+    )
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app.add_middleware(ApiKeyMiddleware, api_key=api_key)
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_host_list)
+    # Outermost: it sees every answer, the refusals above included.
     app.add_middleware(RequestObservabilityMiddleware)
 
-    api_key = [Depends(require_api_key)]
+    # ApiKeyMiddleware enforces the key; the dependency also declares it in OpenAPI (the
+    # Authorize button of /docs).
+    protected = [Depends(require_api_key)]
     app.include_router(webhook.router)
-    app.include_router(messages.router, dependencies=api_key)
-    app.include_router(users.router, dependencies=api_key)
-    app.include_router(send.router, dependencies=api_key)
-    app.include_router(v1.router, dependencies=api_key)
+    app.include_router(messages.router, dependencies=protected)
+    app.include_router(users.router, dependencies=protected)
+    app.include_router(send.router, dependencies=protected)
+    app.include_router(v1.router, dependencies=protected)
     app.include_router(health.router)
-    app.include_router(metrics.router, dependencies=api_key)
+    app.include_router(metrics.router, dependencies=protected)
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    """`app.main:app` for uvicorn, built on first access (importing this module builds
+    nothing); an unsafe configuration stops the process with one line saying why."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        application = create_app()
+    except UnsafeConfigurationError as error:
+        sys.exit(f"insta-service will not start: {error}")
+    globals()["app"] = application
+    return application

@@ -21,9 +21,9 @@ SERVER_CPUS = "0"
 CLIENT_CPUS = "1"
 
 # Made-up credentials the sandbox and the service share; nothing real is reached with them.
-APP_SECRET = "bench-app-secret"  # noqa: S105
+APP_SECRET = "bench-app-secret-0123456789abcdef0123"  # noqa: S105
 USER_TOKEN = "IGAAbench-user-token"  # noqa: S105
-API_KEY = "bench-api-key"
+API_KEY = "bench-api-key-0123456789abcdef012345678"
 ACCOUNT_ID = "17841400000000001"
 API_HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -110,7 +110,7 @@ def service_settings(
         "DB_NAME": "",
         "INSTAGRAM_APP_SECRET": APP_SECRET,
         "INSTAGRAM_USER_TOKEN": USER_TOKEN,
-        "INSTAGRAM_WEBHOOK_TOKEN": "bench-verify-token",
+        "INSTAGRAM_WEBHOOK_TOKEN": "bench-verify-token-0123456789abcdef012",
         "INSTAGRAM_ACCOUNT_ID": ACCOUNT_ID,
         "INSTAGRAM_GRAPH_URL": graph_url,
         "INSTAGRAM_SEND_MESSAGE_URL": "",

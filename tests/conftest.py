@@ -210,6 +210,8 @@ def service_environment(database_url: str, sandbox: BackgroundServer) -> dict[st
         "instagram_user_token": USER_TOKEN,
         "instagram_webhook_token": VERIFY_TOKEN,
         "instagram_account_id": ACCOUNT_ID,
+        # Most tests talk to the API without a key; the key's own tests set API_KEY.
+        "allow_open_api": True,
         "instagram_graph_url": sandbox.url,
         "instagram_get_retries": 1,
         "instagram_read_timeout": 5,

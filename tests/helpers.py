@@ -18,10 +18,10 @@ from app.security import sign_body
 
 ACCOUNT_ID = "17841400123456789"  # the business IG_ID of the example payloads
 CUSTOMER_ID = "1187429836452190"  # the customer of the example payloads
-APP_SECRET = "test-app-secret"
+APP_SECRET = "test-app-secret-0123456789abcdef012345"
 USER_TOKEN = "IGAAtest-user-token"
-VERIFY_TOKEN = "test-verify-token"
-API_KEY = "test-api-key"
+VERIFY_TOKEN = "test-verify-token-0123456789abcdef01234"
+API_KEY = "test-api-key-0123456789abcdef0123456789"
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "webhooks"
 

@@ -65,17 +65,26 @@ def test_customers_history_profile_and_sending_work_then_stop_leaves_nothing(
 def check_the_demo_over_http(demo: DemoResult, *, tmp_path: Path) -> None:
     """What the printed curl lines do: history and profile of anna, a reply to her."""
     anna = demo.customers["anna_demo"]
+    key = {"Authorization": f"Bearer {demo.api_key}"}
 
-    history = requests.get(
+    unkeyed = requests.get(
         f"{demo.service_url}/messages", params={"user_id": anna["id"]}, timeout=10
     )
-    profile = requests.get(f"{demo.service_url}/user", params={"user_id": anna["id"]}, timeout=10)
+    history = requests.get(
+        f"{demo.service_url}/messages", params={"user_id": anna["id"]}, headers=key, timeout=10
+    )
+    profile = requests.get(
+        f"{demo.service_url}/user", params={"user_id": anna["id"]}, headers=key, timeout=10
+    )
     sent = requests.post(
         f"{demo.service_url}/message/send",
         params={"user_id": anna["id"]},
         json={"message": {"text": "Yes, size M is in stock!"}},
+        headers=key,
         timeout=10,
     )
+
+    assert unkeyed.status_code == 401, "the demo's API is not open"
 
     assert history.status_code == 200, history.text
     assert history.json() == [
@@ -105,13 +114,15 @@ def test_the_printed_instructions_are_short_and_point_at_anna(
 ) -> None:
     text = "\n".join(printed)
     anna_id = demo.customers["anna_demo"]["id"]
+    key = f"-H 'Authorization: Bearer {demo.api_key}'"
 
-    assert f"curl '{demo.service_url}/messages?user_id={anna_id}'" in text
-    assert f"curl '{demo.service_url}/user?user_id={anna_id}'" in text
-    assert f"'{demo.service_url}/message/send?user_id={anna_id}'" in text
+    assert len(demo.api_key) >= 32
+    assert f"curl {key} '{demo.service_url}/messages?user_id={anna_id}'" in text
+    assert f"curl {key} '{demo.service_url}/user?user_id={anna_id}'" in text
+    assert f"{key} '{demo.service_url}/message/send?user_id={anna_id}'" in text
     assert f"'{demo.sandbox_url}/_sandbox/customers/{anna_id}/messages'" in text
     assert f"{demo.service_url}/docs" in text
-    assert len(printed) <= 25
+    assert len(printed) <= 26
 
 
 def test_a_taken_port_fails_before_anything_starts(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ def service_process(*, database_url: str, graph_url: str, workdir: Path) -> Iter
         "INSTAGRAM_USER_TOKEN": USER_TOKEN,
         "INSTAGRAM_ACCOUNT_ID": ACCOUNT_ID,
         "INSTAGRAM_GRAPH_URL": graph_url,
+        "ALLOW_OPEN_API": "true",
         "PROFILE_WORKER_IDLE_SECONDS": "0.05",
         "LOG_LEVEL": "WARNING",
     }

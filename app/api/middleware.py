@@ -1,36 +1,166 @@
-"""ASGI middleware: a hard limit on request body size, answered with our JSON error."""
+"""ASGI middleware that answers before any endpoint runs: the Host check, the API key, and
+the body size limits. Each costs a header look-up; none reads a body it will refuse.
+"""
 
-from starlette.datastructures import Headers
+import fnmatch
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
+from app.security import secrets_equal
+
+WEBHOOK_PATHS = frozenset({"/webhook", "/webhook/"})
+# Reachable without the API key: Meta's webhook, the probes, and the documentation pages.
+PUBLIC_PATHS = WEBHOOK_PATHS | {
+    "/health",
+    "/ready",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+}
+PUBLIC_PREFIXES = ("/static-offline-docs/",)
+# Set in the request's state: whether it carried the API key (`/ready` says more when it did).
+API_KEY_VALID = "api_key_valid"
 
 
-class BodySizeLimitMiddleware:
-    """Refuse bodies over `max_bytes` with 413 before any endpoint sees them.
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
-    A declared Content-Length is checked up front; a chunked body is counted as it arrives.
-    The body is buffered (endpoints read it whole anyway) and replayed to the app.
-    """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+async def _refuse(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    status: int,
+    detail: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    response = JSONResponse(error_body(detail, code), status_code=status, headers=headers)
+    await response(scope, receive, send)
+
+
+class HostCheckMiddleware:
+    """With ALLOWED_HOSTS set, refuse requests for any other `Host` (400 `invalid_host`).
+
+    Whatever the setting, redirects (a trailing slash) carry a path only: the `Host` header
+    is the caller's to choose, so a Location built from it could send a client elsewhere."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str]) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.allowed_hosts and not self._allowed(Headers(scope=scope).get("host", "")):
+            await _refuse(
+                scope,
+                receive,
+                send,
+                status=400,
+                detail="This host is not served here (ALLOWED_HOSTS).",
+                code="invalid_host",
+            )
+            return
+
+        async def send_relative_redirects(message: Message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                headers = MutableHeaders(scope=message)
+                location = urlsplit(headers.get("location", ""))
+                if location.netloc:
+                    path = location.path or "/"
+                    headers["location"] = path + (f"?{location.query}" if location.query else "")
+            await send(message)
+
+        await self.app(scope, receive, send_relative_redirects)
+
+    def _allowed(self, host_header: str) -> bool:
+        host = host_header.strip().lower()
+        if host.startswith("["):  # [::1]:8000
+            host = host[1 : host.find("]")] if "]" in host else host
+        elif host.count(":") == 1:
+            host = host.split(":", 1)[0]
+        return any(fnmatch.fnmatchcase(host, allowed) for allowed in self.allowed_hosts)
+
+
+class ApiKeyMiddleware:
+    """With API_KEY set, refuse every request but the public paths that lacks
+    `Authorization: Bearer <API_KEY>`: 401 after a header check, whatever the body."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str | None) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        valid = self.api_key is None or self._carries_key(scope)
+        scope.setdefault("state", {})[API_KEY_VALID] = valid
+        if not valid and not is_public(scope["path"]):
+            await _refuse(
+                scope,
+                receive,
+                send,
+                status=401,
+                detail="Missing or invalid API key: send `Authorization: Bearer <API_KEY>`.",
+                code="unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            return
+        await self.app(scope, receive, send)
+
+    def _carries_key(self, scope: Scope) -> bool:
+        assert self.api_key is not None
+        scheme, _, credentials = Headers(scope=scope).get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and secrets_equal(credentials.strip(), self.api_key)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over the limit with 413 before any endpoint sees them: `webhook_bytes`
+    for Meta's deliveries, `api_bytes` for everything else.
+
+    A declared Content-Length is checked up front; a chunked body is counted as it arrives.
+    The body is buffered (endpoints read it whole anyway) and replayed to the app.
+    """
+
+    def __init__(self, app: ASGIApp, *, webhook_bytes: int, api_bytes: int) -> None:
+        self.app = app
+        self.webhook_bytes = webhook_bytes
+        self.api_bytes = api_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in WEBHOOK_PATHS:
+            limit, setting = self.webhook_bytes, "MAX_BODY_BYTES"
+        else:
+            limit, setting = self.api_bytes, "MAX_API_BODY_BYTES"
+        too_large = f"The request body is larger than {limit} bytes ({setting})."
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                await self._refuse(
-                    scope, receive, send, 400, "Invalid Content-Length.", "bad_request"
+                await _refuse(
+                    scope,
+                    receive,
+                    send,
+                    status=400,
+                    detail="Invalid Content-Length.",
+                    code="bad_request",
                 )
                 return
-            if int(declared) > self.max_bytes:
-                await self._too_large(scope, receive, send)
+            if int(declared) > limit:
+                await _refuse(
+                    scope, receive, send, status=413, detail=too_large, code="payload_too_large"
+                )
                 return
         chunks: list[bytes] = []
         size = 0
@@ -40,8 +170,10 @@ class BodySizeLimitMiddleware:
                 return  # the client went away
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(scope, receive, send)
+            if size > limit:
+                await _refuse(
+                    scope, receive, send, status=413, detail=too_large, code="payload_too_large"
+                )
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -57,19 +189,3 @@ class BodySizeLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._refuse(
-            scope,
-            receive,
-            send,
-            413,
-            f"The request body is larger than {self.max_bytes} bytes (MAX_BODY_BYTES).",
-            "payload_too_large",
-        )
-
-    async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, status: int, detail: str, code: str
-    ) -> None:
-        response = JSONResponse(error_body(detail, code), status_code=status)
-        await response(scope, receive, send)

@@ -9,7 +9,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from app.logs import request_id
+from app.logs import escape_controls, request_id
 
 logger = logging.getLogger("app.access")
 
@@ -64,8 +64,9 @@ class RequestObservabilityMiddleware:
         route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
         metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
         metrics.HTTP_LATENCY.labels(method=method, route=route).observe(duration)
-        # The path only: query strings carry ids, and the webhook handshake's verify token.
-        shown = path if len(path) <= 200 else path[:200] + "..."
+        # The path only (query strings carry ids, and the webhook handshake's verify token),
+        # escaped: it arrives percent-decoded, so `%0A` would otherwise start a forged line.
+        shown = escape_controls(path if len(path) <= 200 else path[:200] + "...")
         logger.log(
             logging.DEBUG if path in QUIET_PATHS else logging.INFO,
             "%s %s %s %.1fms",

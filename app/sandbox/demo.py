@@ -5,6 +5,7 @@ the demo works on a fresh clone and nothing in the developer's shell or `.env` l
 """
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,11 +30,27 @@ STARTUP_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 5.0
 HTTP_TIMEOUT_SECONDS = 10.0
 
-# Made-up credentials the sandbox and the service share; nothing real is reached with them.
+# A made-up token the sandbox and the service share; nothing real is reached with it.
 USER_TOKEN = "demo-user-token"  # noqa: S105
-APP_SECRET = "demo-app-secret"  # noqa: S105
-VERIFY_TOKEN = "demo-verify-token"  # noqa: S105
 ACCOUNT_ID = "17841400000000001"
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    """Secrets made for one run of the demo: the service refuses known or short ones, and a
+    demo must not teach anyone to reuse a published key."""
+
+    api_key: str
+    app_secret: str
+    verify_token: str
+
+    @classmethod
+    def generate(cls) -> "DemoSecrets":
+        return cls(
+            api_key=secrets.token_urlsafe(32),
+            app_secret=secrets.token_hex(16),
+            verify_token=secrets.token_urlsafe(32),
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,12 @@ class DemoResult:
     database: Path
     customers: dict[str, dict[str, Any]]
     processes: list[DemoProcess] = field(repr=False)
+    demo_secrets: DemoSecrets = field(repr=False, default_factory=DemoSecrets.generate)
+
+    @property
+    def api_key(self) -> str:
+        """The API key of this run (printed in the `curl` lines)."""
+        return self.demo_secrets.api_key
 
     def stop(self) -> None:
         """Stop both processes (safe to call twice)."""
@@ -134,7 +157,11 @@ class DemoResult:
 
 
 def demo_environment(
-    *, database: Path, sandbox_port: int, inherited: Mapping[str, str] | None = None
+    *,
+    database: Path,
+    sandbox_port: int,
+    demo_secrets: DemoSecrets,
+    inherited: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The subprocesses' environment: the caller's without any setting, plus the demo's."""
     inherited = os.environ if inherited is None else inherited
@@ -159,10 +186,11 @@ def demo_environment(
         INSTAGRAM_GRAPH_URL=f"http://127.0.0.1:{sandbox_port}",
         INSTAGRAM_SEND_MESSAGE_URL="",
         INSTAGRAM_USER_TOKEN=USER_TOKEN,
-        INSTAGRAM_APP_SECRET=APP_SECRET,
-        INSTAGRAM_WEBHOOK_TOKEN=VERIFY_TOKEN,
+        INSTAGRAM_APP_SECRET=demo_secrets.app_secret,
+        INSTAGRAM_WEBHOOK_TOKEN=demo_secrets.verify_token,
         INSTAGRAM_ACCOUNT_ID=ACCOUNT_ID,
-        API_KEY="",
+        API_KEY=demo_secrets.api_key,
+        ALLOW_OPEN_API="",
         SANDBOX_LATENCY_MS="0",
         SANDBOX_ECHO_MODE="after",
     )
@@ -188,7 +216,10 @@ def run_demo(
         for wanted in (port, sandbox_port):
             _ensure_port_is_free(wanted)
         _remove_database(database)
-        environment = demo_environment(database=database, sandbox_port=sandbox_port)
+        demo_secrets = DemoSecrets.generate()
+        environment = demo_environment(
+            database=database, sandbox_port=sandbox_port, demo_secrets=demo_secrets
+        )
         _migrate(environment=environment, workdir=workdir, out=out)
         processes: list[DemoProcess] = []
         try:
@@ -215,6 +246,7 @@ def run_demo(
                 database=database,
                 customers={},
                 processes=processes,
+                demo_secrets=demo_secrets,
             )
             _wait_until_answering(
                 {
@@ -364,6 +396,7 @@ def _wait_for_profiles(result: DemoResult) -> None:
     """Until the service's background fetcher has the customers' profiles (usernames show)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     with requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {result.api_key}"
         for username, customer in result.customers.items():
             url = f"{result.service_url}/messages?user_id={customer['id']}"
             while (
@@ -387,12 +420,14 @@ def _print_what_to_try(result: DemoResult, *, out: Callable[[str], object]) -> N
     first = CUSTOMERS[0].username
     user = result.customers[first]["id"]
     json_header = "-H 'Content-Type: application/json'"
+    key_header = f"-H 'Authorization: Bearer {result.api_key}'"
     lines = [
         "",
         "insta-service demo is running (Ctrl-C stops it).",
         f"  service   {service}   API docs: {service}/docs",
         f"  sandbox   {sandbox}   (plays graph.instagram.com; drive it under /_sandbox)",
         f"  database  {result.database}",
+        f"  API key   {result.api_key}   (made for this run; every call but /webhook needs it)",
         *(
             f"  customer  {scripted.username}, IGSID {result.customers[scripted.username]['id']}: "
             f"wrote {len(scripted.messages)} message(s), delivered to the service"
@@ -400,9 +435,9 @@ def _print_what_to_try(result: DemoResult, *, out: Callable[[str], object]) -> N
         ),
         "",
         "Try:",
-        f"  curl '{service}/messages?user_id={user}'",
-        f"  curl '{service}/user?user_id={user}'",
-        f"  curl -X POST '{service}/message/send?user_id={user}' {json_header} \\",
+        f"  curl {key_header} '{service}/messages?user_id={user}'",
+        f"  curl {key_header} '{service}/user?user_id={user}'",
+        f"  curl -X POST {key_header} '{service}/message/send?user_id={user}' {json_header} \\",
         """       -d '{"message": {"text": "Yes, size M is in stock!"}}'""",
         f"  # {first} writes again: the sandbox signs the webhook and delivers it to the service",
         f"  curl -X POST '{sandbox}/_sandbox/customers/{user}/messages' {json_header} \\",
