@@ -3,14 +3,14 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.services.health import StatusReport
+from app.services.health import StatusReport, migration_heads
 
 router = APIRouter(tags=["health"])
 
 READY_EXAMPLE = {
     "status": "ready",
     "checks": {"database": "ok", "schema": "at head"},
-    "schema_version": "0003",
+    "schema_version": ", ".join(sorted(migration_heads())),  # never a stale revision
     "instagram_token": {
         "state": "valid",
         "detail": "valid, expires in 52 days, 2027-01-20 10:15 UTC",
