@@ -2,9 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
 
@@ -79,26 +79,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator(
-        "database_url",
-        "db_user",
-        "db_password",
-        "db_host",
-        "db_name",
-        "instagram_app_secret",
-        "instagram_user_token",
-        "instagram_webhook_token",
-        "instagram_account_id",
-        "instagram_account_scoped_id",
-        "instagram_send_message_url",
-        "api_key",
-        "allowed_hosts",
-        mode="before",
-    )
+    @model_validator(mode="before")
     @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        # `FOO=` in a .env file means "not configured", not "the empty string".
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_unset(cls, data: Any) -> Any:
+        # `FOO=` in a .env file means "not configured" (the default), not "the empty string".
+        if isinstance(data, dict):
+            return {
+                key: value
+                for key, value in data.items()
+                if not (isinstance(value, str) and not value.strip())
+            }
+        return data
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -101,7 +101,7 @@ def test_graph_url_and_version_build_the_send_url_unless_one_is_set() -> None:
     assert settings.graph_base_url == "http://127.0.0.1:8001/v23.0"
     assert settings.send_message_url == "http://127.0.0.1:8001/v23.0/me/messages"
     assert (
-        Settings(_env_file=None).send_message_url == "https://graph.instagram.com/v22.0/me/messages"
+        Settings(_env_file=None).send_message_url == "https://graph.instagram.com/v25.0/me/messages"
     )
 
 

@@ -21,11 +21,19 @@ from pydantic_settings import BaseSettings
 
 from app import cli, metrics
 from app.config import Settings, get_settings
-from app.main import app as service_app
+from app.main import create_app
 from app.sandbox import SandboxConfig, create_sandbox_app
 from app.sandbox.server import BackgroundServer
 from app.services.subscription import WEBHOOK_FIELDS
-from tests.helpers import APP_SECRET, USER_TOKEN, VERIFY_TOKEN, ServiceClient, wait_until
+from tests.conftest import StartService
+from tests.helpers import (
+    API_KEY,
+    APP_SECRET,
+    USER_TOKEN,
+    VERIFY_TOKEN,
+    ServiceClient,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -203,10 +211,10 @@ def test_the_fab_doctor_sample_is_what_doctor_prints(
     # The sample's setup: the app-scoped id configured as the account id, and the account
     # subscribed to every webhook field but message_edit.
     token = {"Authorization": f"Bearer {USER_TOKEN}"}
-    app_scoped_id = meta.get("/v22.0/me", params={"fields": "user_id"}, headers=token).json()["id"]
+    app_scoped_id = meta.get("/v25.0/me", params={"fields": "user_id"}, headers=token).json()["id"]
     fields = ",".join(field for field in WEBHOOK_FIELDS if field != "message_edit")
     subscribed = meta.post(
-        "/v22.0/me/subscribed_apps", params={"subscribed_fields": fields}, headers=token
+        "/v25.0/me/subscribed_apps", params={"subscribed_fields": fields}, headers=token
     )
     assert subscribed.status_code == 200, subscribed.text
     for name, value in {
@@ -236,6 +244,12 @@ def test_the_fab_doctor_sample_is_what_doctor_prints(
 def route_key(method: str, path: str) -> tuple[str, str]:
     """A route whatever its path parameters are called: `/users/{}`."""
     return method, re.sub(r"\{[^}]*\}", "{}", path)
+
+
+@cache
+def service_app() -> FastAPI:
+    """The service's routes, built with settings it accepts (nothing is started)."""
+    return create_app(Settings(_env_file=None, api_key=API_KEY, database_url="sqlite://"))
 
 
 def flat_routes(app: FastAPI) -> Iterator[tuple[str, set[str]]]:
@@ -268,7 +282,7 @@ def test_every_endpoint_is_in_the_api_reference_and_nothing_else() -> None:
             for also in re.findall(r"\(also `(/[^`]+)`\)", row):
                 documented.add(route_key(method, also))
 
-    assert documented == routes_of(service_app)
+    assert documented == routes_of(service_app())
 
 
 def local_urls() -> Iterator[tuple[str, str, str]]:
@@ -281,14 +295,14 @@ def local_urls() -> Iterator[tuple[str, str, str]]:
 
 
 def route_pattern(path: str) -> str:
-    """A regex for the route's paths; a Graph `{version}` is `v22.0`, not any segment."""
+    """A regex for the route's paths; a Graph `{version}` is `v25.0`, not any segment."""
     pattern = re.escape(path).replace(r"\{version\}", r"v\d+\.\d+")
     return re.sub(r"\\\{[^}]*\\\}", "[^/]+", pattern)
 
 
 def test_every_url_the_docs_show_is_a_route() -> None:
     sandbox_app = create_sandbox_app(SandboxConfig(_env_file=None))
-    apps = {"8000": service_app, "8001": sandbox_app}
+    apps = {"8000": service_app(), "8001": sandbox_app}
     patterns = {
         port: [
             re.compile(route_pattern(path))
@@ -473,8 +487,10 @@ def tour_steps() -> list[tuple[list[str], str | None]]:
     return steps
 
 
-def test_the_readme_tour_answers_as_shown(api: ServiceClient, meta: ServiceClient) -> None:
-    clients = {"8000": api, "8001": meta}  # the service and the sandbox, as `fab demo` runs them
+def test_the_readme_tour_answers_as_shown(start_service: StartService, meta: ServiceClient) -> None:
+    # The service and the sandbox, as `fab demo` runs them: the service with an API key.
+    api = ServiceClient(start_service(api_key=API_KEY, allow_open_api=False).url, api_key=API_KEY)
+    clients = {"8000": api, "8001": meta}
     steps = tour_steps()
     assert len(steps) >= 3
 
@@ -490,9 +506,10 @@ def test_the_readme_tour_answers_as_shown(api: ServiceClient, meta: ServiceClien
             port, path = where.groups()
             # A reader is slower than the background profile fetcher: wait for it.
             wait_until(profiles_fetched, what="the profile fetcher")
-            response = clients[port].request(
-                curl.method, path, headers=curl.headers, data=curl.data
-            )
+            headers = {
+                name: value.replace("$API_KEY", API_KEY) for name, value in curl.headers.items()
+            }
+            response = clients[port].request(curl.method, path, headers=headers, data=curl.data)
             assert response.ok, f"{command}: {response.status_code} {response.text}"
             answer = response.json()
             if isinstance(answer, dict) and "delivery" in answer:

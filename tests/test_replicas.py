@@ -143,5 +143,5 @@ def test_two_processes_store_every_event_once_and_fetch_every_profile_once(
         wait_until(all_fetched, timeout=20, what="every profile fetched")
 
     fetched = [call["path"] for call in graph_calls(meta, "profile")]
-    assert sorted(fetched) == sorted(f"/v22.0/{customer}" for customer in customers)
+    assert sorted(fetched) == sorted(f"/v25.0/{customer}" for customer in customers)
     assert len(graph_calls(meta, "me")) == 1  # the business account's profile, once

@@ -36,7 +36,7 @@ def test_refresh_sends_the_token_as_metas_access_token_parameter_only() -> None:
 @responses.activate
 def test_subscribed_fields_are_read_from_every_app_entry() -> None:
     responses.get(
-        "https://graph.test/v22.0/me/subscribed_apps",
+        "https://graph.test/v25.0/me/subscribed_apps",
         json={
             "data": [
                 {"subscribed_fields": ["messages", "message_edit"], "id": "1"},
@@ -54,7 +54,7 @@ def test_subscribed_fields_are_read_from_every_app_entry() -> None:
 @responses.activate
 def test_subscribe_posts_the_fields_in_the_query_string() -> None:
     responses.post(
-        "https://graph.test/v22.0/me/subscribed_apps",
+        "https://graph.test/v25.0/me/subscribed_apps",
         json={"success": True},
         match=[matchers.query_param_matcher({"subscribed_fields": "messages,message_edit"})],
     )

@@ -29,7 +29,7 @@ def subscribe_all(meta: ServiceClient, token: str | None = None) -> None:
     fields = ",".join(WEBHOOK_FIELDS)
     tokens = meta.get("/_sandbox/tokens").json()
     response = meta.post(
-        "/v22.0/me/subscribed_apps",
+        "/v25.0/me/subscribed_apps",
         params={"subscribed_fields": fields},
         headers={"Authorization": f"Bearer {token or tokens[0]['value']}"},
     )
@@ -178,7 +178,7 @@ def test_an_unset_account_id_passes_with_advice(doctor: Any, meta: ServiceClient
 
 def test_missing_webhook_fields_fail_until_subscribed(doctor: Any, meta: ServiceClient) -> None:
     meta.post(
-        "/v22.0/me/subscribed_apps",
+        "/v25.0/me/subscribed_apps",
         params={"subscribed_fields": "messages"},
         headers={"Authorization": f"Bearer {meta.get('/_sandbox/tokens').json()[0]['value']}"},
     )

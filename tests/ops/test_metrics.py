@@ -138,7 +138,7 @@ def test_graph_calls_are_counted_by_endpoint_outcome_and_code(
     server = start_service(instagram_read_timeout=0.5, profile_worker_enabled=False)
     customer = new_customer(meta, username="anna")
     customer_writes(meta, customer["id"], "hello")
-    endpoint = "POST /v22.0/me/messages"
+    endpoint = "POST /v25.0/me/messages"
 
     def send() -> int:
         response = client.post(
@@ -172,7 +172,7 @@ def test_an_unreachable_graph_api_is_counted(start_service: StartService) -> Non
         watch = Scrapes(client)
         assert client.get("/user", params={"user_id": "1999999999999998"}).status_code == 503
 
-        endpoint = "GET /v22.0/{id}"
+        endpoint = "GET /v25.0/{id}"
         assert (
             watch.moved(
                 "insta_graph_requests_total", endpoint=endpoint, outcome="unreachable", code=""
