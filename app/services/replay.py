@@ -1,4 +1,5 @@
-"""Re-apply webhook deliveries whose events failed, after the cause is fixed (`fab replay`)."""
+"""Re-apply webhook deliveries whose webhook events failed, once the cause is fixed
+(`fab replay`)."""
 
 import json
 import logging
@@ -25,8 +26,8 @@ def replay_failed(
 ) -> ReplayReport:
     """Apply every failed delivery again, oldest first, each in its own transaction.
 
-    Applying is idempotent, so events that had already been applied change nothing; the
-    delivery is marked applied when all of its events now apply.
+    Applying is idempotent, so webhook events that had already been applied change nothing;
+    the delivery is marked applied when all of its webhook events now apply.
     """
     report = ReplayReport()
     with session_factory() as session:
