@@ -156,6 +156,12 @@ _WINDOW_OF = select(Conversation.id, Conversation.last_inbound_at).where(
 )
 
 
+def has_account(session: Session, account_id: str) -> bool:
+    """Whether any conversation belongs to this business account (it is not a customer)."""
+    query = select(Conversation.id).where(Conversation.account_id == account_id).limit(1)
+    return session.scalar(query) is not None
+
+
 def latest_for_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
     """The customer's most recently active conversation (a row of its columns).
 
