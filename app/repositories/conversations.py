@@ -162,6 +162,17 @@ def has_account(session: Session, account_id: str) -> bool:
     return session.scalar(query) is not None
 
 
+def customer_read_at(session: Session, *, conversation_id: int) -> datetime | None:
+    """How far the customer has read the business's messages (None: not yet, or no such
+    conversation)."""
+    return session.connection().execute(_READ_AT, {"conversation_id": conversation_id}).scalar()
+
+
+_READ_AT = select(Conversation.customer_read_at).where(
+    Conversation.id == bindparam("conversation_id")
+)
+
+
 def latest_for_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
     """The customer's most recently active conversation (a row of its columns).
 

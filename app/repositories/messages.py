@@ -199,27 +199,27 @@ _NEW_MESSAGE: dict[str, Any] = {
 _INSERT = insert(Message.__table__).returning(Message.__table__.c.id)
 
 
-def attach_mid(session: Session, *, message_id: int, mid: str) -> datetime:
-    """Mark an API send as sent with Meta's `message_id`; return its sent_at.
+def attach_mid(session: Session, *, row_id: int, mid: str) -> datetime:
+    """Mark an API send (the row `row_id`) as sent with Meta's `mid`; return its sent_at.
 
     The echo webhook of the same send may already be stored under that mid (it can beat Meta's
     HTTP answer). The API row is the one to keep, so the echo row is folded into it, and its
     time (Meta's clock) becomes the message's. If an echo is stored between the two
     statements, the UPDATE fails on the unique mid: the caller retries the transaction.
     """
-    parameters = {"sent_mid": mid, "message_id": message_id}
+    parameters = {"sent_mid": mid, "row_id": row_id}
     echo_sent_at = session.execute(_DELETE_ECHO, parameters).scalar()
     return session.execute(_MARK_SENT, {**parameters, "echo_sent_at": echo_sent_at}).scalar_one()
 
 
 _DELETE_ECHO = (
     delete(Message.__table__)
-    .where(Message.mid == bindparam("sent_mid"), Message.id != bindparam("message_id"))
+    .where(Message.mid == bindparam("sent_mid"), Message.id != bindparam("row_id"))
     .returning(Message.sent_at)
 )
 _MARK_SENT = (
     update(Message.__table__)
-    .where(Message.id == bindparam("message_id"))
+    .where(Message.id == bindparam("row_id"))
     .values(
         mid=bindparam("sent_mid"),
         status="sent",
@@ -229,9 +229,10 @@ _MARK_SENT = (
 )
 
 
-def mark_failed(session: Session, *, message_id: int, error: dict[str, Any]) -> None:
+def mark_failed(session: Session, *, row_id: int, error: dict[str, Any]) -> None:
+    """Mark an API send (the row `row_id`) as refused, with Meta's error."""
     session.execute(
-        update(Message).where(Message.id == message_id).values(status="failed", error=error)
+        update(Message).where(Message.id == row_id).values(status="failed", error=error)
     )
 
 
