@@ -1,6 +1,6 @@
 """SQL for `conversations`: one per (business account, customer)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -219,7 +219,7 @@ _CUSTOMERS_CONVERSATION = (
 )
 
 
-def page(session: Session, *, limit: int, after: Position | None = None) -> list[Row[Any]]:
+def page(session: Session, *, limit: int, after: Position | None = None) -> Sequence[Row[Any]]:
     """Conversations with messages, newest activity first, from just after `after`; with
     their customers. One statement, walking the (last_message_at, id) index."""
     if after is None:

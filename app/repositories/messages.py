@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Row,
     bindparam,
@@ -281,7 +282,7 @@ _NEWER_PAGE = (
 _BY_MID = select(MESSAGES).where(MESSAGES.c.mid == bindparam("mid"))
 
 
-def latest_visible(session: Session, *, conversation_id: int, limit: int) -> list[Row[Any]]:
+def latest_visible(session: Session, *, conversation_id: int, limit: int) -> Sequence[Row[Any]]:
     """The newest `limit` messages of a conversation, newest first, without failed sends:
     who wrote to whom, and what (the columns a text or its placeholder needs)."""
     parameters = {"conversation_id": conversation_id, "limit": limit}
@@ -295,7 +296,7 @@ def page(
     limit: int,
     before: Position | None = None,
     after: Position | None = None,
-) -> list[Row[Any]]:
+) -> Sequence[Row[Any]]:
     """Up to `limit` messages of a conversation, newest first: the newest ones, those just
     older than `before`, or those just newer than `after`. One index range scan."""
     parameters: dict[str, Any] = {"conversation_id": conversation_id, "limit": limit}
@@ -322,7 +323,7 @@ def get_by_idempotency_key(session: Session, key: str) -> Message | None:
 
 
 _CONVERSATIONS = Conversation.__table__
-_IDS = bindparam("conversation_ids", expanding=True)
+_IDS: BindParameter[Any] = bindparam("conversation_ids", expanding=True)
 _NEWEST_SHOWN = (
     select(MESSAGES.c.id)
     .where(MESSAGES.c.conversation_id == _CONVERSATIONS.c.id, _visible())

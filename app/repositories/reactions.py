@@ -75,7 +75,7 @@ def store(
 
 def current_in_page(
     session: Session, *, conversation_id: int, oldest: Position, newest: Position
-) -> list[Row[Any]]:
+) -> Sequence[Row[Any]]:
     """The standing reactions to a conversation's messages from `oldest` to `newest`
     (a history page), as rows: one index range over the page's messages, fixed parameters."""
     parameters = {
@@ -88,7 +88,7 @@ def current_in_page(
     return session.connection().execute(_CURRENT_IN_PAGE, parameters).all()
 
 
-def current_for(session: Session, mids: list[str]) -> list[Row[Any]]:
+def current_for(session: Session, mids: list[str]) -> Sequence[Row[Any]]:
     """The standing reactions (not withdrawn) to these messages, as rows."""
     if not mids:
         return []

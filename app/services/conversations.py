@@ -1,6 +1,7 @@
 """Reading conversations and their messages for the RESTful API (keyset-paginated)."""
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -101,7 +102,7 @@ class ConversationService:
         standing = reactions.current_for(self.session, [mid])
         return _messages([message], read_until=read_until, standing=standing)[0]
 
-    def _conversations(self, rows: list[Row[Any]]) -> list[JsonObject]:
+    def _conversations(self, rows: Sequence[Row[Any]]) -> list[JsonObject]:
         ids = [row.id for row in rows]
         last = messages.last_visible_of(self.session, ids)
         unread = messages.unread_counts(self.session, ids)
@@ -116,7 +117,7 @@ class ConversationService:
 
 
 def _messages(
-    rows: list[Row[Any]], *, read_until: datetime | None, standing: list[Row[Any]]
+    rows: Sequence[Row[Any]], *, read_until: datetime | None, standing: Sequence[Row[Any]]
 ) -> list[JsonObject]:
     """MessageReads of these rows, with their `standing` reactions."""
     by_mid: dict[str, list[Columns]] = defaultdict(list)
