@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import WebhookDelivery, utcnow
-from app.services.events import apply_delivery
+from app.services.intake import apply_delivery
 
 logger = logging.getLogger(__name__)
 
