@@ -34,10 +34,14 @@ class OrderBy(Protocol):
     def key(self, value: Any) -> Any:
         """The value as Python compares it for this rule."""
 
-    def sql_greater(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
+    def sql_greater(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
         """Whether the incoming value comes after the stored one."""
 
-    def sql_equal(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
+    def sql_equal(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
         """Whether the two values tie."""
 
 
@@ -50,11 +54,15 @@ class Ascending:
     def key(self, value: Any) -> Any:
         return value
 
-    def sql_greater(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
-        return _as_python_orders(incoming) > _as_python_orders(stored)
+    def sql_greater(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        return _python_order(incoming) > _python_order(stored)
 
-    def sql_equal(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
-        return incoming == stored  # type: ignore[no-any-return]
+    def sql_equal(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        return incoming == stored
 
 
 @dataclass(frozen=True)
@@ -66,12 +74,16 @@ class NoneFirst:
     def key(self, value: Any) -> Any:
         return (value is not None, value)
 
-    def sql_greater(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
-        later = _as_python_orders(incoming) > _as_python_orders(stored)
-        return incoming.is_not(None) & (stored.is_(None) | later)  # type: ignore[no-any-return]
+    def sql_greater(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        later = _python_order(incoming) > _python_order(stored)
+        return incoming.is_not(None) & (stored.is_(None) | later)
 
-    def sql_equal(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
-        return incoming.is_not_distinct_from(stored)  # type: ignore[no-any-return]
+    def sql_equal(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        return incoming.is_not_distinct_from(stored)
 
 
 @dataclass(frozen=True)
@@ -83,13 +95,17 @@ class NoneLast:
     def key(self, value: Any) -> Any:
         return (value is None, value)
 
-    def sql_greater(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
+    def sql_greater(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
         # Two values: a plain comparison. A NULL on either side makes that NULL (not true).
-        greater = _as_python_orders(incoming) > _as_python_orders(stored)
-        return (incoming.is_(None) & stored.is_not(None)) | greater  # type: ignore[no-any-return]
+        greater = _python_order(incoming) > _python_order(stored)
+        return (incoming.is_(None) & stored.is_not(None)) | greater
 
-    def sql_equal(self, incoming: Any, stored: Any) -> ColumnElement[bool]:
-        return incoming.is_not_distinct_from(stored)  # type: ignore[no-any-return]
+    def sql_equal(
+        self, incoming: ColumnElement[Any], stored: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        return incoming.is_not_distinct_from(stored)
 
 
 @dataclass(frozen=True)
@@ -144,8 +160,6 @@ class Latest:
 @dataclass(frozen=True)
 class FirstStands:
     """The row stored first stays: the same message delivered again changes nothing."""
-
-    columns: tuple[str, ...] = ()
 
     def wins(self, new: Any, current: Any) -> bool:
         return False
@@ -209,13 +223,13 @@ class _PythonOrder(ColumnElement[Any]):
         self.type = value.type
 
 
-def _as_python_orders(value: Any) -> Any:
+def _python_order(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return _PythonOrder(value) if isinstance(value.type, String) else value
 
 
 @compiles(_PythonOrder)
 def _compile_python_order(element: _PythonOrder, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.value, **kw)  # type: ignore[no-any-return]
+    return compiler.process(element.value, **kw)
 
 
 @compiles(_PythonOrder, "postgresql")

@@ -11,7 +11,6 @@ from app.repositories import conversations, messages, reactions, users
 from app.repositories.rows import (
     ConversationClocks,
     EditRow,
-    MessageHead,
     MessageRow,
     ReactionRow,
     UnsendRow,
@@ -72,13 +71,14 @@ class _Merging(Generic[RowT]):
         return Ticket(self.kind, key)
 
     def rows(self, conversation_ids: dict[ConversationKey, int]) -> list[RowT]:
-        """The merged rows, with the ids of their conversations (stored by now)."""
-        return [
-            entry.row
-            if entry.conversation is None
-            else replace(entry.row, conversation_id=conversation_ids[entry.conversation])  # type: ignore[type-var]
-            for entry in self.merged.values()
-        ]
+        """The merged rows, each with its conversation's id (stored by now)."""
+        rows = []
+        for entry in self.merged.values():
+            row: Any = entry.row
+            if entry.conversation is not None:
+                row = replace(row, conversation_id=conversation_ids[entry.conversation])
+            rows.append(row)
+        return rows
 
 
 class Batch:
@@ -96,6 +96,10 @@ class Batch:
         self.unsends = _Merging[UnsendRow]("unsends", LATER_UNSEND)
         self.edits = _Merging[EditRow]("edits", HIGHER_EDIT)
         self.reactions = _Merging[ReactionRow]("reactions", LATEST_REACTION)
+        self._merging: dict[str, _Merging[Any]] = {
+            merging.kind: merging
+            for merging in (self.messages, self.unsends, self.edits, self.reactions)
+        }
         self._collected: list[Collected] = []  # per webhook event, in order
 
     def note(self, collected: Collected) -> None:
@@ -109,23 +113,28 @@ class Batch:
         return key
 
     def message(self, row: MessageRow, *, conversation: ConversationKey) -> Ticket:
-        return self._offer(self.messages, row, conversation=conversation)
+        return self._offer(self.messages, row.mid, row, conversation=conversation)
 
     def unsend(self, row: UnsendRow, *, conversation: ConversationKey) -> Ticket:
-        return self._offer(self.unsends, row, conversation=conversation)
+        return self._offer(self.unsends, row.mid, row, conversation=conversation)
 
     def edit(self, row: EditRow, *, conversation: ConversationKey) -> Ticket:
-        return self._offer(self.edits, row, conversation=conversation)
+        return self._offer(self.edits, row.mid, row, conversation=conversation)
 
     def reaction(self, row: ReactionRow) -> Ticket:
-        owner = len(self._collected)  # the event being collected
-        return self.reactions.offer((row.mid, row.user_id), row, owner=owner, conversation=None)
+        return self._offer(self.reactions, (row.mid, row.user_id), row, conversation=None)
 
     def _offer(
-        self, merging: _Merging[Any], row: MessageHead, *, conversation: ConversationKey
+        self,
+        merging: _Merging[RowT],
+        key: Hashable,
+        row: RowT,
+        *,
+        conversation: ConversationKey | None,
     ) -> Ticket:
+        # The webhook event offering the row is the one being collected: the next noted.
         owner = len(self._collected)
-        return merging.offer(row.mid, row, owner=owner, conversation=conversation)
+        return merging.offer(key, row, owner=owner, conversation=conversation)
 
     def write(self, session: Session) -> list[str]:
         """Write everything; per collected webhook event `applied`, `duplicate` (it changed
@@ -152,6 +161,5 @@ class Batch:
         if not isinstance(collected, Ticket):
             # Conversation clocks only: applied (they only move forward), or kept raw only.
             return "applied" if collected is None else IGNORED
-        merging: _Merging[Any] = getattr(self, collected.kind)
-        owner = merging.merged[collected.key].owner == number
+        owner = self._merging[collected.kind].merged[collected.key].owner == number
         return "applied" if owner and collected.key in changed[collected.kind] else "duplicate"
