@@ -77,10 +77,6 @@ def precompiled(
         return _compiled.setdefault((key, dialect), statement)
 
 
-# Per row of a multi-row INSERT, the names of its parameters (`r<row>_<column>`).
-RowNames = tuple[tuple[str, ...], ...]
-
-
 def rows_upsert(
     session: Session,
     *,
@@ -99,37 +95,45 @@ def rows_upsert(
     returned: list[Row[Any]] = []
     if not rows:
         return returned
-    own_columns, values_of = _columns_of(rows[0])
-    same = same or {}
-    columns = (*own_columns, *same)
-    same_values = tuple(same.values())
+    columns, values_of = _columns_of(rows[0])
+    same_values: tuple[Any, ...] = ()
+    if same:
+        columns, same_values = (*columns, *same), tuple(same.values())
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = rows[start : start + ROWS_PER_STATEMENT]
-        names = _parameter_names(columns, len(chunk))
-
-        def build(insert: Callable[[Table], Any], names: RowNames = names) -> Executable:
-            placeholders = [
-                {
-                    column: bindparam(name, type_=table.c[column].type)
-                    for column, name in zip(columns, row_names, strict=True)
-                }
-                for row_names in names
-            ]
-            return finish(insert(table).values(placeholders))
-
-        statement = precompiled(session, (key, columns, len(chunk)), build)
-        parameters: dict[str, Any] = {}
-        for row_names, row in zip(names, chunk, strict=True):
-            parameters.update(zip(row_names, (*values_of(row), *same_values), strict=True))
+        count = len(chunk)
+        build = functools.partial(
+            _multi_row_insert, table=table, columns=columns, count=count, finish=finish
+        )
+        statement = precompiled(session, (key, columns, count), build)
+        values = [value for row in chunk for value in (*values_of(row), *same_values)]
+        parameters = dict(zip(_parameter_names(columns, count), values, strict=True))
         result = session.execute(statement, parameters)
         if result.returns_rows:
             returned.extend(result.all())
     return returned
 
 
+def _multi_row_insert(
+    insert: Callable[[Table], Any],
+    *,
+    table: Table,
+    columns: tuple[str, ...],
+    count: int,
+    finish: Callable[[Any], Executable],
+) -> Executable:
+    names = iter(_parameter_names(columns, count))  # row after row, as rows_upsert binds them
+    placeholders = [
+        {column: bindparam(next(names), type_=table.c[column].type) for column in columns}
+        for _ in range(count)
+    ]
+    return finish(insert(table).values(placeholders))
+
+
 @functools.cache
-def _parameter_names(columns: tuple[str, ...], count: int) -> RowNames:
-    return tuple(tuple(f"r{i}_{column}" for column in columns) for i in range(count))
+def _parameter_names(columns: tuple[str, ...], count: int) -> tuple[str, ...]:
+    """The parameters of a multi-row INSERT, row after row: `r<row>_<column>`."""
+    return tuple(f"r{i}_{column}" for i in range(count) for column in columns)
 
 
 def _columns_of(row: Any) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:

@@ -92,10 +92,11 @@ class Batch:
 
     def __init__(self) -> None:
         self.clocks: dict[ConversationKey, ConversationClocks] = {}
-        self.messages = _Merging[MessageRow]("messages", FIRST_MESSAGE_STANDS)
-        self.unsends = _Merging[UnsendRow]("unsends", LATER_UNSEND)
-        self.edits = _Merging[EditRow]("edits", HIGHER_EDIT)
-        self.reactions = _Merging[ReactionRow]("reactions", LATEST_REACTION)
+        # (Annotated, not subscripted: a subscripted generic costs a call per delivery.)
+        self.messages: _Merging[MessageRow] = _Merging("messages", FIRST_MESSAGE_STANDS)
+        self.unsends: _Merging[UnsendRow] = _Merging("unsends", LATER_UNSEND)
+        self.edits: _Merging[EditRow] = _Merging("edits", HIGHER_EDIT)
+        self.reactions: _Merging[ReactionRow] = _Merging("reactions", LATEST_REACTION)
         self._merging: dict[str, _Merging[Any]] = {
             merging.kind: merging
             for merging in (self.messages, self.unsends, self.edits, self.reactions)
