@@ -29,7 +29,7 @@ ConversationKey = tuple[str, str]  # (account_id, customer_id)
 RowT = TypeVar("RowT")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """The row a webhook event offered to the batch: `kind` (messages, unsends, edits,
     reactions) and its key there."""
@@ -44,7 +44,7 @@ IGNORED: Final = "ignored"
 Collected = Ticket | None | Literal["ignored"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Merged(Generic[RowT]):
     row: RowT
     owner: int  # the webhook event (its number in the batch) whose values stand
