@@ -22,23 +22,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, Message, UTCDateTime
-from app.repositories.base import Position, later_of, rows_upsert
+from app.repositories.base import Position, rows_upsert
+from app.repositories.rows import EditRow, MessageHead, MessageRow, UnsendRow
+from app.repositories.rules import FIRST_MESSAGE_STANDS, HIGHER_EDIT, LATER_UNSEND
 
 BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# What any event about a message knows of it: enough for a placeholder row.
-PLACEHOLDER_FIELDS = (
-    "mid",
-    "conversation_id",
-    "direction",
-    "sender_id",
-    "recipient_id",
-    "sent_at",
-    "created_at",
-    "source",
-    "status",
-)
 # What a message event says about its message; a placeholder row takes all of it.
 MESSAGE_FIELDS = (
     "conversation_id",
@@ -53,136 +43,134 @@ MESSAGE_FIELDS = (
     "source",
     "status",
 )
+# What every row of each kind of write adds to its row's fields.
+_A_MESSAGE = {"is_placeholder": False, "is_deleted": False, "edit_count": 0}
+_AN_EDIT = {"is_placeholder": True, "is_deleted": False, "is_unsupported": False}
+_A_TOMBSTONE = {
+    "text": None,
+    "attachments": None,
+    "is_deleted": True,
+    "is_placeholder": True,
+    "is_unsupported": False,
+    "edit_count": 0,
+}
 
 
-def store_messages(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+def store_messages(session: Session, rows: Sequence[MessageRow]) -> set[str]:
     """Store message events once by `mid`, whatever came before them; the mids that changed.
 
     - No row yet: insert it.
     - A placeholder (an edit or unsend came first): fill it in, keeping the edited text or
       the deletion.
     - The row of a message we sent through the API, and this is its echo: take Meta's time.
-    - Otherwise (a duplicate): change nothing.
+    - Otherwise (a duplicate): change nothing (FIRST_MESSAGE_STANDS).
 
-    The rows have MESSAGE_FIELDS, mid, text, attachments, sent_at and created_at; each mid
-    at most once.
+    Each mid at most once.
     """
-    placeholders = [
-        {**row, "is_placeholder": False, "is_deleted": False, "edit_count": 0}
-        for row in sorted(rows, key=_by_mid)
-    ]
     returned = rows_upsert(
-        session, key="messages.store", table=Message.__table__, rows=placeholders, finish=_fill_in
+        session,
+        key="messages.store",
+        table=Message.__table__,
+        rows=sorted(rows, key=_by_mid),
+        same=_A_MESSAGE,
+        finish=_fill_in,
     )
     return {mid for (mid,) in returned}
 
 
 def _fill_in(insert: Any) -> Any:
-    table, incoming = Message.__table__, insert.excluded
-    placeholder = table.c.is_placeholder
-    echo_of_our_send = (table.c.source == "api") & (incoming.source == "echo")
+    stored, incoming = Message.__table__.c, insert.excluded
+    placeholder = stored.is_placeholder
+    echo_of_our_send = (stored.source == "api") & (incoming.source == "echo")
     set_: dict[str, Any] = {
-        name: case((placeholder, incoming[name]), else_=table.c[name]) for name in MESSAGE_FIELDS
+        name: case((placeholder, incoming[name]), else_=stored[name]) for name in MESSAGE_FIELDS
     }
     set_["text"] = case(
-        (table.c.is_deleted, null()),
-        (table.c.edit_count > 0, table.c.text),
+        (stored.is_deleted, null()),
+        (stored.edit_count > 0, stored.text),
         (placeholder, incoming.text),
-        else_=table.c.text,
+        else_=stored.text,
     )
     set_["attachments"] = case(
-        (table.c.is_deleted, null()), (placeholder, incoming.attachments), else_=table.c.attachments
+        (stored.is_deleted, null()), (placeholder, incoming.attachments), else_=stored.attachments
     )
-    set_["sent_at"] = case(
-        (placeholder | echo_of_our_send, incoming.sent_at), else_=table.c.sent_at
-    )
+    set_["sent_at"] = case((placeholder | echo_of_our_send, incoming.sent_at), else_=stored.sent_at)
     set_["is_placeholder"] = incoming.is_placeholder  # false: the message itself is here
     return insert.on_conflict_do_update(
-        index_elements=[table.c.mid],
+        index_elements=[stored.mid],
         set_=set_,
-        where=placeholder | (echo_of_our_send & (table.c.sent_at != incoming.sent_at)),
-    ).returning(table.c.mid)
+        # Another message event never wins; what came before it, or our own send, may.
+        where=or_(
+            FIRST_MESSAGE_STANDS.sql_wins(stored, incoming),
+            placeholder,
+            echo_of_our_send & (stored.sent_at != incoming.sent_at),
+        ),
+    ).returning(stored.mid)
 
 
-def store_edits(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+def store_edits(session: Session, rows: Sequence[EditRow]) -> set[str]:
     """Apply edits unless a later one (higher `edit_count`) is stored; an unsent message stays
     empty. Before its message, an edit makes a placeholder row. The mids that changed.
 
-    The rows have PLACEHOLDER_FIELDS, text and edit_count; each mid at most once.
+    Each mid at most once.
     """
-    edits = [
-        {
-            **row,
-            "edited_at": row["sent_at"],
-            "is_placeholder": True,
-            "is_deleted": False,
-            "is_unsupported": False,
-        }
-        for row in sorted(rows, key=_by_mid)
-    ]
-
-    def finish(insert: Any) -> Any:
-        table, incoming = Message.__table__, insert.excluded
-        return insert.on_conflict_do_update(
-            index_elements=[table.c.mid],
-            set_={
-                "text": case((table.c.is_deleted, null()), else_=incoming.text),
-                "edit_count": incoming.edit_count,
-                "edited_at": incoming.edited_at,
-            },
-            where=incoming.edit_count > table.c.edit_count,
-        ).returning(table.c.mid)
-
     returned = rows_upsert(
-        session, key="messages.edit", table=Message.__table__, rows=edits, finish=finish
+        session,
+        key="messages.edit",
+        table=Message.__table__,
+        rows=sorted(rows, key=_by_mid),
+        same=_AN_EDIT,
+        finish=_later_edit,
     )
     return {mid for (mid,) in returned}
 
 
-def store_unsends(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+def _later_edit(insert: Any) -> Any:
+    stored, incoming = Message.__table__.c, insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[stored.mid],
+        set_={
+            **HIGHER_EDIT.sql_values(incoming),
+            "text": case((stored.is_deleted, null()), else_=incoming.text),
+        },
+        where=HIGHER_EDIT.sql_wins(stored, incoming),
+    ).returning(stored.mid)
+
+
+def store_unsends(session: Session, rows: Sequence[UnsendRow]) -> set[str]:
     """Unsend: the messages become tombstones (no text, no attachments), for good. Before its
     message, an unsend makes a placeholder tombstone. The mids that changed.
 
-    The rows have PLACEHOLDER_FIELDS (`sent_at`: when it was unsent); each mid at most once.
+    Each mid at most once.
     """
-    tombstones = [
-        {
-            **row,
-            "text": None,
-            "attachments": None,
-            "is_deleted": True,
-            "deleted_at": row["sent_at"],
-            "is_placeholder": True,
-            "is_unsupported": False,
-            "edit_count": 0,
-        }
-        for row in sorted(rows, key=_by_mid)
-    ]
-
-    def finish(insert: Any) -> Any:
-        table, incoming = Message.__table__, insert.excluded
-        return insert.on_conflict_do_update(
-            index_elements=[table.c.mid],
-            set_={
-                "is_deleted": incoming.is_deleted,
-                "text": null(),
-                "attachments": null(),
-                "deleted_at": later_of(table.c.deleted_at, incoming.deleted_at),
-            },
-            where=~table.c.is_deleted
-            | table.c.deleted_at.is_(None)
-            | (incoming.deleted_at > table.c.deleted_at),
-        ).returning(table.c.mid)
-
     returned = rows_upsert(
-        session, key="messages.unsend", table=Message.__table__, rows=tombstones, finish=finish
+        session,
+        key="messages.unsend",
+        table=Message.__table__,
+        rows=sorted(rows, key=_by_mid),
+        same=_A_TOMBSTONE,
+        finish=_tombstone,
     )
     return {mid for (mid,) in returned}
 
 
-def _by_mid(row: dict[str, Any]) -> str:
+def _tombstone(insert: Any) -> Any:
+    stored, incoming = Message.__table__.c, insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[stored.mid],
+        set_={
+            **LATER_UNSEND.sql_values(incoming),
+            "is_deleted": incoming.is_deleted,
+            "text": null(),
+            "attachments": null(),
+        },
+        where=LATER_UNSEND.sql_wins(stored, incoming),
+    ).returning(stored.mid)
+
+
+def _by_mid(row: MessageHead) -> str:
     # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
-    return str(row["mid"])
+    return row.mid
 
 
 def add(session: Session, **values: Any) -> Message:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import utcnow
 from app.repositories import deliveries
-from app.services.events import apply_delivery
+from app.services.intake import apply_delivery
 
 logger = logging.getLogger(__name__)
 

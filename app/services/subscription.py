@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from app.clients.instagram import InstagramClient
 
-# Every field whose webhook events the service applies (the webhook intake).
+# Every field whose webhook events app/services/intake/ applies.
 WEBHOOK_FIELDS = (
     "messages",
     "message_reactions",
