@@ -248,7 +248,7 @@ class InstagramToken(Base):
 
     Keyed by the sha256 of the configured token: refreshes replace `access_token` in the row,
     and a newly configured token starts a row of its own. `access_token` is encrypted with a
-    key derived from the configured token (app/services/tokens.py), never stored in clear.
+    key derived from the configured token (app/services/tokens/), never stored in clear.
     """
 
     __tablename__ = "instagram_tokens"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Conversation, Message, Reaction, User
 from app.sandbox import webhooks
-from app.services.events import apply_delivery
+from app.services.intake import apply_delivery
 from tests.conftest import Databases
 
 ACCOUNT = "17841400123456789"

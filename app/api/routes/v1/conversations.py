@@ -4,7 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from app.api.deps import ConversationServiceDep, SendServiceDep
+from app.api.deps import (
+    ConversationServiceDep,
+    ReactionServiceDep,
+    SenderActionServiceDep,
+    SendServiceDep,
+)
 from app.api.responses import json_response
 from app.schemas.common import IG_ID_PATTERN
 from app.schemas.errors import error_responses
@@ -17,8 +22,11 @@ from app.schemas.v1 import (
     ReactionCreate,
     ReactionRead,
     SenderActionCreate,
+    columns_of,
+    message_json,
+    reaction_json,
 )
-from app.services.conversations import columns_of, message_json
+from app.services.sending import graph_message
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
@@ -115,7 +123,7 @@ def send_message(
     Meta's error when Meta refuses it) and returned."""
     message = service.send(
         customer_id=customer_id,
-        content=body.to_graph(),
+        content=graph_message(body),
         tag=body.tag,
         idempotency_key=idempotency_key,
     )
@@ -131,16 +139,13 @@ def send_message(
     response_model=ReactionRead,
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
-def react(service: SendServiceDep, customer_id: CustomerId, body: ReactionCreate) -> ReactionRead:
+def react(
+    service: ReactionServiceDep, customer_id: CustomerId, body: ReactionCreate
+) -> ReactionRead:
     """React as the business to one of the customer's messages (a new reaction replaces the
     previous one)."""
     stored = service.react(customer_id=customer_id, mid=body.mid, reaction=body.reaction)
-    return ReactionRead(
-        user_id=stored.user_id,
-        reaction=stored.reaction or "",
-        emoji=stored.emoji,
-        reacted_at=stored.reacted_at,
-    )
+    return ReactionRead.model_validate(reaction_json(columns_of(stored)))
 
 
 @router.delete(
@@ -151,7 +156,7 @@ def react(service: SendServiceDep, customer_id: CustomerId, body: ReactionCreate
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def unreact(
-    service: SendServiceDep,
+    service: ReactionServiceDep,
     customer_id: CustomerId,
     mid: Annotated[str, Path(min_length=1, max_length=1024, description="The message's mid.")],
 ) -> Response:
@@ -168,9 +173,9 @@ def unreact(
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def send_action(
-    service: SendServiceDep, customer_id: CustomerId, body: SenderActionCreate
+    service: SenderActionServiceDep, customer_id: CustomerId, body: SenderActionCreate
 ) -> Response:
     """Show the typing indicator (`typing_on`/`typing_off`) or mark the conversation seen
     (`mark_seen`)."""
-    service.send_action(customer_id=customer_id, action=body.action)
+    service.send(customer_id=customer_id, action=body.action)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
