@@ -126,7 +126,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
     app.state.status_reporter = StatusReporter(
-        engine=engine, session_factory=session_factory, tokens=tokens
+        engine=engine,
+        session_factory=session_factory,
+        tokens=tokens,
+        graph_api_version=settings.instagram_api_version,
     )
 
     install_error_handlers(app)

@@ -196,6 +196,7 @@ def doctor_lines(text: str) -> str:
     """Doctor output with what differs between runs and setups made alike."""
     text = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", "<time> UTC", text)
     text = re.sub(r"expires in -?\d+ days", "expires in <n> days", text)
+    text = re.sub(r"available until \d{4}-\d{2}-\d{2}", "available until <date>", text)
     text = re.sub(r"@[\w.]+", "@<username>", text)
     text = re.sub(r"\b\d{12,}\b", "<id>", text)
     return text.strip()
@@ -225,6 +226,7 @@ def test_the_fab_doctor_sample_is_what_doctor_prints(
         "INSTAGRAM_ACCOUNT_ID": app_scoped_id,
         "INSTAGRAM_GRAPH_URL": sandbox.url,
         "INSTAGRAM_GET_RETRIES": "0",
+        "API_KEY": API_KEY,
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

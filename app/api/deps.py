@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from app.api.middleware import API_KEY_VALID
 from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.errors import UnauthorizedError
@@ -153,3 +154,12 @@ async def get_status_reporter(request: Request) -> StatusReporter:
 
 
 StatusReporterDep = Annotated[StatusReporter, Depends(get_status_reporter)]
+
+
+async def carries_api_key(request: Request) -> bool:
+    """Whether the request carried the API key (always true when the API is open on purpose);
+    ApiKeyMiddleware checked it before anything else ran."""
+    return bool(request.scope.get("state", {}).get(API_KEY_VALID, False))
+
+
+CarriesApiKeyDep = Annotated[bool, Depends(carries_api_key)]

@@ -42,6 +42,15 @@ class VersionStatus:
     def warns(self) -> bool:
         return self.state != "ok"
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "state": self.state,
+            "detail": self.detail,
+            "end_of_life": self.end_of_life.isoformat() if self.end_of_life else None,
+            "days_left": self.days_left,
+        }
+
 
 def version_status(version: str, *, today: date) -> VersionStatus:
     """Where `version` (such as `v25.0`) stands on `today`."""

@@ -2,15 +2,18 @@
 check, with a fix for each failure."""
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
+from app.clients.graph_versions import version_status
 from app.clients.instagram import InstagramClient
 from app.clients.instagram_errors import InstagramError, TokenInvalidError
 from app.config import Settings
+from app.safety import refusals
 from app.services.health import readiness
 from app.services.subscription import read_subscription
 from app.services.tokens import RE_AUTHENTICATE, TokenStore
@@ -19,7 +22,7 @@ from app.services.tokens import RE_AUTHENTICATE, TokenStore
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str  # ok | fail | skip (not checked: an earlier check failed)
+    status: str  # ok | warn | fail | skip (not checked: an earlier check failed)
     detail: str
     fix: str | None = None
 
@@ -29,7 +32,8 @@ class Check:
 
     def line(self) -> str:
         text = f"{self.status.upper():<4}  {self.name}: {self.detail}"
-        return f"{text}\n      fix: {self.fix}" if self.failed and self.fix else text
+        shows_fix = self.status in ("fail", "warn") and self.fix
+        return f"{text}\n      fix: {self.fix}" if shows_fix else text
 
 
 def run_checks(
@@ -37,6 +41,7 @@ def run_checks(
 ) -> list[Check]:
     """Every check, in the order an operator fixes things."""
     checks = [
+        _configuration(settings),
         _setting(
             "app secret",
             settings.instagram_app_secret,
@@ -61,7 +66,32 @@ def run_checks(
         checks.append(_account_id(settings, me))
         checks.append(_subscription(instagram))
     checks.append(_expiry(tokens, database_ok=not database.failed))
+    checks.append(_graph_version(settings.instagram_api_version, today=date.today()))
     return checks
+
+
+def _configuration(settings: Settings) -> Check:
+    """What would stop the service at start (app/safety.py)."""
+    reasons = refusals(settings)
+    if reasons:
+        return Check(
+            "configuration",
+            "fail",
+            "; ".join(reasons),
+            "fix the settings named above: the service refuses to start with them",
+        )
+    open_api = " (ALLOW_OPEN_API: the API is open)" if settings.api_key is None else ""
+    return Check("configuration", "ok", f"safe to serve{open_api}")
+
+
+def _graph_version(version: str, *, today: date) -> Check:
+    status = version_status(version, today=today)
+    fix = "set INSTAGRAM_API_VERSION to a current version (the default is v25.0)"
+    if status.state == "ok":
+        return Check("graph api version", "ok", status.detail)
+    if status.state == "ended":
+        return Check("graph api version", "fail", status.detail, fix)
+    return Check("graph api version", "warn", status.detail, fix)
 
 
 def _setting(name: str, value: SecretStr | None, *, fix: str) -> Check:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clients.graph_versions import VersionStatus, version_status
 from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import utcnow
@@ -74,6 +75,7 @@ class StatusReport:
 
     readiness: Readiness
     token: TokenStatus
+    graph_version: VersionStatus
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
@@ -102,23 +104,30 @@ class StatusReporter:
         engine: Engine,
         session_factory: sessionmaker[Session],
         tokens: TokenStore,
+        graph_api_version: str,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.session_factory = session_factory
         self.tokens = tokens
+        self.graph_api_version = graph_api_version
         self.clock = clock
+
+    def readiness(self) -> Readiness:
+        """Only whether the service can serve (what an unauthenticated probe is told)."""
+        return readiness(self.engine)
 
     def report(self) -> StatusReport:
         """Readiness first; the rest only from a database at head (else it is unknown)."""
         ready = readiness(self.engine)
+        version = version_status(self.graph_api_version, today=self.clock().date())
         if self.tokens.configured is None:
             unknown = self.tokens.status()
         else:
             why = "the database is unreachable" if ready.database != "ok" else "schema not at head"
             unknown = TokenStatus(state="unknown", detail=f"unknown: {why}")
         if not ready.ready:
-            return StatusReport(readiness=ready, token=unknown)
+            return StatusReport(readiness=ready, token=unknown, graph_version=version)
         try:
             with self.session_factory() as session:
                 last_webhook_at = deliveries.last_received_at(session)
@@ -128,10 +137,11 @@ class StatusReporter:
             token = self.tokens.status()
         except DATABASE_UNAVAILABLE:
             # The database went away between the checks: what it would have said is unknown.
-            return StatusReport(readiness=ready, token=unknown)
+            return StatusReport(readiness=ready, token=unknown, graph_version=version)
         return StatusReport(
             readiness=ready,
             token=token,
+            graph_version=version,
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,

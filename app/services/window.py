@@ -49,4 +49,5 @@ def check(last_inbound_at: datetime | None, *, tag: str | None, now: datetime) -
 
 
 def _describe(window: timedelta) -> str:
-    return f"{window.days} days" if window.days else f"{window.seconds // 3600} hours"
+    hours = int(window.total_seconds()) // 3600
+    return f"{hours} hours" if hours <= 24 else f"{hours // 24} days"

@@ -15,7 +15,15 @@ from app.models import InstagramToken
 from app.repositories import tokens
 from app.sandbox.server import BackgroundServer
 from app.services.tokens import TokenRefresher, TokenStore, fingerprint
-from tests.helpers import ACCOUNT_ID, APP_SECRET, USER_TOKEN, VERIFY_TOKEN, Clock, ServiceClient
+from tests.helpers import (
+    ACCOUNT_ID,
+    API_KEY,
+    APP_SECRET,
+    USER_TOKEN,
+    VERIFY_TOKEN,
+    Clock,
+    ServiceClient,
+)
 
 DAY = 24 * 60 * 60
 
@@ -38,6 +46,7 @@ def make_settings(database_url: str, sandbox: BackgroundServer) -> MakeSettings:
             "instagram_user_token": USER_TOKEN,
             "instagram_account_id": ACCOUNT_ID,
             "instagram_graph_url": sandbox.url,
+            "api_key": API_KEY,
             "instagram_get_retries": 0,
             "token_cache_seconds": 0,  # every call reads the database: no waiting in tests
             "token_refresh_retry_seconds": 3600,

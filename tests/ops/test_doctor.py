@@ -64,6 +64,7 @@ def test_every_check_passes_on_a_good_setup(doctor: Any, meta: ServiceClient) ->
     checks = doctor()
 
     assert list(checks) == [
+        "configuration",
         "app secret",
         "verify token",
         "database",
@@ -71,6 +72,7 @@ def test_every_check_passes_on_a_good_setup(doctor: Any, meta: ServiceClient) ->
         "account id",
         "webhook subscription",
         "token expiry",
+        "graph api version",
     ]
     assert all(check.status == "ok" for check in checks.values()), checks
     who = f"@sandbox_business (user_id {ACCOUNT_ID})"
@@ -78,6 +80,38 @@ def test_every_check_passes_on_a_good_setup(doctor: Any, meta: ServiceClient) ->
     assert checks["account id"].detail == f"INSTAGRAM_ACCOUNT_ID = /me user_id {ACCOUNT_ID}"
     assert checks["token expiry"].detail.startswith("valid, expires in 60 days")
     assert checks["database"].detail.startswith("reachable, schema at head")
+
+
+def test_what_would_stop_the_service_fails_the_configuration_check(
+    doctor: Any, meta: ServiceClient
+) -> None:
+    checks = doctor(api_key="<a-long-random-string>", instagram_webhook_token="short")
+
+    check = checks["configuration"]
+    assert check.failed
+    assert "API_KEY is still the example value" in check.detail
+    assert "INSTAGRAM_WEBHOOK_TOKEN is shorter than 32 characters" in check.detail
+    assert "short" not in check.line().replace("shorter", "")
+
+
+def test_an_open_api_on_purpose_passes_and_says_so(doctor: Any, meta: ServiceClient) -> None:
+    check = doctor(api_key=None, allow_open_api=True)["configuration"]
+
+    assert (check.status, check.detail) == ("ok", "safe to serve (ALLOW_OPEN_API: the API is open)")
+
+
+@pytest.mark.parametrize(
+    ("version", "status"), [("v25.0", "ok"), ("v21.0", "warn"), ("v20.0", "fail")]
+)
+def test_the_graph_api_version_is_checked_against_its_end_of_life(
+    doctor: Any, meta: ServiceClient, version: str, status: str
+) -> None:
+    check = doctor(instagram_api_version=version)["graph api version"]
+
+    assert check.status == status
+    assert version in check.detail
+    if status != "ok":
+        assert "INSTAGRAM_API_VERSION" in check.line()
 
 
 def test_missing_secrets_fail_with_a_fix(doctor: Any, meta: ServiceClient) -> None:
@@ -228,6 +262,7 @@ def environment(
         "INSTAGRAM_ACCOUNT_ID": ACCOUNT_ID,
         "INSTAGRAM_GRAPH_URL": settings.instagram_graph_url,
         "INSTAGRAM_GET_RETRIES": "0",
+        "API_KEY": secret(settings.api_key),
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
@@ -243,7 +278,7 @@ def test_subscribe_then_doctor_from_the_command_line(
     failing = capsys.readouterr().out
     assert "FAIL  webhook subscription: not subscribed to messages" in failing
     assert "fix: run `fab subscribe`" in failing
-    assert "1 of 7 checks failed" in failing
+    assert "1 of 9 checks failed" in failing
 
     assert cli.main(["subscribe"]) == 0
     assert capsys.readouterr().out.strip() == f"subscribed to: {', '.join(WEBHOOK_FIELDS)}"
@@ -251,7 +286,7 @@ def test_subscribe_then_doctor_from_the_command_line(
 
     assert cli.main(["doctor"]) == 0
     passing = capsys.readouterr().out
-    assert passing.count("OK    ") == 7
+    assert passing.count("OK    ") == 9
     assert passing.strip().endswith("all checks passed")
 
 
@@ -277,7 +312,12 @@ def test_doctor_exits_non_zero_as_a_process(environment: dict[str, str], tmp_pat
 
     assert finished.returncode == 1
     assert "FAIL  webhook subscription" in finished.stdout
-    for name in ("INSTAGRAM_APP_SECRET", "INSTAGRAM_WEBHOOK_TOKEN", "INSTAGRAM_USER_TOKEN"):
+    for name in (
+        "INSTAGRAM_APP_SECRET",
+        "INSTAGRAM_WEBHOOK_TOKEN",
+        "INSTAGRAM_USER_TOKEN",
+        "API_KEY",
+    ):
         assert environment[name] not in finished.stdout + finished.stderr
 
 

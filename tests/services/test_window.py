@@ -36,10 +36,10 @@ def test_a_closed_window_is_a_409_saying_when_the_customer_wrote() -> None:
         window.check(WROTE_AT, tag=None, now=WROTE_AT + timedelta(hours=25))
 
     assert (refused.value.status_code, refused.value.code) == (409, "outside_window")
-    # Word for word what the service has always said ("1 days" included).
+    # Word for word (it once said "1 days").
     assert refused.value.message == (
         "The customer last wrote at 2025-04-29T10:50:12+00:00; Instagram allows replies for "
-        "1 days after that (7 days for a human agent with the HUMAN_AGENT tag)."
+        "24 hours after that (7 days for a human agent with the HUMAN_AGENT tag)."
     )
 
 

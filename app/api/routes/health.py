@@ -3,8 +3,8 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import StatusReporterDep
-from app.services.health import StatusReport, migration_heads
+from app.api.deps import CarriesApiKeyDep, StatusReporterDep
+from app.services.health import Readiness, StatusReport, migration_heads
 
 router = APIRouter(tags=["health"])
 
@@ -20,9 +20,17 @@ READY_EXAMPLE = {
         "expiry_assumed": False,
         "refreshed_at": "2026-11-21T10:15:00+00:00",
     },
+    "graph_api_version": {
+        "version": "v25.0",
+        "state": "ok",
+        "detail": "v25.0: available until 2028-07-29",
+        "end_of_life": "2028-07-29",
+        "days_left": 607,
+    },
     "last_webhook_received_at": "2026-11-29T11:02:13.481000+00:00",
     "backlog": {"profiles_due": 0, "failed_deliveries": 0},
 }
+READY_SUMMARY_EXAMPLE = {"status": "not_ready", "failing": ["schema"]}
 
 
 @router.get(
@@ -40,19 +48,43 @@ def health() -> dict[str, str]:
     summary="Readiness and status",
     responses={
         200: {"content": {"application/json": {"example": READY_EXAMPLE}}},
-        503: {"description": "Not ready (database unreachable, or schema not at head)"},
+        503: {
+            "description": "Not ready (database unreachable, or schema not at head)",
+            "content": {"application/json": {"example": READY_SUMMARY_EXAMPLE}},
+        },
     },
 )
-def ready(reporter: StatusReporterDep) -> JSONResponse:
+def ready(reporter: StatusReporterDep, full: CarriesApiKeyDep) -> JSONResponse:
     """200 when the database answers and its schema is at the newest migration, else 503.
-    Also reports the access token (valid / expiring / expired / invalid / not configured),
-    the last webhook received and the background backlog — an invalid token does not make
-    the service unready: webhooks must still be stored."""
+
+    Without the API key: only the status and the names of the failing checks (what a probe
+    needs). With it: also the access token (valid / expiring / expired / invalid / not
+    configured), the Graph API version's end of life, the last webhook received and the
+    background backlog — an invalid token does not make the service unready: webhooks must
+    still be stored."""
+    if not full:
+        readiness = reporter.readiness()
+        body: dict[str, object] = {
+            "status": "ready" if readiness.ready else "not_ready",
+            "failing": failing_checks(readiness),
+        }
+        return _answer(body, ready=readiness.ready)
     report = reporter.report()
-    body = ready_body(report)
-    if report.readiness.ready:
+    return _answer(ready_body(report), ready=report.readiness.ready)
+
+
+def _answer(body: dict[str, object], *, ready: bool) -> JSONResponse:
+    if ready:
         return JSONResponse(body)
     return JSONResponse({**body, "detail": "Not ready.", "code": "not_ready"}, status_code=503)
+
+
+def failing_checks(readiness: Readiness) -> list[str]:
+    return [
+        name
+        for name, ok in (("database", readiness.database == "ok"), ("schema", readiness.ready))
+        if not ok
+    ]
 
 
 def ready_body(report: StatusReport) -> dict[str, object]:
@@ -68,6 +100,7 @@ def ready_body(report: StatusReport) -> dict[str, object]:
         "checks": {"database": ready.database, "schema": ready.schema},
         "schema_version": ready.schema_version,
         "instagram_token": report.token.as_dict(),
+        "graph_api_version": report.graph_version.as_dict(),
         "last_webhook_received_at": report.last_webhook_at.isoformat()
         if report.last_webhook_at
         else None,
