@@ -15,7 +15,7 @@ logger = logging.getLogger("app.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's request id is kept when it is a plain token (it ends up in logs and headers).
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Probes and scrapes arrive every few seconds: their lines are DEBUG, the rest INFO.
 QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 UNMATCHED_ROUTE = "<unmatched>"
@@ -32,7 +32,7 @@ class RequestObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-        rid = offered if _VALID_REQUEST_ID.match(offered) else os.urandom(16).hex()
+        rid = offered if _VALID_REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500  # unless the app answers: an exception escaping it is a 500

@@ -39,6 +39,7 @@ from app.clients.instagram_errors import (
 )
 from app.config import Settings
 from app.logs import redact_urllib3_logs
+from app.schemas.common import IG_ID
 
 logger = logging.getLogger(__name__)
 redact_urllib3_logs()
@@ -48,8 +49,6 @@ PROFILE_FIELDS = (
     "is_business_follow_user,is_verified_user"
 )
 ME_FIELDS = "user_id,username,name,account_type,profile_picture_url"
-
-_NUMERIC_ID = re.compile(r"^[0-9]{1,64}$")
 
 
 class TokenProvider(Protocol):
@@ -186,7 +185,7 @@ class InstagramClient:
     def get_user_profile(self, user_id: str) -> dict[str, Any]:
         """A user's profile by IGSID (needs their consent: they messaged us); a refusal is a
         `ConsentRequiredError`."""
-        if not _NUMERIC_ID.match(user_id):
+        if not IG_ID.fullmatch(user_id):
             raise ValueError("an Instagram user id is digits only")
         return self._request(
             "GET",

@@ -1,5 +1,6 @@
 """Types shared by the API schemas."""
 
+import re
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -12,6 +13,9 @@ def int_id_to_str(value: object) -> object:
     return value
 
 
+# An Instagram id (IGSID, IG_ID): digits only. Python code checks with IG_ID.fullmatch (a
+# `$` in Python's re also matches before a trailing newline); pydantic takes the pattern.
+IG_ID = re.compile(r"[0-9]{1,64}")
 IG_ID_PATTERN = r"^[0-9]{1,64}$"
 
 InstagramId = Annotated[

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from app.schemas.common import int_id_to_str
+from app.schemas.common import IG_ID_PATTERN, int_id_to_str
 
 MILLISECONDS_THRESHOLD = 10**12  # below this an event time is in seconds (dashboard test events)
 EARLIEST_EVENT = datetime(2010, 1, 1, tzinfo=UTC)
@@ -30,7 +30,9 @@ def event_time(value: object) -> datetime:
     return moment
 
 
-WebhookId = Annotated[str, BeforeValidator(int_id_to_str), Field(min_length=1, max_length=64)]
+# A person's or an account's Instagram id: digits only (an event naming anything else is
+# refused and recorded on its delivery).
+WebhookId = Annotated[str, BeforeValidator(int_id_to_str), Field(pattern=IG_ID_PATTERN)]
 EventTime = Annotated[datetime, BeforeValidator(event_time)]
 
 

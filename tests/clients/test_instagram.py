@@ -26,7 +26,7 @@ from app.clients.instagram_errors import (
 from app.config import Settings
 from tests.helpers import USER_TOKEN
 
-BASE = "https://graph.test/v22.0"
+BASE = "https://graph.test/v25.0"
 SEND_URL = f"{BASE}/me/messages"
 PROFILE_URL = f"{BASE}/1187429836452190"
 
@@ -35,7 +35,7 @@ def make_client(**overrides: object) -> InstagramClient:
     defaults: dict[str, object] = {
         "instagram_user_token": USER_TOKEN,
         "instagram_graph_url": "https://graph.test/",
-        "instagram_api_version": "v22.0",
+        "instagram_api_version": "v25.0",
         "instagram_get_retries": 2,
     }
     settings = Settings(_env_file=None, **{**defaults, **overrides})
@@ -432,7 +432,7 @@ def test_errors_are_logged_with_metas_code_and_trace_but_never_the_token(
 
     assert "code=190 subcode=467" in caplog.text
     assert "fbtrace_id=AbC" in caplog.text
-    assert "GET /v22.0/{id}" in caplog.text
+    assert "GET /v25.0/{id}" in caplog.text
     assert USER_TOKEN not in caplog.text
 
 
@@ -445,7 +445,7 @@ def test_proxy_variables_are_honoured_and_read_once_per_host(
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     responses.get(PROFILE_URL, json={"id": "1187429836452190"})
-    responses.get("https://graph.bypass/v22.0/me", json={"user_id": "1"})
+    responses.get("https://graph.bypass/v25.0/me", json={"user_id": "1"})
     lookups: list[str] = []
     environ_proxies = requests.utils.get_environ_proxies
 

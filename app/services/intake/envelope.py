@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.schemas.common import IG_ID
+
 ITEM_LISTS = ("messaging", "standby")
 DASHBOARD_TEST_ENTRY_ID = "0"
 
@@ -60,6 +62,9 @@ def _entry_events(entry: Any, *, path: str) -> Iterator[WebhookEvent | EventShap
             continue
         if not isinstance(account_id, str) or not account_id:
             yield EventShapeError(f"{path}.id: missing account id")
+            return
+        if not IG_ID.fullmatch(account_id):
+            yield EventShapeError(f"{path}.id: the account id is not an Instagram id (digits)")
             return
         for item_index, item in enumerate(items):
             yield WebhookEvent(
