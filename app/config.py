@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # /webhook takes Meta's deliveries (up to MAX_BODY_BYTES); the JSON API far smaller bodies.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_api_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Raw webhook deliveries are deleted after this many days (failed ones only once replayed).
+    raw_delivery_retention_days: int = Field(default=30, ge=1)
     profile_cache_ttl_seconds: int = Field(default=24 * 3600, ge=0)
     profile_retry_seconds: int = Field(default=300, ge=0)
     profile_worker_enabled: bool = True

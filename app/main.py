@@ -22,6 +22,7 @@ from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
 from app.services.accounts import BusinessAccount
 from app.services.health import StatusReporter
+from app.services.housekeeping import Housekeeper, HousekeepingWorker
 from app.services.profiles import ProfileFetcher, ProfileWorker
 from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
 from app.services.tokens import TokenRefresher, TokenStore, TokenWorker
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     unrecorded_sends = UnrecordedSends()
     sent_recorder = UnrecordedSendsWorker(session_factory, unrecorded_sends)
+    housekeeping = HousekeepingWorker(
+        Housekeeper(session_factory=session_factory, settings=settings)
+    )
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warn_about_configuration(settings)
         tokens.adopt_at_start()
         sent_recorder.start()
+        housekeeping.start()
         if settings.profile_worker_enabled:
             profile_worker.start()
         if settings.token_refresh_enabled:
@@ -106,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_worker.stop()
         if settings.profile_worker_enabled:
             profile_worker.stop()
+        housekeeping.stop()
         sent_recorder.stop()
         instagram.close()
         engine.dispose()

@@ -47,7 +47,7 @@ HTTP_LATENCY = Histogram(
 WEBHOOK_DELIVERIES = Counter(
     "insta_webhook_deliveries_total",
     "Webhook POSTs by outcome: applied; failed (stored, an event kept for `fab replay`); "
-    "invalid_signature; malformed_json.",
+    "duplicate (the same body again: stored once); invalid_signature; malformed_json.",
     ["outcome"],
     registry=REGISTRY,
 )

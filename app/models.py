@@ -235,6 +235,9 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    # A delivery Meta sends again byte for byte (same body, same signature) is stored once.
+    # NULL only for copies stored twice before this column existed.
+    body_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     signature_valid: Mapped[bool]
     event_count: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     status: Mapped[str] = mapped_column(String(16))

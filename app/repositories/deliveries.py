@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.models import WebhookDelivery
@@ -13,19 +13,23 @@ def add(
     session: Session,
     *,
     body: bytes,
+    body_sha256: str,
     received_at: datetime,
     event_count: int,
     status: str,
     error: str | None,
-) -> None:
-    """Store a raw delivery (an INSERT compiled once: this runs for every webhook)."""
-    rows_upsert(
+) -> bool:
+    """Store a raw delivery (an INSERT compiled once: this runs for every webhook); False
+    when the same body is stored already (Meta sent it again), and nothing was stored."""
+    table = WebhookDelivery.__table__
+    stored = rows_upsert(
         session,
         key="deliveries.add",
-        table=WebhookDelivery.__table__,
+        table=table,
         rows=[
             {
                 "body": body,
+                "body_sha256": body_sha256,
                 "received_at": received_at,
                 "signature_valid": True,
                 "event_count": event_count,
@@ -35,8 +39,26 @@ def add(
                 "replay_count": 0,
             }
         ],
-        finish=lambda insert: insert,
+        finish=lambda insert: insert.on_conflict_do_nothing(
+            index_elements=[table.c.body_sha256]
+        ).returning(table.c.id),
     )
+    return bool(stored)
+
+
+def delete_older(session: Session, *, received_before: datetime, limit: int) -> int:
+    """Delete up to `limit` deliveries received before then, except failed ones (kept until
+    `fab replay` applies them); how many went."""
+    doomed = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.received_at < received_before, WebhookDelivery.status != "failed")
+        .order_by(WebhookDelivery.id)
+        .limit(limit)
+    )
+    result = session.execute(
+        delete(WebhookDelivery).where(WebhookDelivery.id.in_(doomed.scalar_subquery()))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def last_received_at(session: Session) -> datetime | None:

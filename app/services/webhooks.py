@@ -1,5 +1,6 @@
 """Webhook intake: the subscription handshake, and durable, idempotent delivery storage."""
 
+import hashlib
 import json
 import logging
 from datetime import datetime
@@ -61,14 +62,22 @@ class WebhookService:
             raise
         received_at = utcnow()
         outcome = apply_delivery(self.session, payload)
-        deliveries.add(
+        stored = deliveries.add(
             self.session,
             body=body,
+            body_sha256=hashlib.sha256(body).hexdigest(),
             received_at=received_at,
             event_count=outcome.event_count,
             status=outcome.status,
             error=outcome.error,
         )
+        if not stored:
+            # Meta sent this very delivery again (its 200 was lost): it is stored and applied
+            # already, so what this one wrote (the same thing, again) is undone.
+            self.session.rollback()
+            metrics.WEBHOOK_DELIVERIES.labels(outcome="duplicate").inc()
+            logger.info("webhook delivery received again byte for byte: stored once")
+            return
         self.session.commit()
         _count(outcome, received_at=received_at)
         if outcome.failures:
