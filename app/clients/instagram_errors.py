@@ -21,6 +21,8 @@ CONSENT_REQUIRED = 230
 INVALID_PARAMETER = 100
 PERMISSION_DENIED = 10
 OUTSIDE_WINDOW_SUBCODES = frozenset({2534022, 2018278})
+# 10/1893063 (since 2026-06): Meta restricted the account from sending for a while (hours).
+SENDING_RESTRICTED_SUBCODE = 1893063
 RECIPIENT_NOT_FOUND_SUBCODES = frozenset({2534014, 2018001})
 USER_UNAVAILABLE = 551
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, 80002})
@@ -147,6 +149,14 @@ class OutsideWindowError(InstagramError):
     code = "outside_window"
 
 
+class SendingRestrictedError(InstagramError):
+    """10/1893063: Meta has temporarily restricted the account from sending messages; retrying
+    soon does not help (it lasts hours), and the account's owner should look at Instagram."""
+
+    status_code = 403
+    code = "account_restricted"
+
+
 class RecipientNotFoundError(InstagramError):
     """The recipient is not a customer of this account, or is unavailable (551)."""
 
@@ -198,6 +208,12 @@ def error_from_envelope(
         return OutsideWindowError(
             f"{said} The customer's last message is older than the messaging window "
             "(24 hours; 7 days with the HUMAN_AGENT tag).",
+            graph=details,
+        )
+    if code == PERMISSION_DENIED and subcode == SENDING_RESTRICTED_SUBCODE:
+        return SendingRestrictedError(
+            f"{said} Instagram has temporarily restricted this account from sending "
+            "messages (usually for hours): wait, and check the account in the Instagram app.",
             graph=details,
         )
     if subcode in RECIPIENT_NOT_FOUND_SUBCODES or code == USER_UNAVAILABLE:

@@ -20,6 +20,7 @@ from app.clients.instagram_errors import (
     OutsideWindowError,
     RateLimitedError,
     RecipientNotFoundError,
+    SendingRestrictedError,
     TokenInvalidError,
     error_from_envelope,
 )
@@ -155,6 +156,13 @@ def test_a_failed_post_is_never_retried() -> None:
         ),
         (
             400,
+            graph_error(10, 1893063, "temporarily restricted from sending"),
+            SendingRestrictedError,
+            403,
+            "account_restricted",
+        ),
+        (
+            400,
             graph_error(100, 2534014, "The requested user cannot be found."),
             RecipientNotFoundError,
             404,
@@ -211,6 +219,7 @@ def test_a_failed_post_is_never_retried() -> None:
         "token",
         "window",
         "window-2018278",
+        "restricted-1893063",
         "recipient",
         "recipient-2018001",
         "551",

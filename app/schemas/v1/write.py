@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.schemas.common import SAMPLE_MID
 from app.schemas.send import MessageText
@@ -23,9 +23,29 @@ MAX_BUTTONS = 3
 MAX_ELEMENTS = 10
 
 
+# Instagram disabled the quick replies that ask for the customer's phone number or email on
+# 2026-10-05: Meta refuses them, so the API does first, saying why.
+DISABLED_QUICK_REPLIES = frozenset({"user_phone_number", "user_email"})
+
+
 class QuickReplyCreate(BaseModel):
+    content_type: str = Field(
+        default="text", description="`text`, the only kind Instagram still takes."
+    )
     title: str = Field(min_length=1, max_length=20)
     payload: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("content_type")
+    @classmethod
+    def _text_only(cls, value: str) -> str:
+        if value in DISABLED_QUICK_REPLIES:
+            raise ValueError(
+                f"Instagram no longer takes `{value}` quick replies (disabled on 2026-10-05); "
+                "ask in the text instead"
+            )
+        if value != "text":
+            raise ValueError("quick replies are `text`")
+        return value
 
 
 class UrlButton(BaseModel):

@@ -173,6 +173,22 @@ def test_every_kind_of_message_is_sent_once_and_stored(
             ["body", "quick_replies"],
         ),
         (
+            {
+                "text": "Your phone?",
+                "quick_replies": [
+                    {"content_type": "user_phone_number", "title": "t", "payload": "P"}
+                ],
+            },
+            ["body", "quick_replies", 0, "content_type"],
+        ),
+        (
+            {
+                "text": "Your email?",
+                "quick_replies": [{"content_type": "user_email", "title": "t", "payload": "P"}],
+            },
+            ["body", "quick_replies", 0, "content_type"],
+        ),
+        (
             {"attachment": {"type": "image", "url": "http://plain.example.com/a.jpg"}},
             ["body", "attachment", "url"],
         ),
@@ -207,6 +223,8 @@ def test_every_kind_of_message_is_sent_once_and_stored(
         "text-bytes",
         "quick-reply-title",
         "14-quick-replies",
+        "phone-quick-reply",
+        "email-quick-reply",
         "http-url",
         "no-url",
         "heart-with-url",
@@ -231,6 +249,18 @@ def test_what_meta_would_refuse_is_a_422_naming_the_field(
         assert next(error["loc"][: len(field)] for error in answer["detail"]) == field
     assert sends(meta) == []
     assert outbound(db) == []
+
+
+def test_phone_and_email_quick_replies_are_refused_saying_instagram_disabled_them(
+    api: ServiceClient, meta: ServiceClient, anna: dict
+) -> None:
+    reply = {"content_type": "user_email", "title": "Email", "payload": "EMAIL"}
+    response = send(api, anna["id"], {"text": "Your email?", "quick_replies": [reply]})
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert "disabled on 2026-10-05" in error["msg"]
+    assert sends(meta) == []
 
 
 def test_human_agent_tag_opens_the_7_day_window(
@@ -320,8 +350,19 @@ def test_without_stored_inbound_messages_metas_answer_decides(
             404,
             "recipient_not_found",
         ),
+        (
+            {
+                "error": {
+                    "message": "The account is temporarily restricted from sending messages",
+                    "code": 10,
+                    "error_subcode": 1893063,
+                }
+            },
+            403,
+            "account_restricted",
+        ),
     ],
-    ids=["613", "4", "190", "2", "2534014"],
+    ids=["613", "4", "190", "2", "2534014", "1893063"],
 )
 def test_metas_errors_map_and_the_message_is_stored_as_failed(
     api: ServiceClient,
