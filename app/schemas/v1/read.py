@@ -36,6 +36,16 @@ class MessagePreview(BaseModel):
     sent_at: datetime
 
 
+class ReferralRead(BaseModel):
+    """The latest ig.me link or ad that opened this existing conversation (Meta's `referral`)."""
+
+    ref: str | None = Field(description="The link's or ad's `ref` parameter.")
+    source: str | None = Field(description="`SHORTLINK` (ig.me) or `ADS`.")
+    type: str | None = Field(description="`OPEN_THREAD`.")
+    ad_id: str | None = Field(description="The ad, when an ad opened it.")
+    at: datetime = Field(description="When the customer followed it.")
+
+
 class ConversationRead(BaseModel):
     """A conversation with one customer, and what an inbox needs to show it."""
 
@@ -62,6 +72,13 @@ class ConversationRead(BaseModel):
                     "human_agent_until": "2025-05-06T10:50:12Z",
                     "customer_read_at": None,
                     "unread_count": 1,
+                    "last_referral": {
+                        "ref": "spring_sale_2025",
+                        "source": "SHORTLINK",
+                        "type": "OPEN_THREAD",
+                        "ad_id": None,
+                        "at": "2025-04-29T10:50:33Z",
+                    },
                 }
             ]
         }
@@ -82,6 +99,9 @@ class ConversationRead(BaseModel):
         description="The customer has seen the business's messages up to this time."
     )
     unread_count: int = Field(description="Customer messages after the business's last one.")
+    last_referral: ReferralRead | None = Field(
+        description="The latest ig.me link or ad that opened this existing conversation."
+    )
 
 
 def conversation_json(row: Columns, *, last: Columns | None, unread: int) -> JsonObject:
@@ -111,6 +131,24 @@ def conversation_json(row: Columns, *, last: Columns | None, unread: int) -> Jso
         "human_agent_until": window.human_agent_until(inbound_at),
         "customer_read_at": row["customer_read_at"],
         "unread_count": unread,
+        "last_referral": _referral_json(row["last_referral"], at=row["last_referral_at"]),
+    }
+
+
+def _referral_json(referral: Any, *, at: datetime | None) -> JsonObject | None:
+    if not isinstance(referral, dict) or at is None:
+        return None
+
+    def text(key: str) -> str | None:
+        value = referral.get(key)
+        return None if value is None else str(value)
+
+    return {
+        "ref": text("ref"),
+        "source": text("source"),
+        "type": text("type"),
+        "ad_id": text("ad_id"),
+        "at": at,
     }
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from app.sandbox import webhooks
 from app.sandbox.server import BackgroundServer
 from tests.api.v1.conftest import START_MS, store_thread
-from tests.helpers import ACCOUNT_ID, ServiceClient, example, example_bytes
+from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, example, example_bytes
 
 
 def at(milliseconds: int) -> str:
@@ -379,3 +379,24 @@ def test_a_page_costs_the_same_statements_whatever_the_history(
     assert all(
         "LIMIT" in s for s in long.statements if "FROM messages" in s and "reactions" not in s
     )
+
+
+def test_a_referral_in_an_existing_thread_is_shown_on_the_conversation(
+    api: ServiceClient,
+) -> None:
+    assert api.deliver(example("text")).status_code == 200
+    before = api.get(f"/api/v1/conversations/{CUSTOMER_ID}").json()
+    assert api.deliver(example("referral_igme_existing_thread")).status_code == 200
+
+    after = api.get(f"/api/v1/conversations/{CUSTOMER_ID}").json()
+    [listed] = api.get("/api/v1/conversations").json()["data"]
+
+    assert before["last_referral"] is None
+    assert after["last_referral"] == {
+        "ref": "spring_sale_2025",
+        "source": "SHORTLINK",
+        "type": "OPEN_THREAD",
+        "ad_id": None,
+        "at": "2025-04-29T10:50:33Z",
+    }
+    assert listed["last_referral"] == after["last_referral"]
