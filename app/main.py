@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     unrecorded_sends = UnrecordedSends()
     sent_recorder = UnrecordedSendsWorker(session_factory, unrecorded_sends)
+    business_account = BusinessAccount(settings=settings, instagram=instagram)
     housekeeping = HousekeepingWorker(
         Housekeeper(session_factory=session_factory, settings=settings)
     )
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, log_format=settings.log_format)
         _warn_about_configuration(settings)
         tokens.adopt_at_start()
+        business_account.start()
         sent_recorder.start()
         housekeeping.start()
         if settings.profile_worker_enabled:
@@ -112,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.profile_worker_enabled:
             profile_worker.stop()
         housekeeping.stop()
+        business_account.stop()
         sent_recorder.stop()
         instagram.close()
         engine.dispose()
@@ -128,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.instagram = instagram
-    app.state.business_account = BusinessAccount(settings=settings, instagram=instagram)
+    app.state.business_account = business_account
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
     app.state.status_reporter = StatusReporter(
