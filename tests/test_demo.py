@@ -10,6 +10,9 @@ import requests
 
 from app.sandbox.demo import DATABASE_FILE, DemoError, DemoResult, run_demo
 
+# Each starts the sandbox and the service as processes of their own.
+pytestmark = pytest.mark.slow
+
 
 def free_ports(count: int) -> list[int]:
     """Ports nothing listens on now (bound to port 0 together, so they differ)."""

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -79,6 +80,7 @@ def service_process(*, database_url: str, graph_url: str, workdir: Path) -> Iter
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_two_processes_store_every_event_once_and_fetch_every_profile_once(
     database_url: str, db: Session, sandbox: BackgroundServer, meta: ServiceClient, tmp_path: Path
 ) -> None:

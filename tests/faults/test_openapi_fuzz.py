@@ -54,6 +54,8 @@ def session() -> Iterator[requests.Session]:
         yield session
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_generated_requests_get_no_5xx_and_answers_match_the_schema(
     service: BackgroundServer, meta: ServiceClient, session: requests.Session
 ) -> None:

@@ -20,11 +20,6 @@ from tests.helpers import ACCOUNT_ID, APP_SECRET, USER_TOKEN, VERIFY_TOKEN, Cloc
 DAY = 24 * 60 * 60
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 MakeSettings = Callable[..., Settings]
 
 

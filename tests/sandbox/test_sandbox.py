@@ -76,6 +76,7 @@ def test_config_defaults_without_environment(monkeypatch):
     assert config.echo_mode == "after"
 
 
+@pytest.mark.slow
 def test_cli_help_exits_zero():
     result = subprocess.run(
         [sys.executable, "-m", "app.sandbox", "--help"],
