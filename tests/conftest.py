@@ -183,8 +183,9 @@ def stack(
 
 
 @pytest.fixture
-def shared_database(backend: str, stack: Stack) -> shared.SharedDatabase:
-    """The backend's shared database, made anew for this test (its services paused)."""
+def shared_database(backend: str, stack: Stack, sandbox: BackgroundServer) -> shared.SharedDatabase:
+    """The backend's shared database, made anew for this test (once `sandbox` has made
+    everything quiet)."""
     return stack.fresh_database(backend)
 
 
@@ -207,7 +208,8 @@ def db(database_url: str) -> Iterator[Session]:
 
 @pytest.fixture
 def sandbox(stack: Stack) -> BackgroundServer:
-    """The Graph API sandbox over HTTP, reset; its webhooks go to `service` once it runs."""
+    """The Graph API sandbox over HTTP, reset, once no request or background round of the
+    last test is in flight anywhere; its webhooks go to `service` once it runs."""
     stack.quiet()
     return stack.sandbox.server
 

@@ -211,11 +211,15 @@ class StatementCounter:
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str = "") -> None:
+    """Until `condition()` holds (looked at again and again, soon at first); fail the test when
+    it still does not after `timeout` seconds."""
     deadline = time.monotonic() + timeout
+    pause = 0.002
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
 
 
 def wait_for_profiles(db: Session, *user_ids: str, timeout: float = 10) -> None:

@@ -7,24 +7,25 @@ most of the suite's time; what a test may leave behind is cleared instead:
 - the database: PostgreSQL drops and recreates the schema the service's `search_path` names
   (one round trip of the models' DDL); SQLite replaces the file with a copy of a template
   migrated once. The service's connection pool is emptied first, so no connection outlives it.
-- the sandbox: `POST /_sandbox/reset` (customers, calls, sends, faults, tokens, knobs), which
-  also lets go of calls a fault is still holding.
+- the sandbox: its reset (what `POST /_sandbox/reset` does: customers, calls, sends, faults,
+  tokens, knobs), which also lets go of calls a fault is still holding.
 - the service's own memory: sends waiting to be recorded, the cached token, the log setup.
 - its background threads (profile fetcher, token refresher, sent-recorder) are paused between
   tests and resumed only for tests that ask for the running service; nothing is reset while a
   request or a round of theirs is in flight.
 """
 
+import itertools
 import os
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import requests
 from fastapi import FastAPI
 from sqlalchemy import Engine, create_mock_engine, make_url, text
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -33,7 +34,7 @@ from app.config import Settings
 from app.logs import configure_logging
 from app.main import create_app
 from app.models import Base
-from app.sandbox import SandboxConfig, create_sandbox_app
+from app.sandbox import SandboxConfig, SandboxState, create_sandbox_app
 from app.sandbox.server import BackgroundServer
 from app.services.health import migration_heads
 from tests.helpers import ACCOUNT_ID, APP_SECRET, USER_TOKEN, VERIFY_TOKEN
@@ -95,19 +96,19 @@ class SharedSandbox:
         self.requests = InFlight(self.app)
         self.server = BackgroundServer(self.requests).start()
         self.url = self.server.url
-        self.http = requests.Session()
+
+    @property
+    def state(self) -> SandboxState:
+        return self.app.state.sandbox
 
     def reset(self) -> None:
-        self.http.post(f"{self.url}/_sandbox/reset", timeout=10).raise_for_status()
+        """What `POST /_sandbox/reset` does, without the round trip."""
+        self.state.reset()
 
     def send_webhooks_to(self, url: str) -> None:
-        response = self.http.put(
-            f"{self.url}/_sandbox/config", json={"webhook_url": url}, timeout=10
-        )
-        response.raise_for_status()
+        self.state.update_settings(webhook_url=url)
 
     def close(self) -> None:
-        self.http.close()
         self.server.stop()
 
 
@@ -156,7 +157,12 @@ def drop_postgres_schema(admin: Engine, schema: str) -> None:
 
 
 class SharedDatabase:
-    """One database of a backend, reset to a fresh one at the newest migration on demand."""
+    """One database of a backend, reset to a fresh one at the newest migration on demand.
+
+    On PostgreSQL the next fresh schema is built in the background while a test runs; a
+    reset swaps it in under the name the service's `search_path` holds (two renames in one
+    transaction) and drops the used one in the background too.
+    """
 
     def __init__(
         self,
@@ -180,6 +186,10 @@ class SharedDatabase:
             self.admin = postgres_admin
             self.schema = name
             self.url = postgres_url_for_schema(postgres_url, name)
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+            self._names = itertools.count()
+            self._spare: Future[str] | None = None
+            self._dropped: Future[None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -190,11 +200,34 @@ class SharedDatabase:
             for leftover in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
                 leftover.unlink(missing_ok=True)
             os.replace(fresh, self.path)
-        else:
+            return
+        if self._dropped is not None:
+            self._dropped.result()  # a failure there (a connection left open) shows here
+        if self._spare is None:
             create_postgres_schema(self.admin, self.schema, replace=True)
+        else:
+            spare, used = self._spare.result(), f"{self.schema}_used_{next(self._names)}"
+            with self.admin.connect() as connection:
+                connection.exec_driver_sql(
+                    f"SET LOCAL lock_timeout = '10s';\n"
+                    f'ALTER SCHEMA "{self.schema}" RENAME TO "{used}";\n'
+                    f'ALTER SCHEMA "{spare}" RENAME TO "{self.schema}"'
+                )
+            self._dropped = self._background.submit(drop_postgres_schema, self.admin, used)
+        self._spare = self._background.submit(self._make_spare)
+
+    def _make_spare(self) -> str:
+        spare = f"{self.schema}_spare_{next(self._names)}"
+        create_postgres_schema(self.admin, spare)
+        return spare
 
     def drop(self) -> None:
         if self.backend == "postgresql":
+            if self._spare is not None:
+                drop_postgres_schema(self.admin, self._spare.result())
+            if self._dropped is not None:
+                self._dropped.result()
+            self._background.shutdown()
             drop_postgres_schema(self.admin, self.schema)
 
 
@@ -212,7 +245,8 @@ def service_settings(*, database_url: str, graph_url: str) -> dict[str, Any]:
         "instagram_graph_url": graph_url,
         "instagram_get_retries": 1,
         "instagram_read_timeout": 5,
-        "profile_worker_idle_seconds": 0.05,
+        # An idle fetcher looks for due profiles 50 times a second: tests wait less for one.
+        "profile_worker_idle_seconds": 0.02,
         # Every record is created, so the run's secret check (conftest.py) sees them all.
         "log_level": "DEBUG",
     }
@@ -330,8 +364,7 @@ class Stack:
         self.sandbox.reset()
 
     def fresh_database(self, backend: str) -> SharedDatabase:
-        """The backend's shared database made anew, its services paused and emptied."""
-        self.quiet()
+        """The backend's shared database made anew, its services emptied (`quiet()` first)."""
         for (service_backend, _), service in self._services.items():
             if service_backend == backend:
                 service.forget()
