@@ -4,9 +4,10 @@ brought back to a fresh start before each test (tests/conftest.py wires them as 
 Starting a uvicorn server, a sandbox and the service's background threads for every test cost
 most of the suite's time; what a test may leave behind is cleared instead:
 
-- the database: PostgreSQL drops and recreates the schema the service's `search_path` names
-  (one round trip of the models' DDL); SQLite replaces the file with a copy of a template
-  migrated once. The service's connection pool is emptied first, so no connection outlives it.
+- the database: on PostgreSQL the schema the service's `search_path` names is replaced by a
+  fresh one built (from the models' DDL) while the last test ran; SQLite replaces the file
+  with a copy of a template migrated once. The service's connection pool is emptied first, so
+  no connection outlives the database it was opened on.
 - the sandbox: its reset (what `POST /_sandbox/reset` does: customers, calls, sends, faults,
   tokens, knobs), which also lets go of calls a fault is still holding.
 - the service's own memory: sends waiting to be recorded, the cached token, the log setup.

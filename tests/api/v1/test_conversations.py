@@ -423,14 +423,15 @@ def test_conversations_with_the_same_last_activity_page_without_gaps_or_repeats(
         for n, customer in enumerate(customers)
     ]
     assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items)).status_code == 200
-    newest_first = [
-        conversation.user_id
-        for conversation in db.scalars(
-            select(Conversation).order_by(
-                Conversation.last_message_at.desc(), Conversation.id.desc()
-            )
+    # The order the inbox promises: last activity, then row. Each thread has one message,
+    # from its customer.
+    rows = db.scalars(
+        select(Conversation.id).order_by(
+            Conversation.last_message_at.desc(), Conversation.id.desc()
         )
-    ]
+    ).all()
+    customer_of = {m.conversation_id: m.sender_id for m in db.scalars(select(Message))}
+    newest_first = [customer_of[row] for row in rows]
 
     seen: list[str] = []
     params: dict[str, Any] = {"limit": 3}
