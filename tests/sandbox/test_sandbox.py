@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from app.sandbox import SandboxConfig
 from app.sandbox.clock import now_ms
 from app.sandbox.ids import new_mid
 from app.sandbox.webhooks import deliver, encode
+from tests.helpers import wait_until
 from tests.sandbox.conftest import ACCOUNT_ID, APP_SCOPED_ID, CONFIG_ENV_VARS, signed_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -489,6 +491,45 @@ def test_clearing_faults(sandbox):
     sandbox.control("POST", "/faults", json={"kind": "any", "error": {"message": "x", "code": 2}})
     assert sandbox.control("DELETE", "/faults").json() == []
     assert sandbox.graph("GET", "/me").status_code == 200
+
+
+def test_clearing_faults_answers_the_calls_a_delay_holds(sandbox):
+    sandbox.control("POST", "/faults", json={"kind": "me", "delay_seconds": 300})
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(sandbox.graph, "GET", "/me")
+        wait_until(
+            lambda: [c["status_code"] for c in sandbox.control("GET", "/calls").json()] == [None],
+            what="the call held",
+        )
+        assert sandbox.control("DELETE", "/faults").status_code == 200
+
+        assert held.result().status_code == 200
+    assert [c["status_code"] for c in sandbox.control("GET", "/calls").json()] == [200]
+
+
+def test_a_fault_can_answer_a_body_of_its_own_even_a_success(sandbox):
+    customer = sandbox.messaged_customer()
+    answer = {"recipient_id": customer["id"]}  # no message_id
+    added = sandbox.control("POST", "/faults", json={"kind": "send", "status": 200, "body": answer})
+
+    response = sandbox.send({"recipient": {"id": customer["id"]}, "message": {"text": "Hi"}})
+    again = sandbox.send({"recipient": {"id": customer["id"]}, "message": {"text": "Hi"}})
+
+    assert added.status_code == 201
+    assert (response.status_code, response.json()) == (200, answer)
+    assert [sent["response"] for sent in sandbox.control("GET", "/sent").json()] == [
+        answer,
+        again.json(),
+    ]
+    assert again.json()["message_id"]  # the fault played once
+
+
+def test_a_fault_below_400_needs_a_body(sandbox):
+    response = sandbox.control("POST", "/faults", json={"kind": "send", "status": 200})
+
+    assert response.status_code == 422
+    assert sandbox.control("GET", "/faults").json() == []
 
 
 def test_latency_delays_every_graph_call(sandbox):
