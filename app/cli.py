@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from app.clients.instagram import InstagramClient, InstagramError
+from app.clients.instagram import InstagramClient
+from app.clients.instagram_errors import InstagramError
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.services.doctor import run_checks

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # A claimed profile is left to its fetcher this long (longer than any Graph call takes).
     profile_claim_seconds: int = Field(default=60, ge=1)
 
-    # The access token's lifecycle (app/services/tokens.py).
+    # The access token's lifecycle (app/services/tokens/).
     token_refresh_enabled: bool = True
     # Refresh once the token is a day old and expires within this many days.
     token_refresh_days_before_expiry: int = Field(default=10, ge=1, le=59)

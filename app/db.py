@@ -3,9 +3,25 @@
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+
+# The database itself is away (down, restarting, unreachable, or no pooled connection free
+# in time), as opposed to a statement it refused. Callers answer 503 or retry later.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (see DATABASE_UNAVAILABLE), not the statement."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
 
 def create_db_engine(settings: Settings) -> Engine:

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import is_database_unavailable
+
 logger = logging.getLogger(__name__)
 
 
@@ -133,8 +135,7 @@ def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, sa_exc.DBAPIError)
-    if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError):
+    if is_database_unavailable(exc):
         return _database_error(request, exc)
     return _unexpected_error(request, exc)
 

@@ -122,16 +122,16 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        UniqueConstraint("account_id", "user_id"),
+        UniqueConstraint("account_id", "customer_id"),
         # The inbox: newest activity first, a page at a time.
         Index("ix_conversations_last_message_at_id", "last_message_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
-    # Checked at commit: intake writes the conversation first and its users only when the
-    # conversation is new (one statement fewer for every other message).
-    user_id: Mapped[str] = mapped_column(
+    # The customer's IGSID. Checked at commit: intake writes the conversation first and its
+    # users only when the conversation is new (one statement fewer for every other message).
+    customer_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", deferrable=True, initially="DEFERRED"), index=True
     )
     last_message_at: Mapped[datetime | None]
@@ -248,7 +248,7 @@ class InstagramToken(Base):
 
     Keyed by the sha256 of the configured token: refreshes replace `access_token` in the row,
     and a newly configured token starts a row of its own. `access_token` is encrypted with a
-    key derived from the configured token (app/services/tokens.py), never stored in clear.
+    key derived from the configured token (app/services/tokens/), never stored in clear.
     """
 
     __tablename__ = "instagram_tokens"

@@ -101,7 +101,7 @@ def add_conversation(
     with engine.begin() as connection:
         conversation_id = connection.scalar(
             text(
-                "INSERT INTO conversations (account_id, user_id, last_message_at,"
+                "INSERT INTO conversations (account_id, customer_id, last_message_at,"
                 " last_inbound_at, created_at, updated_at)"
                 " VALUES (:account, :customer, now(), now(), now(), now()) RETURNING id"
             ),

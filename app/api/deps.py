@@ -19,8 +19,9 @@ from app.errors import UnauthorizedError
 from app.security import secrets_equal
 from app.services.accounts import BusinessAccount
 from app.services.conversations import ConversationService
+from app.services.health import StatusReporter
 from app.services.messages import HistoryService
-from app.services.sending import SendService
+from app.services.sending import ReactionService, SenderActionService, SendService
 from app.services.users import UserService
 from app.services.webhooks import WebhookService
 
@@ -131,8 +132,31 @@ async def get_send_service(
 SendServiceDep = Annotated[SendService, Depends(get_send_service)]
 
 
+async def get_sender_action_service(instagram: InstagramDep) -> SenderActionService:
+    return SenderActionService(instagram=instagram)
+
+
+SenderActionServiceDep = Annotated[SenderActionService, Depends(get_sender_action_service)]
+
+
+async def get_reaction_service(
+    session: SessionDep, actions: SenderActionServiceDep, account: BusinessAccountDep
+) -> ReactionService:
+    return ReactionService(session=session, actions=actions, account=account)
+
+
+ReactionServiceDep = Annotated[ReactionService, Depends(get_reaction_service)]
+
+
 async def get_conversation_service(session: SessionDep) -> ConversationService:
     return ConversationService(session=session)
 
 
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
+
+
+async def get_status_reporter(request: Request) -> StatusReporter:
+    return request.app.state.status_reporter
+
+
+StatusReporterDep = Annotated[StatusReporter, Depends(get_status_reporter)]

@@ -4,19 +4,19 @@ One pooled `requests.Session`; the token travels in the `Authorization` header (
 refresh puts it in the query string, as Meta documents it, and such URLs are never logged);
 every call has a (connect, read) timeout; GETs are retried with backoff on transient failures,
 a POST never is (Meta may have delivered a message even when it answered with an error).
+A failed call raises one of the typed errors of app/clients/instagram_errors.py.
 
-The token comes from a `TokenProvider` (app/services/tokens.py keeps the refreshed one in the
-database), which also hears whether Meta accepted it: code 190 marks it for re-authentication.
+The token comes from a `TokenProvider` (app/services/tokens/ keeps the refreshed one in the
+database), which also hears whether Meta accepted it: a `TokenInvalidError` (code 190) marks it
+for re-authentication.
 """
 
-import json
 import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -25,8 +25,19 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from app import metrics
+from app.clients.instagram_errors import (
+    GraphErrorDetails,
+    InstagramBusyError,
+    InstagramError,
+    InstagramNotConfiguredError,
+    InstagramTimeoutError,
+    InstagramUnreachableError,
+    TokenInvalidError,
+    error_from_envelope,
+    graph_error_details,
+    retry_after_seconds,
+)
 from app.config import Settings
-from app.errors import AppError
 from app.logs import redact_urllib3_logs
 
 logger = logging.getLogger(__name__)
@@ -38,192 +49,7 @@ PROFILE_FIELDS = (
 )
 ME_FIELDS = "user_id,username,name,account_type,profile_picture_url"
 
-TOKEN_INVALID = 190
-CONSENT_REQUIRED = 230
-INVALID_PARAMETER = 100
-PERMISSION_DENIED = 10
-OUTSIDE_WINDOW_SUBCODES = frozenset({2534022, 2018278})
-RECIPIENT_NOT_FOUND_SUBCODES = frozenset({2534014, 2018001})
-USER_UNAVAILABLE = 551
-RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, 80002})
-TRANSIENT_CODES = frozenset({1, 2})
-DEFAULT_RETRY_AFTER_SECONDS = 60
-
 _NUMERIC_ID = re.compile(r"^[0-9]{1,64}$")
-
-
-@dataclass(frozen=True)
-class GraphErrorDetails:
-    """What Meta said in its error envelope."""
-
-    http_status: int
-    code: int | None
-    subcode: int | None
-    message: str
-    error_type: str | None
-    fbtrace_id: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "error_subcode": self.subcode,
-            "message": self.message,
-            "type": self.error_type,
-            "fbtrace_id": self.fbtrace_id,
-            "http_status": self.http_status,
-        }
-
-
-class InstagramError(AppError):
-    """A Graph API call that did not succeed; `graph` holds Meta's error when it sent one."""
-
-    status_code = 502
-    code = "instagram_error"
-    transient = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        graph: GraphErrorDetails | None = None,
-        status_code: int | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-        transient: bool | None = None,
-    ) -> None:
-        super().__init__(message, status_code=status_code, code=code, headers=headers)
-        self.graph = graph
-        if transient is not None:
-            self.transient = transient
-
-    @property
-    def graph_code(self) -> int | None:
-        return self.graph.code if self.graph else None
-
-    def as_record(self) -> dict[str, Any]:
-        """A JSON-able description for storage next to a failed message."""
-        record: dict[str, Any] = {
-            "code": self.code,
-            "detail": self.message,
-            "status": self.status_code,
-        }
-        if self.graph:
-            record["graph"] = self.graph.as_dict()
-        return record
-
-
-class InstagramNotConfiguredError(InstagramError):
-    status_code = 503
-    code = "instagram_not_configured"
-
-
-class InstagramUnreachableError(InstagramError):
-    status_code = 503
-    code = "instagram_unreachable"
-    transient = True
-
-
-class InstagramBusyError(InstagramError):
-    status_code = 503
-    code = "instagram_busy"
-    transient = True
-
-
-class InstagramTimeoutError(InstagramError):
-    status_code = 504
-    code = "instagram_timeout"
-    transient = True
-
-
-def _error_from_envelope(details: GraphErrorDetails, retry_after: int) -> InstagramError:
-    """Map Meta's (code, subcode) to the answer our clients get."""
-    code, subcode = details.code, details.subcode
-    said = f"Instagram API error {code}" + (f"/{subcode}" if subcode else "")
-    said += f": {details.message}"
-    if code == TOKEN_INVALID:
-        return InstagramError(
-            f"{said} The access token is invalid or expired: generate a new one and set "
-            "INSTAGRAM_USER_TOKEN.",
-            graph=details,
-            status_code=502,
-            code="instagram_token_invalid",
-        )
-    if code == PERMISSION_DENIED and subcode in OUTSIDE_WINDOW_SUBCODES:
-        return InstagramError(
-            f"{said} The customer's last message is older than the messaging window "
-            "(24 hours; 7 days with the HUMAN_AGENT tag).",
-            graph=details,
-            status_code=409,
-            code="outside_window",
-        )
-    if subcode in RECIPIENT_NOT_FOUND_SUBCODES or code == USER_UNAVAILABLE:
-        return InstagramError(said, graph=details, status_code=404, code="recipient_not_found")
-    if code == CONSENT_REQUIRED:
-        return InstagramError(said, graph=details, status_code=404, code="consent_required")
-    if code in RATE_LIMIT_CODES:
-        return InstagramError(
-            said,
-            graph=details,
-            status_code=429,
-            code="instagram_rate_limited",
-            headers={"Retry-After": str(retry_after)},
-            transient=True,
-        )
-    if code in TRANSIENT_CODES or details.http_status >= 500:
-        return InstagramError(
-            said, graph=details, status_code=503, code="instagram_unavailable", transient=True
-        )
-    return InstagramError(said, graph=details, status_code=502, code="instagram_error")
-
-
-def _retry_after_seconds(response: requests.Response) -> int:
-    header = response.headers.get("Retry-After")
-    if header and header.isdigit():
-        return int(header)
-    usage = response.headers.get("X-Business-Use-Case-Usage")
-    if usage:
-        try:
-            minutes = max(
-                int(entry.get("estimated_time_to_regain_access") or 0)
-                for entries in json.loads(usage).values()
-                for entry in entries
-            )
-        except (ValueError, TypeError, AttributeError):
-            minutes = 0
-        if minutes > 0:
-            return minutes * 60
-    return DEFAULT_RETRY_AFTER_SECONDS
-
-
-def _parse_error(response: requests.Response) -> GraphErrorDetails:
-    try:
-        error = response.json()["error"]
-        if not isinstance(error, dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        return GraphErrorDetails(
-            http_status=response.status_code,
-            code=None,
-            subcode=None,
-            message=f"HTTP {response.status_code} without a Graph error body",
-            error_type=None,
-            fbtrace_id=None,
-        )
-
-    def as_int(value: object) -> int | None:
-        try:
-            return int(value)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            return None
-
-    return GraphErrorDetails(
-        http_status=response.status_code,
-        code=as_int(error.get("code")),
-        subcode=as_int(error.get("error_subcode")),
-        message=str(error.get("message") or "no message"),
-        error_type=error.get("type"),
-        fbtrace_id=error.get("fbtrace_id"),
-    )
 
 
 class TokenProvider(Protocol):
@@ -307,7 +133,20 @@ class InstagramClient:
 
     def get_me(self) -> dict[str, Any]:
         """The account the token belongs to: `user_id` is the IG_ID webhooks carry."""
-        data = self._request("GET", f"{self._base_url}/me", params={"fields": ME_FIELDS})
+        return self._me(profile_read=False)
+
+    def get_own_profile(self) -> dict[str, Any]:
+        """`get_me` read as the account's profile: a refusal is a `ConsentRequiredError`, as
+        for any user's profile (`get_user_profile`)."""
+        return self._me(profile_read=True)
+
+    def _me(self, *, profile_read: bool) -> dict[str, Any]:
+        data = self._request(
+            "GET",
+            f"{self._base_url}/me",
+            params={"fields": ME_FIELDS},
+            profile_read=profile_read,
+        )
         # Meta's docs draw /me wrapped in {"data": [...]}; real answers are flat.
         if isinstance(data.get("data"), list) and data["data"]:
             data = data["data"][0]
@@ -337,19 +176,23 @@ class InstagramClient:
     def subscribed_webhook_fields(self) -> list[str]:
         """The webhook fields the account is subscribed to (`GET /me/subscribed_apps`)."""
         answer = self._request("GET", f"{self._base_url}/me/subscribed_apps")
-        apps = answer.get("data") if isinstance(answer.get("data"), list) else []
+        apps = answer.get("data")
         fields: dict[str, None] = {}
-        for app in apps:
+        for app in apps if isinstance(apps, list) else []:
             if isinstance(app, dict) and isinstance(app.get("subscribed_fields"), list):
                 fields.update(dict.fromkeys(str(field) for field in app["subscribed_fields"]))
         return list(fields)
 
     def get_user_profile(self, user_id: str) -> dict[str, Any]:
-        """A customer's profile by IGSID (needs the customer's consent: they messaged us)."""
+        """A user's profile by IGSID (needs their consent: they messaged us); a refusal is a
+        `ConsentRequiredError`."""
         if not _NUMERIC_ID.match(user_id):
             raise ValueError("an Instagram user id is digits only")
         return self._request(
-            "GET", f"{self._base_url}/{user_id}", params={"fields": PROFILE_FIELDS}
+            "GET",
+            f"{self._base_url}/{user_id}",
+            params={"fields": PROFILE_FIELDS},
+            profile_read=True,
         )
 
     def send_message(
@@ -379,7 +222,9 @@ class InstagramClient:
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
         token_in_query: bool = False,
+        profile_read: bool = False,
     ) -> dict[str, Any]:
+        """One call: Meta's JSON object, or the typed error of what went wrong."""
         token = self._token.current()
         if token is None:
             raise InstagramNotConfiguredError(
@@ -391,6 +236,32 @@ class InstagramClient:
         else:
             headers["Authorization"] = f"Bearer {token}"
         endpoint = _endpoint_name(method, url)
+        response, started = self._send(
+            endpoint, method, url, params=params, json=json, headers=headers
+        )
+        if not response.ok:
+            raise self._failure(endpoint, started, response, profile_read=profile_read)
+        _observe(endpoint, started, outcome="ok")
+        self._token.accepted()
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise InstagramError("The Instagram API answered with an unexpected body.")
+        return data
+
+    def _send(
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> tuple[requests.Response, float]:
+        """The HTTP exchange in a call slot; the response and when it started."""
         if not self._slots.acquire(timeout=self._queue_timeout):
             logger.warning("instagram %s not called: every slot is busy", endpoint)
             raise InstagramBusyError(
@@ -422,17 +293,13 @@ class InstagramClient:
             ) from None
         finally:
             self._slots.release()
-        if response.ok:
-            _observe(endpoint, started, outcome="ok")
-            self._token.accepted()
-            try:
-                data = response.json()
-            except ValueError:
-                data = None
-            if not isinstance(data, dict):
-                raise InstagramError("The Instagram API answered with an unexpected body.")
-            return data
-        details = _parse_error(response)
+        return response, started
+
+    def _failure(
+        self, endpoint: str, started: float, response: requests.Response, *, profile_read: bool
+    ) -> InstagramError:
+        """Meta's error answer: observed, logged, told to the token provider, typed."""
+        details = graph_error_details(response)
         _observe(endpoint, started, outcome="error", code=details.code)
         logger.warning(
             "instagram %s failed: http=%s code=%s subcode=%s type=%s fbtrace_id=%s message=%s",
@@ -444,9 +311,12 @@ class InstagramClient:
             details.fbtrace_id,
             details.message,
         )
-        if details.code == TOKEN_INVALID:
+        error = error_from_envelope(
+            details, retry_after=retry_after_seconds(response), profile_read=profile_read
+        )
+        if isinstance(error, TokenInvalidError):
             self._token.rejected(details)
-        raise _error_from_envelope(details, _retry_after_seconds(response))
+        return error
 
 
 def _observe(endpoint: str, started: float, *, outcome: str, code: int | None = None) -> None:

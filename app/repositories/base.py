@@ -1,21 +1,15 @@
 """What every repository shares: upserts (INSERT … ON CONFLICT, on both databases), compiled
 once and reused, and the small SQL building blocks they are made of."""
 
+import functools
 import threading
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Executable,
-    Row,
-    Table,
-    bindparam,
-    case,
-    text,
-)
+from sqlalchemy import Executable, Row, Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -88,49 +82,84 @@ def rows_upsert(
     *,
     key: str,
     table: Table,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Any],
     finish: Callable[[Any], Executable],
+    same: Mapping[str, Any] | None = None,
 ) -> list[Row[Any]]:
     """INSERT many rows at once (ROWS_PER_STATEMENT per statement), finished by `finish`
     (its ON CONFLICT and RETURNING clauses, if any); the rows it returns.
 
-    Every row has the same keys: the columns to insert.
+    The rows are dataclasses whose fields are named as columns, or mappings all with the
+    same keys; `same` gives further columns, alike for every row.
     """
     returned: list[Row[Any]] = []
     if not rows:
         return returned
-    columns = list(rows[0])
+    columns, values_of = _columns_of(rows[0])
+    same_values: tuple[Any, ...] = ()
+    if same:
+        columns, same_values = (*columns, *same), tuple(same.values())
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = rows[start : start + ROWS_PER_STATEMENT]
-
-        def build(insert: Callable[[Table], Any], count: int = len(chunk)) -> Executable:
-            placeholders = [
-                {
-                    column: bindparam(f"r{i}_{column}", type_=table.c[column].type)
-                    for column in columns
-                }
-                for i in range(count)
-            ]
-            return finish(insert(table).values(placeholders))
-
-        statement = precompiled(session, (key, tuple(columns), len(chunk)), build)
-        parameters = {
-            f"r{i}_{column}": row[column] for i, row in enumerate(chunk) for column in columns
-        }
+        count = len(chunk)
+        build = functools.partial(
+            _multi_row_insert, table=table, columns=columns, count=count, finish=finish
+        )
+        statement = precompiled(session, (key, columns, count), build)
+        values = [value for row in chunk for value in (*values_of(row), *same_values)]
+        parameters = dict(zip(_parameter_names(columns, count), values, strict=True))
         result = session.execute(statement, parameters)
         if result.returns_rows:
             returned.extend(result.all())
     return returned
 
 
-def later_of(current: ColumnElement[Any], incoming: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The later of two nullable timestamps: a column never moves backwards."""
-    return case(
-        (incoming.is_(None), current),
-        (current.is_(None), incoming),
-        (incoming > current, incoming),
-        else_=current,
-    )
+def _multi_row_insert(
+    insert: Callable[[Table], Any],
+    *,
+    table: Table,
+    columns: tuple[str, ...],
+    count: int,
+    finish: Callable[[Any], Executable],
+) -> Executable:
+    names = iter(_parameter_names(columns, count))  # row after row, as rows_upsert binds them
+    placeholders = [
+        {column: bindparam(next(names), type_=table.c[column].type) for column in columns}
+        for _ in range(count)
+    ]
+    return finish(insert(table).values(placeholders))
+
+
+@functools.cache
+def _parameter_names(columns: tuple[str, ...], count: int) -> tuple[str, ...]:
+    """The parameters of a multi-row INSERT, row after row: `r<row>_<column>`."""
+    return tuple(f"r{i}_{column}" for i in range(count) for column in columns)
+
+
+def _columns_of(row: Any) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The columns a row fills, and how to read its values in that order."""
+    if is_dataclass(row):
+        row_type: Any = type(row)  # Any: mypy does not see that a class is hashable
+        return _dataclass_columns(row_type)
+    columns = tuple(row)
+    return columns, _values_getter(itemgetter, columns)
+
+
+@functools.cache
+def _dataclass_columns(
+    row_type: Any,
+) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    columns = tuple(field.name for field in fields(row_type))
+    return columns, _values_getter(attrgetter, columns)
+
+
+def _values_getter(
+    getter: Callable[..., Callable[[Any], Any]], names: tuple[str, ...]
+) -> Callable[[Any], tuple[Any, ...]]:
+    if len(names) == 1:  # itemgetter/attrgetter of one name return the value, not a tuple
+        one = getter(names[0])
+        return lambda row: (one(row),)
+    return getter(*names)
 
 
 @dataclass(frozen=True)

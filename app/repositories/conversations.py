@@ -1,46 +1,17 @@
 """SQL for `conversations`: one per (business account, customer)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, case, select, tuple_
+from sqlalchemy import Row, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, User, utcnow
-from app.repositories.base import Position, later_of, rows_upsert
-
-
-@dataclass
-class ConversationClocks:
-    """What events tell about one conversation: each clock only ever moves forward."""
-
-    account_id: str
-    user_id: str
-    message_at: datetime | None = None
-    inbound_at: datetime | None = None
-    read_at: datetime | None = None
-    read_mid: str | None = None
-    referral: dict[str, Any] | None = None
-    referral_at: datetime | None = None
-
-    def merge(self, other: "ConversationClocks") -> None:
-        """Take the later of each clock (and what travels with it), as the database does."""
-        self.message_at = _later(self.message_at, other.message_at)
-        self.inbound_at = _later(self.inbound_at, other.inbound_at)
-        if _is_later(other.read_at, self.read_at):
-            self.read_at, self.read_mid = other.read_at, other.read_mid
-        if _is_later(other.referral_at, self.referral_at):
-            self.referral_at, self.referral = other.referral_at, other.referral
-
-
-def _is_later(candidate: datetime | None, current: datetime | None) -> bool:
-    return candidate is not None and (current is None or candidate > current)
-
-
-def _later(first: datetime | None, second: datetime | None) -> datetime | None:
-    return second if _is_later(second, first) else first
+from app.repositories.base import Position, rows_upsert
+from app.repositories.rows import ConversationClocks
+from app.repositories.rules import CONVERSATION_CLOCKS
 
 
 @dataclass(frozen=True)
@@ -53,70 +24,43 @@ def upsert_many(
     session: Session, changes: Iterable[ConversationClocks]
 ) -> dict[tuple[str, str], Upserted]:
     """Create the conversations that are new and move their clocks forward; by
-    (account_id, user_id), their ids and whether they are new. One statement per
+    (account_id, customer_id), their ids and whether they are new. One statement per
     ROWS_PER_STATEMENT conversations.
 
     Every clock only moves forward, and what travels with a clock (the read mid, the
-    referral) changes only with it, so events applied in any order end in the same state.
+    referral) changes only with it (CONVERSATION_CLOCKS), so events applied in any order end
+    in the same state. Each (account_id, customer_id) at most once.
     """
     now = utcnow()
-    rows = [
-        {
-            "account_id": change.account_id,
-            "user_id": change.user_id,
-            "last_message_at": change.message_at,
-            "last_inbound_at": change.inbound_at,
-            "customer_read_at": change.read_at,
-            "customer_read_mid": change.read_mid,
-            "last_referral": change.referral,
-            "last_referral_at": change.referral_at,
-            "created_at": now,
-            "updated_at": now,
-        }
-        # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
-        for change in sorted(changes, key=lambda change: (change.account_id, change.user_id))
-    ]
-    table = Conversation.__table__
     returned = rows_upsert(
-        session, key="conversations.upsert", table=table, rows=rows, finish=_advance_clocks
+        session,
+        key="conversations.upsert",
+        table=Conversation.__table__,
+        # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
+        rows=sorted(changes, key=lambda change: (change.account_id, change.customer_id)),
+        same={"created_at": now, "updated_at": now},
+        finish=_advance_clocks,
     )
     return {
-        (account_id, user_id): Upserted(id=row_id, created=bool(created))
-        for account_id, user_id, row_id, created in returned
+        (account_id, customer_id): Upserted(id=row_id, created=bool(created))
+        for account_id, customer_id, row_id, created in returned
     }
 
 
 def _advance_clocks(insert: Any) -> Any:
-    table, incoming = Conversation.__table__, insert.excluded
+    stored, incoming = Conversation.__table__.c, insert.excluded
     return insert.on_conflict_do_update(
-        index_elements=[table.c.account_id, table.c.user_id],
+        index_elements=[stored.account_id, stored.customer_id],
         set_={
-            "last_message_at": later_of(table.c.last_message_at, incoming.last_message_at),
-            "last_inbound_at": later_of(table.c.last_inbound_at, incoming.last_inbound_at),
-            "customer_read_at": later_of(table.c.customer_read_at, incoming.customer_read_at),
-            "customer_read_mid": case(
-                (
-                    _moves_forward(table.c.customer_read_at, incoming.customer_read_at),
-                    incoming.customer_read_mid,
-                ),
-                else_=table.c.customer_read_mid,
-            ),
-            "last_referral": case(
-                (
-                    _moves_forward(table.c.last_referral_at, incoming.last_referral_at),
-                    incoming.last_referral,
-                ),
-                else_=table.c.last_referral,
-            ),
-            "last_referral_at": later_of(table.c.last_referral_at, incoming.last_referral_at),
+            **CONVERSATION_CLOCKS.sql_merged(stored, incoming),
             "updated_at": incoming.updated_at,
         },
     ).returning(
-        table.c.account_id,
-        table.c.user_id,
-        table.c.id,
+        stored.account_id,
+        stored.customer_id,
+        stored.id,
         # A row inserted now has created_at = updated_at; an updated one an older created_at.
-        (table.c.created_at == table.c.updated_at).label("created"),
+        (stored.created_at == stored.updated_at).label("created"),
     )
 
 
@@ -124,49 +68,63 @@ def upsert(
     session: Session,
     *,
     account_id: str,
-    user_id: str,
+    customer_id: str,
     message_at: datetime | None = None,
     inbound_at: datetime | None = None,
 ) -> int:
     """One conversation: created if needed, clocks moved forward; its id."""
     clocks = ConversationClocks(
-        account_id=account_id, user_id=user_id, message_at=message_at, inbound_at=inbound_at
+        account_id=account_id,
+        customer_id=customer_id,
+        last_message_at=message_at,
+        last_inbound_at=inbound_at,
     )
-    return upsert_many(session, [clocks])[(account_id, user_id)].id
+    return upsert_many(session, [clocks])[(account_id, customer_id)].id
 
 
-def _moves_forward(
-    current: ColumnElement[Any], incoming: ColumnElement[Any]
-) -> ColumnElement[bool]:
-    return incoming.is_not(None) & (current.is_(None) | (incoming > current))
-
-
-def window_of(session: Session, *, account_id: str, user_id: str) -> Row[Any] | None:
+def window_of(session: Session, *, account_id: str, customer_id: str) -> Row[Any] | None:
     """The conversation's `id` and `last_inbound_at` (what a send checks), or None."""
     return (
         session.connection()
-        .execute(_WINDOW_OF, {"account_id": account_id, "user_id": user_id})
+        .execute(_WINDOW_OF, {"account_id": account_id, "customer_id": customer_id})
         .first()
     )
 
 
 _WINDOW_OF = select(Conversation.id, Conversation.last_inbound_at).where(
     Conversation.account_id == bindparam("account_id"),
-    Conversation.user_id == bindparam("user_id"),
+    Conversation.customer_id == bindparam("customer_id"),
 )
 
 
-def latest_for_user(session: Session, *, user_id: str) -> Row[Any] | None:
+def has_account(session: Session, account_id: str) -> bool:
+    """Whether any conversation belongs to this business account (it is not a customer)."""
+    query = select(Conversation.id).where(Conversation.account_id == account_id).limit(1)
+    return session.scalar(query) is not None
+
+
+def customer_read_at(session: Session, *, conversation_id: int) -> datetime | None:
+    """How far the customer has read the business's messages (None: not yet, or no such
+    conversation)."""
+    return session.connection().execute(_READ_AT, {"conversation_id": conversation_id}).scalar()
+
+
+_READ_AT = select(Conversation.customer_read_at).where(
+    Conversation.id == bindparam("conversation_id")
+)
+
+
+def latest_for_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
     """The customer's most recently active conversation (a row of its columns).
 
     An IGSID is specific to one business account, so in practice there is exactly one.
     """
-    return session.connection().execute(_LATEST_FOR_USER, {"user_id": user_id}).first()
+    return session.connection().execute(_LATEST_FOR_CUSTOMER, {"customer_id": customer_id}).first()
 
 
-_LATEST_FOR_USER = (
+_LATEST_FOR_CUSTOMER = (
     select(Conversation.__table__)
-    .where(Conversation.user_id == bindparam("user_id"))
+    .where(Conversation.customer_id == bindparam("customer_id"))
     .order_by(Conversation.last_message_at.desc().nulls_last())
     .limit(1)
 )
@@ -178,7 +136,7 @@ _WITH_CUSTOMER = select(
     User.username.label("customer_username"),
     User.name.label("customer_name"),
     User.profile_pic.label("customer_profile_pic"),
-).outerjoin(User, User.id == Conversation.user_id)
+).outerjoin(User, User.id == Conversation.customer_id)
 
 
 _INBOX = _WITH_CUSTOMER.where(Conversation.last_message_at.is_not(None))
@@ -196,13 +154,13 @@ _NEXT_PAGE = (
     .limit(bindparam("limit"))
 )
 _CUSTOMERS_CONVERSATION = (
-    _WITH_CUSTOMER.where(Conversation.user_id == bindparam("user_id"))
+    _WITH_CUSTOMER.where(Conversation.customer_id == bindparam("customer_id"))
     .order_by(Conversation.last_message_at.desc().nulls_last())
     .limit(1)
 )
 
 
-def page(session: Session, *, limit: int, after: Position | None = None) -> list[Row[Any]]:
+def page(session: Session, *, limit: int, after: Position | None = None) -> Sequence[Row[Any]]:
     """Conversations with messages, newest activity first, from just after `after`; with
     their customers. One statement, walking the (last_message_at, id) index."""
     if after is None:
@@ -211,6 +169,8 @@ def page(session: Session, *, limit: int, after: Position | None = None) -> list
     return session.connection().execute(_NEXT_PAGE, parameters).all()
 
 
-def with_customer(session: Session, *, user_id: str) -> Row[Any] | None:
-    """The customer's conversation (see latest_for_user) and their cached profile."""
-    return session.connection().execute(_CUSTOMERS_CONVERSATION, {"user_id": user_id}).first()
+def with_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
+    """The customer's conversation (see latest_for_customer) and their cached profile."""
+    return (
+        session.connection().execute(_CUSTOMERS_CONVERSATION, {"customer_id": customer_id}).first()
+    )

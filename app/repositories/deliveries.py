@@ -46,6 +46,27 @@ def last_received_at(session: Session) -> datetime | None:
 
 
 def count_failed(session: Session) -> int:
-    """Deliveries with an event that failed, waiting for `fab replay`."""
+    """Deliveries with a webhook event that failed, waiting for `fab replay`."""
     query = select(func.count()).select_from(WebhookDelivery)
     return session.scalar(query.where(WebhookDelivery.status == "failed")) or 0
+
+
+def failed_ids(session: Session, *, limit: int | None = None) -> list[int]:
+    """Deliveries with a webhook event that failed, oldest first: their ids (`fab replay`)."""
+    query = select(WebhookDelivery.id).where(WebhookDelivery.status == "failed")
+    return list(session.scalars(query.order_by(WebhookDelivery.id).limit(limit)))
+
+
+def get(session: Session, delivery_id: int) -> WebhookDelivery | None:
+    return session.get(WebhookDelivery, delivery_id)
+
+
+def record_replay(
+    delivery: WebhookDelivery, *, status: str, error: str | None, now: datetime
+) -> None:
+    """A replay of `delivery` ended with `status` (`applied`: every webhook event applies)."""
+    delivery.replay_count += 1
+    delivery.status = status
+    delivery.error = error
+    if status == "applied":
+        delivery.applied_at = now

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Row,
     bindparam,
@@ -21,23 +22,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, Message, UTCDateTime
-from app.repositories.base import Position, later_of, rows_upsert
+from app.repositories.base import Position, rows_upsert
+from app.repositories.rows import EditRow, MessageHead, MessageRow, UnsendRow
+from app.repositories.rules import FIRST_MESSAGE_STANDS, HIGHER_EDIT, LATER_UNSEND
 
 BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# What any event about a message knows of it: enough for a placeholder row.
-PLACEHOLDER_FIELDS = (
-    "mid",
-    "conversation_id",
-    "direction",
-    "sender_id",
-    "recipient_id",
-    "sent_at",
-    "created_at",
-    "source",
-    "status",
-)
 # What a message event says about its message; a placeholder row takes all of it.
 MESSAGE_FIELDS = (
     "conversation_id",
@@ -52,136 +43,134 @@ MESSAGE_FIELDS = (
     "source",
     "status",
 )
+# What every row of each kind of write adds to its row's fields.
+_A_MESSAGE = {"is_placeholder": False, "is_deleted": False, "edit_count": 0}
+_AN_EDIT = {"is_placeholder": True, "is_deleted": False, "is_unsupported": False}
+_A_TOMBSTONE = {
+    "text": None,
+    "attachments": None,
+    "is_deleted": True,
+    "is_placeholder": True,
+    "is_unsupported": False,
+    "edit_count": 0,
+}
 
 
-def store_messages(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+def store_messages(session: Session, rows: Sequence[MessageRow]) -> set[str]:
     """Store message events once by `mid`, whatever came before them; the mids that changed.
 
     - No row yet: insert it.
     - A placeholder (an edit or unsend came first): fill it in, keeping the edited text or
       the deletion.
     - The row of a message we sent through the API, and this is its echo: take Meta's time.
-    - Otherwise (a duplicate): change nothing.
+    - Otherwise (a duplicate): change nothing (FIRST_MESSAGE_STANDS).
 
-    The rows have MESSAGE_FIELDS, mid, text, attachments, sent_at and created_at; each mid
-    at most once.
+    Each mid at most once.
     """
-    placeholders = [
-        {**row, "is_placeholder": False, "is_deleted": False, "edit_count": 0}
-        for row in sorted(rows, key=_by_mid)
-    ]
     returned = rows_upsert(
-        session, key="messages.store", table=Message.__table__, rows=placeholders, finish=_fill_in
+        session,
+        key="messages.store",
+        table=Message.__table__,
+        rows=sorted(rows, key=_by_mid),
+        same=_A_MESSAGE,
+        finish=_fill_in,
     )
     return {mid for (mid,) in returned}
 
 
 def _fill_in(insert: Any) -> Any:
-    table, incoming = Message.__table__, insert.excluded
-    placeholder = table.c.is_placeholder
-    echo_of_our_send = (table.c.source == "api") & (incoming.source == "echo")
+    stored, incoming = Message.__table__.c, insert.excluded
+    placeholder = stored.is_placeholder
+    echo_of_our_send = (stored.source == "api") & (incoming.source == "echo")
     set_: dict[str, Any] = {
-        name: case((placeholder, incoming[name]), else_=table.c[name]) for name in MESSAGE_FIELDS
+        name: case((placeholder, incoming[name]), else_=stored[name]) for name in MESSAGE_FIELDS
     }
     set_["text"] = case(
-        (table.c.is_deleted, null()),
-        (table.c.edit_count > 0, table.c.text),
+        (stored.is_deleted, null()),
+        (stored.edit_count > 0, stored.text),
         (placeholder, incoming.text),
-        else_=table.c.text,
+        else_=stored.text,
     )
     set_["attachments"] = case(
-        (table.c.is_deleted, null()), (placeholder, incoming.attachments), else_=table.c.attachments
+        (stored.is_deleted, null()), (placeholder, incoming.attachments), else_=stored.attachments
     )
-    set_["sent_at"] = case(
-        (placeholder | echo_of_our_send, incoming.sent_at), else_=table.c.sent_at
-    )
+    set_["sent_at"] = case((placeholder | echo_of_our_send, incoming.sent_at), else_=stored.sent_at)
     set_["is_placeholder"] = incoming.is_placeholder  # false: the message itself is here
     return insert.on_conflict_do_update(
-        index_elements=[table.c.mid],
+        index_elements=[stored.mid],
         set_=set_,
-        where=placeholder | (echo_of_our_send & (table.c.sent_at != incoming.sent_at)),
-    ).returning(table.c.mid)
+        # Another message event never wins; what came before it, or our own send, may.
+        where=or_(
+            FIRST_MESSAGE_STANDS.sql_wins(stored, incoming),
+            placeholder,
+            echo_of_our_send & (stored.sent_at != incoming.sent_at),
+        ),
+    ).returning(stored.mid)
 
 
-def store_edits(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+def store_edits(session: Session, rows: Sequence[EditRow]) -> set[str]:
     """Apply edits unless a later one (higher `edit_count`) is stored; an unsent message stays
     empty. Before its message, an edit makes a placeholder row. The mids that changed.
 
-    The rows have PLACEHOLDER_FIELDS, text and edit_count; each mid at most once.
+    Each mid at most once.
     """
-    edits = [
-        {
-            **row,
-            "edited_at": row["sent_at"],
-            "is_placeholder": True,
-            "is_deleted": False,
-            "is_unsupported": False,
-        }
-        for row in sorted(rows, key=_by_mid)
-    ]
-
-    def finish(insert: Any) -> Any:
-        table, incoming = Message.__table__, insert.excluded
-        return insert.on_conflict_do_update(
-            index_elements=[table.c.mid],
-            set_={
-                "text": case((table.c.is_deleted, null()), else_=incoming.text),
-                "edit_count": incoming.edit_count,
-                "edited_at": incoming.edited_at,
-            },
-            where=incoming.edit_count > table.c.edit_count,
-        ).returning(table.c.mid)
-
     returned = rows_upsert(
-        session, key="messages.edit", table=Message.__table__, rows=edits, finish=finish
+        session,
+        key="messages.edit",
+        table=Message.__table__,
+        rows=sorted(rows, key=_by_mid),
+        same=_AN_EDIT,
+        finish=_later_edit,
     )
     return {mid for (mid,) in returned}
 
 
-def store_unsends(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+def _later_edit(insert: Any) -> Any:
+    stored, incoming = Message.__table__.c, insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[stored.mid],
+        set_={
+            **HIGHER_EDIT.sql_values(incoming),
+            "text": case((stored.is_deleted, null()), else_=incoming.text),
+        },
+        where=HIGHER_EDIT.sql_wins(stored, incoming),
+    ).returning(stored.mid)
+
+
+def store_unsends(session: Session, rows: Sequence[UnsendRow]) -> set[str]:
     """Unsend: the messages become tombstones (no text, no attachments), for good. Before its
     message, an unsend makes a placeholder tombstone. The mids that changed.
 
-    The rows have PLACEHOLDER_FIELDS (`sent_at`: when it was unsent); each mid at most once.
+    Each mid at most once.
     """
-    tombstones = [
-        {
-            **row,
-            "text": None,
-            "attachments": None,
-            "is_deleted": True,
-            "deleted_at": row["sent_at"],
-            "is_placeholder": True,
-            "is_unsupported": False,
-            "edit_count": 0,
-        }
-        for row in sorted(rows, key=_by_mid)
-    ]
-
-    def finish(insert: Any) -> Any:
-        table, incoming = Message.__table__, insert.excluded
-        return insert.on_conflict_do_update(
-            index_elements=[table.c.mid],
-            set_={
-                "is_deleted": incoming.is_deleted,
-                "text": null(),
-                "attachments": null(),
-                "deleted_at": later_of(table.c.deleted_at, incoming.deleted_at),
-            },
-            where=~table.c.is_deleted
-            | table.c.deleted_at.is_(None)
-            | (incoming.deleted_at > table.c.deleted_at),
-        ).returning(table.c.mid)
-
     returned = rows_upsert(
-        session, key="messages.unsend", table=Message.__table__, rows=tombstones, finish=finish
+        session,
+        key="messages.unsend",
+        table=Message.__table__,
+        rows=sorted(rows, key=_by_mid),
+        same=_A_TOMBSTONE,
+        finish=_tombstone,
     )
     return {mid for (mid,) in returned}
 
 
-def _by_mid(row: dict[str, Any]) -> str:
+def _tombstone(insert: Any) -> Any:
+    stored, incoming = Message.__table__.c, insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[stored.mid],
+        set_={
+            **LATER_UNSEND.sql_values(incoming),
+            "is_deleted": incoming.is_deleted,
+            "text": null(),
+            "attachments": null(),
+        },
+        where=LATER_UNSEND.sql_wins(stored, incoming),
+    ).returning(stored.mid)
+
+
+def _by_mid(row: MessageHead) -> str:
     # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
-    return str(row["mid"])
+    return row.mid
 
 
 def add(session: Session, **values: Any) -> Message:
@@ -199,27 +188,27 @@ _NEW_MESSAGE: dict[str, Any] = {
 _INSERT = insert(Message.__table__).returning(Message.__table__.c.id)
 
 
-def attach_mid(session: Session, *, message_id: int, mid: str) -> datetime:
-    """Mark an API send as sent with Meta's `message_id`; return its sent_at.
+def attach_mid(session: Session, *, row_id: int, mid: str) -> datetime:
+    """Mark an API send (the row `row_id`) as sent with Meta's `mid`; return its sent_at.
 
     The echo webhook of the same send may already be stored under that mid (it can beat Meta's
     HTTP answer). The API row is the one to keep, so the echo row is folded into it, and its
     time (Meta's clock) becomes the message's. If an echo is stored between the two
     statements, the UPDATE fails on the unique mid: the caller retries the transaction.
     """
-    parameters = {"sent_mid": mid, "message_id": message_id}
+    parameters = {"sent_mid": mid, "row_id": row_id}
     echo_sent_at = session.execute(_DELETE_ECHO, parameters).scalar()
     return session.execute(_MARK_SENT, {**parameters, "echo_sent_at": echo_sent_at}).scalar_one()
 
 
 _DELETE_ECHO = (
     delete(Message.__table__)
-    .where(Message.mid == bindparam("sent_mid"), Message.id != bindparam("message_id"))
+    .where(Message.mid == bindparam("sent_mid"), Message.id != bindparam("row_id"))
     .returning(Message.sent_at)
 )
 _MARK_SENT = (
     update(Message.__table__)
-    .where(Message.id == bindparam("message_id"))
+    .where(Message.id == bindparam("row_id"))
     .values(
         mid=bindparam("sent_mid"),
         status="sent",
@@ -229,9 +218,10 @@ _MARK_SENT = (
 )
 
 
-def mark_failed(session: Session, *, message_id: int, error: dict[str, Any]) -> None:
+def mark_failed(session: Session, *, row_id: int, error: dict[str, Any]) -> None:
+    """Mark an API send (the row `row_id`) as refused, with Meta's error."""
     session.execute(
-        update(Message).where(Message.id == message_id).values(status="failed", error=error)
+        update(Message).where(Message.id == row_id).values(status="failed", error=error)
     )
 
 
@@ -280,7 +270,7 @@ _NEWER_PAGE = (
 _BY_MID = select(MESSAGES).where(MESSAGES.c.mid == bindparam("mid"))
 
 
-def latest_visible(session: Session, *, conversation_id: int, limit: int) -> list[Row[Any]]:
+def latest_visible(session: Session, *, conversation_id: int, limit: int) -> Sequence[Row[Any]]:
     """The newest `limit` messages of a conversation, newest first, without failed sends:
     who wrote to whom, and what (the columns a text or its placeholder needs)."""
     parameters = {"conversation_id": conversation_id, "limit": limit}
@@ -294,7 +284,7 @@ def page(
     limit: int,
     before: Position | None = None,
     after: Position | None = None,
-) -> list[Row[Any]]:
+) -> Sequence[Row[Any]]:
     """Up to `limit` messages of a conversation, newest first: the newest ones, those just
     older than `before`, or those just newer than `after`. One index range scan."""
     parameters: dict[str, Any] = {"conversation_id": conversation_id, "limit": limit}
@@ -321,7 +311,7 @@ def get_by_idempotency_key(session: Session, key: str) -> Message | None:
 
 
 _CONVERSATIONS = Conversation.__table__
-_IDS = bindparam("conversation_ids", expanding=True)
+_IDS: BindParameter[Any] = bindparam("conversation_ids", expanding=True)
 _NEWEST_SHOWN = (
     select(MESSAGES.c.id)
     .where(MESSAGES.c.conversation_id == _CONVERSATIONS.c.id, _visible())

@@ -10,47 +10,36 @@ from sqlalchemy.orm import Session
 from app.models import Reaction, utcnow
 from app.repositories.base import Position, rows_upsert
 from app.repositories.messages import MESSAGES, position, sent_order
+from app.repositories.rows import ReactionRow
+from app.repositories.rules import LATEST_REACTION
 
 
-def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+def store_many(session: Session, rows: Sequence[ReactionRow]) -> set[tuple[str, str]]:
     """Reactions (`reaction` set) and unreactions (`reaction` None) of (mid, user_id), unless
-    a later event is stored; the (mid, user_id) pairs that changed.
+    a later event is stored (LATEST_REACTION); the (mid, user_id) pairs that changed.
 
-    At the same instant an unreact wins over a react (and of two reacts, the greater name),
-    so any order of arrival ends the same. The rows have mid, user_id, reaction, emoji and
-    reacted_at; each (mid, user_id) at most once.
+    Each (mid, user_id) at most once.
     """
     now = utcnow()
-    ordered = sorted(rows, key=lambda row: (row["mid"], row["user_id"]))
     returned = rows_upsert(
         session,
         key="reactions.store",
         table=Reaction.__table__,
-        rows=[{**row, "created_at": now, "updated_at": now} for row in ordered],
+        # One order for every writer, so concurrent deliveries lock rows alike (no deadlock).
+        rows=sorted(rows, key=lambda row: (row.mid, row.user_id)),
+        same={"created_at": now, "updated_at": now},
         finish=_latest_wins,
     )
     return {(mid, user_id) for mid, user_id in returned}
 
 
 def _latest_wins(insert: Any) -> Any:
-    table, incoming = Reaction.__table__, insert.excluded
-    same_instant = incoming.reacted_at == table.c.reacted_at
-    newer = (
-        (incoming.reacted_at > table.c.reacted_at)
-        | (same_instant & incoming.reaction.is_(None) & table.c.reaction.is_not(None))
-        # Two reactions at the same millisecond: pick one deterministically.
-        | (same_instant & (incoming.reaction > table.c.reaction))
-    )
+    stored, incoming = Reaction.__table__.c, insert.excluded
     return insert.on_conflict_do_update(
-        index_elements=[table.c.mid, table.c.user_id],
-        set_={
-            "reaction": incoming.reaction,
-            "emoji": incoming.emoji,
-            "reacted_at": incoming.reacted_at,
-            "updated_at": incoming.updated_at,
-        },
-        where=newer,
-    ).returning(table.c.mid, table.c.user_id)
+        index_elements=[stored.mid, stored.user_id],
+        set_={**LATEST_REACTION.sql_values(incoming), "updated_at": incoming.updated_at},
+        where=LATEST_REACTION.sql_wins(stored, incoming),
+    ).returning(stored.mid, stored.user_id)
 
 
 def store(
@@ -63,19 +52,15 @@ def store(
     reacted_at: datetime,
 ) -> bool:
     """One reaction (see store_many); True when it changed what was stored."""
-    row = {
-        "mid": mid,
-        "user_id": user_id,
-        "reaction": reaction,
-        "emoji": emoji,
-        "reacted_at": reacted_at,
-    }
+    row = ReactionRow(
+        mid=mid, user_id=user_id, reaction=reaction, emoji=emoji, reacted_at=reacted_at
+    )
     return bool(store_many(session, [row]))
 
 
 def current_in_page(
     session: Session, *, conversation_id: int, oldest: Position, newest: Position
-) -> list[Row[Any]]:
+) -> Sequence[Row[Any]]:
     """The standing reactions to a conversation's messages from `oldest` to `newest`
     (a history page), as rows: one index range over the page's messages, fixed parameters."""
     parameters = {
@@ -88,7 +73,7 @@ def current_in_page(
     return session.connection().execute(_CURRENT_IN_PAGE, parameters).all()
 
 
-def current_for(session: Session, mids: list[str]) -> list[Row[Any]]:
+def current_for(session: Session, mids: list[str]) -> Sequence[Row[Any]]:
     """The standing reactions (not withdrawn) to these messages, as rows."""
     if not mids:
         return []

@@ -80,7 +80,7 @@ def ask_again_after_consent(session: Session, *, now: datetime) -> int:
     wrote_since = (
         select(Conversation.id)
         .where(
-            Conversation.user_id == users.c.id,
+            Conversation.customer_id == users.c.id,
             Conversation.last_inbound_at > users.c.fetched_at,
         )
         .exists()

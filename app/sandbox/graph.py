@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 import anyio
@@ -21,12 +22,10 @@ from app.sandbox.deps import SandboxStateDep
 from app.sandbox.ids import new_cdn_url, new_fbtrace_id, new_mid
 from app.sandbox.state import CallKind, Customer, GraphCall, SandboxState, SendCall
 from app.sandbox.webhooks import delivery, echo_item
+from app.services import window
 
 GRAPH_VERSION = re.compile(r"v\d+\.\d+")
-
-HOUR_MS = 60 * 60 * 1000
-STANDARD_WINDOW_MS = 24 * HOUR_MS
-HUMAN_AGENT_WINDOW_MS = 7 * 24 * HOUR_MS
+MILLISECOND = timedelta(milliseconds=1)
 
 TEXT_LIMIT_BYTES = 1000  # bytes of UTF-8, not characters: ~500 Cyrillic letters, 250 emoji
 MAX_QUICK_REPLIES = 13
@@ -45,7 +44,6 @@ ATTACHMENT_PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
 REHOSTED_TYPES = {"image", "video", "audio", "file"}
 SENDER_ACTIONS = {"typing_on", "typing_off", "mark_seen", "react", "unreact"}
 MESSAGING_TYPES = {"RESPONSE", "UPDATE", "MESSAGE_TAG"}
-HUMAN_AGENT_TAG = "HUMAN_AGENT"  # the only message tag Instagram accepts
 
 ME_DEFAULT_FIELDS = ("user_id", "username")
 PROFILE_FIELDS = (
@@ -425,8 +423,8 @@ def parse_send_request(body: Any) -> SendRequest:
     if messaging_type is not None and messaging_type not in MESSAGING_TYPES:
         raise invalid_parameter(f"Param messaging_type must be one of {sorted(MESSAGING_TYPES)}")
     tag = body.get("tag")
-    if tag is not None and tag != HUMAN_AGENT_TAG:
-        raise invalid_parameter(f"Param tag must be {HUMAN_AGENT_TAG} on Instagram")
+    if tag is not None and tag != window.HUMAN_AGENT_TAG:
+        raise invalid_parameter(f"Param tag must be {window.HUMAN_AGENT_TAG} on Instagram")
 
     message = body.get("message")
     sender_action = body.get("sender_action")
@@ -500,11 +498,11 @@ def check_sender_action(*, action: Any, payload: Any) -> None:
 
 
 def check_window(*, customer: Customer, tag: str | None) -> None:
-    """24 h after the customer's last message; 7 days for a HUMAN_AGENT-tagged send."""
+    """Meta's messaging window (app/services/window.py), from what Meta knows: a customer who
+    never wrote has no window open."""
     if customer.last_inbound_ms is None:
         raise outside_window()
-    window_ms = HUMAN_AGENT_WINDOW_MS if tag == HUMAN_AGENT_TAG else STANDARD_WINDOW_MS
-    if now_ms() - customer.last_inbound_ms > window_ms:
+    if now_ms() - customer.last_inbound_ms > window.length(tag) // MILLISECOND:
         raise outside_window()
 
 

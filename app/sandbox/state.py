@@ -44,7 +44,7 @@ class Customer:
     is_verified_user: bool = False
     # Meta serves the profile only once the person has messaged the business.
     consented: bool = False
-    # Both messaging windows (24 h, 7 days with HUMAN_AGENT) count from this message.
+    # The messaging window (app/services/window.py) counts from this message.
     last_inbound_ms: int | None = None
 
 

@@ -23,3 +23,7 @@ InstagramId = Annotated[
         examples=["1187429836452190"],
     ),
 ]
+
+# The ids the API documentation's examples show.
+SAMPLE_CUSTOMER_ID = "1187429836452190"
+SAMPLE_MID = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAwMTIzNDU2Nzg5OjM0MDI4MjM2Njg0MTcx...ZDZD"

@@ -1,4 +1,7 @@
-"""History as the original `/messages` endpoint shows it (README sample 4)."""
+"""History as the original `/messages` endpoint shows it (README sample 4), and its JSON."""
+
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,3 +24,35 @@ class SeedMessageRead(BaseModel):
     sender_username: str
     recipient_username: str
     text: str
+
+
+def seed_message_json(
+    message: Mapping[Any, Any], *, usernames: Mapping[str, str]
+) -> dict[str, str]:
+    """A SeedMessageRead: a messages row's columns (`row._mapping`), with the usernames known
+    by id (an id without one stands for itself)."""
+    sender, recipient = message["sender_id"], message["recipient_id"]
+    return {
+        "sender_username": usernames.get(sender, sender),
+        "recipient_username": usernames.get(recipient, recipient),
+        "text": display_text(message),
+    }
+
+
+def display_text(message: Mapping[Any, Any]) -> str:
+    """The text, or a short placeholder for what has none (media, unsent, unsupported);
+    from a messages row's columns (`row._mapping`)."""
+    if message["is_deleted"]:
+        return "[deleted]"
+    if message["text"]:
+        return message["text"]
+    attachments = message["attachments"]
+    if attachments:
+        kinds = ", ".join(
+            str(attachment.get("type", "attachment")) if isinstance(attachment, dict) else "?"
+            for attachment in attachments
+        )
+        return f"[{kinds}]"
+    if message["is_unsupported"]:
+        return "[unsupported message]"
+    return "[empty message]"

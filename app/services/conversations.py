@@ -1,7 +1,7 @@
 """Reading conversations and their messages for the RESTful API (keyset-paginated)."""
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,22 +9,18 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInputError, NotFoundError
-from app.models import Conversation, Message
 from app.repositories import conversations, messages, reactions
 from app.repositories.base import Position
-from app.services.messages import display_text
+from app.schemas.v1.read import Columns, JsonObject, conversation_json, message_json
 from app.services.pagination import decode_cursor, encode_cursor
-from app.services.sending import HUMAN_AGENT_WINDOW, STANDARD_WINDOW
-
-JsonObject = dict[str, Any]
 
 
 class ConversationService:
     """Conversations, newest activity first, and each one's messages, newest first.
 
     Every read is a fixed number of statements (no N+1), each an index range scan, so a
-    page costs the same whatever the length of the history. Answers are plain dicts shaped
-    like the schemas in app/schemas/v1.py (see app/api/responses.py for why).
+    page costs the same whatever the length of the history. Answers are plain dicts built by
+    app/schemas/v1/read.py (see app/api/responses.py for why).
     """
 
     def __init__(self, *, session: Session) -> None:
@@ -40,19 +36,17 @@ class ConversationService:
         if has_more and rows:
             last = rows[-1]
             next_cursor = encode_cursor(Position(at=last.last_message_at, id=last.id))
-        return {"data": self._read(rows), "next_cursor": next_cursor}
+        return {"data": self._conversations(rows), "next_cursor": next_cursor}
 
-    def get(self, user_id: str) -> JsonObject:
+    def get(self, customer_id: str) -> JsonObject:
         """A ConversationRead."""
-        found = conversations.with_customer(self.session, user_id=user_id)
+        found = conversations.with_customer(self.session, customer_id=customer_id)
         if found is None:
-            raise NotFoundError(
-                f"No conversation with user {user_id}.", code="conversation_not_found"
-            )
-        return self._read([found])[0]
+            raise _no_conversation(customer_id)
+        return self._conversations([found])[0]
 
     def messages(
-        self, *, user_id: str, limit: int, before: str | None, after: str | None
+        self, *, customer_id: str, limit: int, before: str | None, after: str | None
     ) -> JsonObject:
         """A MessagePage."""
         if before and after:
@@ -61,14 +55,13 @@ class ConversationService:
             )
         older_than = decode_cursor(before, parameter="before") if before else None
         newer_than = decode_cursor(after, parameter="after") if after else None
-        conversation = conversations.latest_for_user(self.session, user_id=user_id)
-        if conversation is None:
-            raise NotFoundError(
-                f"No conversation with user {user_id}.", code="conversation_not_found"
-            )
+        found = conversations.latest_for_customer(self.session, customer_id=customer_id)
+        if found is None:
+            raise _no_conversation(customer_id)
+        conversation = found._mapping
         rows = messages.page(
             self.session,
-            conversation_id=conversation._mapping["id"],
+            conversation_id=conversation["id"],
             limit=limit + 1,
             before=older_than,
             after=newer_than,
@@ -83,7 +76,7 @@ class ConversationService:
         standing = (
             reactions.current_in_page(
                 self.session,
-                conversation_id=conversation._mapping["id"],
+                conversation_id=conversation["id"],
                 oldest=_position_of(rows[-1]),
                 newest=_position_of(rows[0]),
             )
@@ -91,9 +84,7 @@ class ConversationService:
             else []
         )
         return {
-            "data": self._messages(
-                rows, read_until=conversation._mapping["customer_read_at"], standing=standing
-            ),
+            "data": _messages(rows, read_until=conversation["customer_read_at"], standing=standing),
             "before": _cursor_of(rows[-1]) if rows else None,
             "after": _cursor_of(rows[0]) if rows else None,
             "has_older": has_older,
@@ -105,37 +96,41 @@ class ConversationService:
         message = messages.row_by_mid(self.session, mid)
         if message is None:
             raise NotFoundError(f"No message {mid}.", code="message_not_found")
-        conversation = self.session.get(Conversation, message.conversation_id)
-        read_until = conversation.customer_read_at if conversation else None
-        return self._messages([message], read_until=read_until)[0]
+        read_until = conversations.customer_read_at(
+            self.session, conversation_id=message._mapping["conversation_id"]
+        )
+        standing = reactions.current_for(self.session, [mid])
+        return _messages([message], read_until=read_until, standing=standing)[0]
 
-    def _read(self, rows: list[Row[Any]]) -> list[JsonObject]:
+    def _conversations(self, rows: Sequence[Row[Any]]) -> list[JsonObject]:
         ids = [row.id for row in rows]
         last = messages.last_visible_of(self.session, ids)
         unread = messages.unread_counts(self.session, ids)
         return [
-            conversation_json(row, last=last.get(row.id), unread=unread.get(row.id, 0))
+            conversation_json(
+                row._mapping,
+                last=last[row.id]._mapping if row.id in last else None,
+                unread=unread.get(row.id, 0),
+            )
             for row in rows
         ]
 
-    def _messages(
-        self,
-        rows: list[Row[Any]],
-        *,
-        read_until: datetime | None,
-        standing: list[Row[Any]] | None = None,
-    ) -> list[JsonObject]:
-        """MessageReads; `standing`: their reactions when already read (else looked up)."""
-        found = [row._mapping for row in rows]
-        if standing is None:
-            standing = reactions.current_for(self.session, [m["mid"] for m in found if m["mid"]])
-        by_mid: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        for reaction in standing:
-            by_mid[reaction._mapping["mid"]].append(reaction._mapping)
-        return [
-            message_json(m, reactions=by_mid.get(m["mid"] or "", []), read_until=read_until)
-            for m in found
-        ]
+
+def _messages(
+    rows: Sequence[Row[Any]], *, read_until: datetime | None, standing: Sequence[Row[Any]]
+) -> list[JsonObject]:
+    """MessageReads of these rows, with their `standing` reactions."""
+    by_mid: dict[str, list[Columns]] = defaultdict(list)
+    for reaction in standing:
+        by_mid[reaction._mapping["mid"]].append(reaction._mapping)
+    return [
+        message_json(m, reactions=by_mid.get(m["mid"] or "", []), read_until=read_until)
+        for m in (row._mapping for row in rows)
+    ]
+
+
+def _no_conversation(customer_id: str) -> NotFoundError:
+    return NotFoundError(f"No conversation with user {customer_id}.", code="conversation_not_found")
 
 
 def _position_of(message: Row[Any]) -> Position:
@@ -145,83 +140,3 @@ def _position_of(message: Row[Any]) -> Position:
 
 def _cursor_of(message: Row[Any]) -> str:
     return encode_cursor(_position_of(message))
-
-
-def conversation_json(row: Row[Any], *, last: Row[Any] | None, unread: int) -> JsonObject:
-    """A ConversationRead: an inbox row (conversation and customer columns) and its last
-    message."""
-    c = row._mapping
-    inbound_at = c["last_inbound_at"]
-    preview = None
-    if last is not None:
-        m = last._mapping
-        preview = {
-            "mid": m["mid"],
-            "direction": m["direction"],
-            "text": display_text(m),
-            "sent_at": m["sent_at"],
-        }
-    return {
-        "account_id": c["account_id"],
-        "customer": {
-            "id": c["user_id"],
-            "username": c["customer_username"],
-            "name": c["customer_name"],
-            "profile_pic": c["customer_profile_pic"],
-        },
-        "last_message": preview,
-        "last_message_at": c["last_message_at"],
-        "last_inbound_at": inbound_at,
-        "can_reply_until": inbound_at + STANDARD_WINDOW if inbound_at else None,
-        "human_agent_until": inbound_at + HUMAN_AGENT_WINDOW if inbound_at else None,
-        "customer_read_at": c["customer_read_at"],
-        "unread_count": unread,
-    }
-
-
-def message_json(
-    m: Mapping[str, Any],
-    *,
-    reactions: list[Mapping[str, Any]],
-    read_until: datetime | None = None,
-) -> JsonObject:
-    """A MessageRead, from a messages row's columns (`row._mapping`, or `columns_of(...)`)."""
-    outbound = m["direction"] == "outbound"
-    read = None
-    if outbound:
-        read = m["status"] == "sent" and read_until is not None and read_until >= m["sent_at"]
-    return {
-        "id": str(m["id"]),
-        "mid": m["mid"],
-        "direction": m["direction"],
-        "sender_id": m["sender_id"],
-        "recipient_id": m["recipient_id"],
-        "text": m["text"],
-        "attachments": m["attachments"],
-        "reply_to": m["reply_to"],
-        "quick_reply_payload": m["quick_reply_payload"],
-        "postback_payload": m["postback_payload"],
-        "referral": m["referral"],
-        "reactions": [
-            {
-                "user_id": r["user_id"],
-                "reaction": r["reaction"] or "",
-                "emoji": r["emoji"],
-                "reacted_at": r["reacted_at"],
-            }
-            for r in reactions
-        ],
-        "is_deleted": m["is_deleted"],
-        "is_unsupported": m["is_unsupported"],
-        "edit_count": m["edit_count"],
-        "edited_at": m["edited_at"],
-        "sent_at": m["sent_at"],
-        "status": m["status"] if outbound else None,
-        "error": m["error"] if outbound else None,
-        "read": read,
-    }
-
-
-def columns_of(message: Message) -> dict[str, Any]:
-    """A Message's columns by name, as message_json takes them."""
-    return {column.key: getattr(message, column.key) for column in Message.__table__.columns}

@@ -6,10 +6,12 @@ from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
-from app.clients.instagram import InstagramClient, InstagramError
+from app.clients.instagram import InstagramClient
+from app.clients.instagram_errors import InstagramError, TokenInvalidError
 from app.config import Settings
-from app.services.health import DATABASE_ERRORS, readiness
+from app.services.health import readiness
 from app.services.subscription import read_subscription
 from app.services.tokens import RE_AUTHENTICATE, TokenStore
 
@@ -89,9 +91,9 @@ def _token_valid(
         return Check("token", "fail", "INSTAGRAM_USER_TOKEN is not set", RE_AUTHENTICATE), None
     try:
         me = instagram.get_me()
+    except TokenInvalidError as exc:
+        return Check("token", "fail", f"GET /me: {exc.message}", RE_AUTHENTICATE), None
     except InstagramError as exc:
-        if exc.code == "instagram_token_invalid":
-            return Check("token", "fail", f"GET /me: {exc.message}", RE_AUTHENTICATE), None
         return Check(
             "token",
             "fail",
@@ -103,7 +105,7 @@ def _token_valid(
 
 
 def _account_id(settings: Settings, me: dict[str, Any]) -> Check:
-    ig_id, app_scoped_id = str(me.get("user_id")), str(me.get("id"))
+    account_id, app_scoped_id = str(me.get("user_id")), str(me.get("id"))
     configured = settings.account_id
     variable = (
         "INSTAGRAM_ACCOUNT_ID" if settings.instagram_account_id else "INSTAGRAM_ACCOUNT_SCOPED_ID"
@@ -112,24 +114,24 @@ def _account_id(settings: Settings, me: dict[str, Any]) -> Check:
         return Check(
             "account id",
             "ok",
-            f"INSTAGRAM_ACCOUNT_ID not set: the service asks /me (user_id {ig_id}); setting "
-            f"INSTAGRAM_ACCOUNT_ID={ig_id} saves the call",
+            f"INSTAGRAM_ACCOUNT_ID not set: the service asks /me (user_id {account_id}); setting "
+            f"INSTAGRAM_ACCOUNT_ID={account_id} saves the call",
         )
-    if configured == ig_id:
-        return Check("account id", "ok", f"{variable} = /me user_id {ig_id}")
+    if configured == account_id:
+        return Check("account id", "ok", f"{variable} = /me user_id {account_id}")
     if configured == app_scoped_id:
         return Check(
             "account id",
             "fail",
             f"{variable} = {configured} is /me's app-scoped `id`, not the IG_ID webhooks carry "
             "as entry.id",
-            f"set INSTAGRAM_ACCOUNT_ID={ig_id} (/me's user_id)",
+            f"set INSTAGRAM_ACCOUNT_ID={account_id} (/me's user_id)",
         )
     return Check(
         "account id",
         "fail",
-        f"{variable} = {configured}, but the token belongs to account {ig_id}",
-        f"set INSTAGRAM_ACCOUNT_ID={ig_id}, or configure the token of account {configured}",
+        f"{variable} = {configured}, but the token belongs to account {account_id}",
+        f"set INSTAGRAM_ACCOUNT_ID={account_id}, or configure the token of account {configured}",
     )
 
 
@@ -163,7 +165,9 @@ def _expiry(tokens: TokenStore, *, database_ok: bool) -> Check:
     try:
         tokens.adopt()
         status = tokens.status()
-    except DATABASE_ERRORS as exc:
+    except sa_exc.SQLAlchemyError as exc:
+        # Any database error: the database answered (checked above), so most likely a schema
+        # behind the code's (the token table missing or changed).
         return Check(
             "token expiry", "fail", f"database error: {type(exc).__name__}", "run `fab migrate`"
         )

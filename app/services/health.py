@@ -12,13 +12,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import utcnow
 from app.repositories import deliveries, users
 from app.services.tokens import TokenStatus, TokenStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
-DATABASE_ERRORS = (sa_exc.DBAPIError, sa_exc.TimeoutError)
 
 
 @lru_cache
@@ -45,8 +45,9 @@ def readiness(engine: Engine) -> Readiness:
                     connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
                 )
             except sa_exc.DBAPIError:
+                # Any statement error here means no alembic_version table: never migrated.
                 revisions = set()
-    except DATABASE_ERRORS as exc:
+    except DATABASE_UNAVAILABLE as exc:
         cause = getattr(exc, "orig", None) or exc
         return Readiness(
             ready=False,
@@ -125,7 +126,7 @@ class StatusReporter:
                 due = users.backlog(session, now=self.clock())
                 session.commit()
             token = self.tokens.status()
-        except DATABASE_ERRORS:
+        except DATABASE_UNAVAILABLE:
             # The database went away between the checks: what it would have said is unknown.
             return StatusReport(readiness=ready, token=unknown)
         return StatusReport(

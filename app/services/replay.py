@@ -1,14 +1,15 @@
-"""Re-apply webhook deliveries whose events failed, after the cause is fixed (`fab replay`)."""
+"""Re-apply webhook deliveries whose webhook events failed, once the cause is fixed
+(`fab replay`)."""
 
 import json
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import WebhookDelivery, utcnow
-from app.services.events import apply_delivery
+from app.models import utcnow
+from app.repositories import deliveries
+from app.services.intake import apply_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -25,25 +26,22 @@ def replay_failed(
 ) -> ReplayReport:
     """Apply every failed delivery again, oldest first, each in its own transaction.
 
-    Applying is idempotent, so events that had already been applied change nothing; the
-    delivery is marked applied when all of its events now apply.
+    Applying is idempotent, so webhook events that had already been applied change nothing;
+    the delivery is marked applied when all of its webhook events now apply.
     """
     report = ReplayReport()
     with session_factory() as session:
-        query = select(WebhookDelivery.id).where(WebhookDelivery.status == "failed")
-        ids = list(session.scalars(query.order_by(WebhookDelivery.id).limit(limit)))
+        ids = deliveries.failed_ids(session, limit=limit)
         session.commit()
     for delivery_id in ids:
         with session_factory() as session:
-            delivery = session.get(WebhookDelivery, delivery_id)
+            delivery = deliveries.get(session, delivery_id)
             if delivery is None or delivery.status != "failed":
                 continue  # another replay got there first
             outcome = apply_delivery(session, json.loads(delivery.body))
-            delivery.replay_count += 1
-            delivery.status = outcome.status
-            delivery.error = outcome.error
-            if not outcome.failures:
-                delivery.applied_at = utcnow()
+            deliveries.record_replay(
+                delivery, status=outcome.status, error=outcome.error, now=utcnow()
+            )
             session.commit()
         report.replayed += 1
         if outcome.failures:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from app.clients.instagram import InstagramClient
 
-# Every field whose events app/services/events.py applies.
+# Every field whose webhook events app/services/intake/ applies.
 WEBHOOK_FIELDS = (
     "messages",
     "message_reactions",

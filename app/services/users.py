@@ -9,19 +9,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from app.clients.instagram import INVALID_PARAMETER, InstagramClient, InstagramError
+from app.clients.instagram import InstagramClient
+from app.clients.instagram_errors import ConsentRequiredError, InstagramError
 from app.config import Settings
 from app.errors import NotFoundError
-from app.models import Conversation, User, utcnow
-from app.repositories import users
+from app.models import User, utcnow
+from app.repositories import conversations, users
 
 logger = logging.getLogger(__name__)
 
-# Meta refuses profile reads of people who never messaged the business: 230, or 100 on reads.
-CONSENT_CODES = frozenset({230, INVALID_PARAMETER})
 MAX_RETRY_DELAY = timedelta(hours=24)
 
 
@@ -61,7 +59,7 @@ class UserService:
         user, error = self.refresh(user_id, current=cached)
         if error is None and user is not None:
             return user
-        if error is not None and error.graph_code not in CONSENT_CODES:
+        if error is not None and not isinstance(error, ConsentRequiredError):
             if stale_ok and cached is not None and cached.profile_status == "ok":
                 logger.warning("serving a stale profile of %s: %s", user_id, error.code)
                 return cached
@@ -73,13 +71,13 @@ class UserService:
             code="user_not_found",
         )
 
-    def usernames(self, *, customer_id: str, business_id: str) -> dict[str, str]:
+    def usernames(self, *, customer_id: str, account_id: str) -> dict[str, str]:
         """Usernames of a conversation's two sides from the cache, else the ids themselves.
 
         Never calls Instagram: profiles are fetched in the background.
         """
-        cached = users.usernames(self.session, {customer_id, business_id})
-        return {user_id: cached.get(user_id) or user_id for user_id in (customer_id, business_id)}
+        cached = users.usernames(self.session, {customer_id, account_id})
+        return {user_id: cached.get(user_id) or user_id for user_id in (customer_id, account_id)}
 
     def refresh(
         self, user_id: str, *, current: User | None
@@ -98,7 +96,7 @@ class UserService:
             if current is None:
                 self.session.commit()
                 return None, exc
-            if exc.graph_code in CONSENT_CODES:
+            if isinstance(exc, ConsentRequiredError):
                 return self._store(
                     user_id, fetched_at=now, status="consent_required", due_at=None
                 ), exc
@@ -107,7 +105,7 @@ class UserService:
             kept = "ok" if current.profile_status == "ok" else "unavailable"
             user = self._store(
                 user_id,
-                fetched_at=current.fetched_at if kept == "ok" else now,
+                fetched_at=(current.fetched_at or now) if kept == "ok" else now,
                 status=kept,
                 due_at=now + min(delay, MAX_RETRY_DELAY),
                 attempts=attempts,
@@ -132,8 +130,7 @@ class UserService:
     def _is_business_account(self, user_id: str) -> bool:
         if user_id == self.settings.account_id:
             return True
-        query = select(exists().where(Conversation.account_id == user_id))
-        is_business = bool(self.session.scalar(query))
+        is_business = conversations.has_account(self.session, user_id)
         self._release_connection()
         return is_business
 
@@ -141,7 +138,7 @@ class UserService:
         """The profile from Instagram; a business account's own through `/me`."""
         if not self._is_business_account(user_id):
             return self.instagram.get_user_profile(user_id)
-        me = self.instagram.get_me()
+        me = self.instagram.get_own_profile()
         if str(me.get("user_id")) != user_id:
             raise InstagramError(
                 f"The token belongs to account {me.get('user_id')}, not {user_id}.",

@@ -13,7 +13,7 @@ from app.errors import BadRequestError, ForbiddenError
 from app.models import utcnow
 from app.repositories import deliveries
 from app.security import secrets_equal, signature_matches
-from app.services.events import DeliveryOutcome, apply_delivery
+from app.services.intake import DeliveryOutcome, apply_delivery
 
 logger = logging.getLogger(__name__)
 

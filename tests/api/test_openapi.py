@@ -134,22 +134,22 @@ CALLS: dict[tuple[str, str], Call] = {
     ("get", "/health"): lambda api, ids: api.get("/health"),
     ("get", "/ready"): lambda api, ids: api.get("/ready"),
     ("get", "/api/v1/conversations"): lambda api, ids: api.get("/api/v1/conversations"),
-    ("get", "/api/v1/conversations/{user_id}"): lambda api, ids: api.get(
+    ("get", "/api/v1/conversations/{customer_id}"): lambda api, ids: api.get(
         f"/api/v1/conversations/{ids['customer']}"
     ),
-    ("get", "/api/v1/conversations/{user_id}/messages"): lambda api, ids: api.get(
+    ("get", "/api/v1/conversations/{customer_id}/messages"): lambda api, ids: api.get(
         f"/api/v1/conversations/{ids['customer']}/messages"
     ),
-    ("post", "/api/v1/conversations/{user_id}/messages"): lambda api, ids: api.post(
+    ("post", "/api/v1/conversations/{customer_id}/messages"): lambda api, ids: api.post(
         f"/api/v1/conversations/{ids['customer']}/messages", json={"text": "hello"}
     ),
-    ("post", "/api/v1/conversations/{user_id}/reactions"): lambda api, ids: api.post(
+    ("post", "/api/v1/conversations/{customer_id}/reactions"): lambda api, ids: api.post(
         f"/api/v1/conversations/{ids['customer']}/reactions", json={"mid": ids["mid"]}
     ),
-    ("delete", "/api/v1/conversations/{user_id}/reactions/{mid}"): lambda api, ids: api.delete(
+    ("delete", "/api/v1/conversations/{customer_id}/reactions/{mid}"): lambda api, ids: api.delete(
         f"/api/v1/conversations/{ids['customer']}/reactions/{ids['mid']}"
     ),
-    ("post", "/api/v1/conversations/{user_id}/actions"): lambda api, ids: api.post(
+    ("post", "/api/v1/conversations/{customer_id}/actions"): lambda api, ids: api.post(
         f"/api/v1/conversations/{ids['customer']}/actions", json={"action": "typing_on"}
     ),
     ("get", "/api/v1/messages/{mid}"): lambda api, ids: api.get(f"/api/v1/messages/{ids['mid']}"),

@@ -89,7 +89,7 @@ def test_send_calls_meta_once_stores_the_message_and_merges_its_echo(
     assert message.text == "test send text by API"
     conversation = db.get(Conversation, message.conversation_id)
     assert conversation is not None
-    assert conversation.user_id == anna["id"]
+    assert conversation.customer_id == anna["id"]
     assert conversation.last_message_at == message.sent_at
 
 
@@ -434,13 +434,13 @@ def test_an_echo_arriving_while_the_send_is_marked_sent_waits_and_merges(
             pushed = sandbox.post("/_sandbox/webhooks", json={"payload": payload})
         echo_answers.append(pushed.json()["status_code"])
 
-    def mark_sent_while_the_echo_arrives(session: Session, *, message_id: int, mid: str) -> Any:
-        echo = threading.Thread(target=deliver_echo, args=(mid,))
+    def mark_sent_while_the_echo_arrives(session: Session, **row_and_mid: Any) -> Any:
+        echo = threading.Thread(target=deliver_echo, args=(row_and_mid["mid"],))
         echo.start()
         # The echo is in the service's intake now; it must wait for this transaction.
         assert intake_started.wait(10), "the echo never reached the service"
         try:
-            return mark_sent(session, message_id=message_id, mid=mid)
+            return mark_sent(session, **row_and_mid)
         finally:
             racing.append(echo)
 

@@ -186,7 +186,7 @@ def test_sends_still_unrecorded_at_shutdown_are_logged(caplog: pytest.LogCapture
 
     pending = UnrecordedSends()
     pending.add(
-        DeliveredSend(message_id=7, account_id="1", recipient_id="2", sent_at=utcnow(), mid="mid-7")
+        DeliveredSend(row_id=7, account_id="1", customer_id="2", sent_at=utcnow(), mid="mid-7")
     )
     worker = UnrecordedSendsWorker(database_gone, pending, idle_seconds=0.01)
     worker.start()

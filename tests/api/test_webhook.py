@@ -115,7 +115,7 @@ def test_text_message_is_stored_with_its_conversation_and_raw_delivery(
     assert (message.sender_id, message.recipient_id) == (CUSTOMER_ID, ACCOUNT_ID)
     assert message.sent_at == datetime.fromtimestamp(sent["timestamp"] / 1000, tz=UTC)
     conversation = db.scalars(select(Conversation)).one()
-    assert (conversation.account_id, conversation.user_id) == (ACCOUNT_ID, CUSTOMER_ID)
+    assert (conversation.account_id, conversation.customer_id) == (ACCOUNT_ID, CUSTOMER_ID)
     assert conversation.id == message.conversation_id
     assert conversation.last_inbound_at == message.sent_at
     assert conversation.last_message_at == message.sent_at
@@ -167,7 +167,7 @@ def test_two_entries_in_one_delivery_store_both_conversations(
 ) -> None:
     assert api.deliver(example_bytes("two_entries_one_delivery")).status_code == 200
 
-    pairs = {(c.account_id, c.user_id) for c in db.scalars(select(Conversation))}
+    pairs = {(c.account_id, c.customer_id) for c in db.scalars(select(Conversation))}
     assert pairs == {
         (ACCOUNT_ID, CUSTOMER_ID),
         ("17841400987654321", "7731902284650017"),

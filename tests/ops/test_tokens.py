@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
-from app.clients.instagram import InstagramError
+from app.clients.instagram_errors import TokenInvalidError
 from app.config import Settings
 from app.db import create_db_engine
 from app.models import InstagramToken
@@ -158,7 +158,7 @@ def test_a_rejected_token_is_marked_and_the_first_success_clears_the_mark(
     process.refresher.run_once()
     update_sandbox_tokens(meta, revoked=True)
 
-    with pytest.raises(InstagramError) as rejected:
+    with pytest.raises(TokenInvalidError) as rejected:
         process.instagram.get_me()
 
     assert rejected.value.code == "instagram_token_invalid"
@@ -173,7 +173,7 @@ def test_a_rejected_token_is_marked_and_the_first_success_clears_the_mark(
     assert "INSTAGRAM_USER_TOKEN" in caplog.text
 
     clock.advance(minutes=5)
-    with pytest.raises(InstagramError):  # the mark only reports: calls still go out
+    with pytest.raises(TokenInvalidError):  # the mark only reports: calls still go out
         process.instagram.get_me()
     assert stored_token(session_factory).invalid_since == clock.now - timedelta(minutes=5)
     assert len([c for c in meta.get("/_sandbox/calls").json() if c["kind"] == "me"]) == 2
@@ -211,7 +211,7 @@ def test_a_newly_configured_token_replaces_the_stored_one(
     a_day_later(process, meta, clock)
     process.refresher.run_once()
     update_sandbox_tokens(meta, revoked=True)
-    with pytest.raises(InstagramError):
+    with pytest.raises(TokenInvalidError):
         process.instagram.get_me()  # marked invalid
 
     new_token = "IGAAnewly-configured-token"

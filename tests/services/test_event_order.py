@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Conversation, Message, Reaction, User
 from app.sandbox import webhooks
-from app.services.events import apply_delivery
+from app.services.intake import apply_delivery
 from tests.conftest import Databases
 
 ACCOUNT = "17841400123456789"
@@ -181,7 +181,7 @@ def state(url: str) -> dict[str, Any]:
             "conversations": [
                 (
                     c.account_id,
-                    c.user_id,
+                    c.customer_id,
                     c.last_message_at,
                     c.last_inbound_at,
                     c.customer_read_at,

@@ -125,7 +125,7 @@ def test_consent_refusal_waits_for_the_customers_next_message(
     )
     with session_factory() as session:  # the customer writes: stored as intake does
         conversations.upsert(
-            session, account_id=ACCOUNT_ID, user_id=stranger["id"], inbound_at=clock.now
+            session, account_id=ACCOUNT_ID, customer_id=stranger["id"], inbound_at=clock.now
         )
         session.commit()
 

@@ -1,4 +1,4 @@
-"""Nothing lost: a failing event is recorded and replayed after the fix; a database failure
+"""Nothing lost: a failing webhook event is recorded and replayed after the fix; a database failure
 mid-delivery answers 503 and leaves nothing half-written."""
 
 import os
@@ -40,7 +40,7 @@ def broken_reactions(session: Session, rows: list[dict[str, Any]]) -> set[tuple[
     return set()
 
 
-def test_a_failing_event_is_recorded_the_rest_applied_and_replay_fixes_it(
+def test_a_failing_webhook_event_is_recorded_the_rest_applied_and_replay_fixes_it(
     api: ServiceClient, db: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reactions, "store_many", broken_reactions)

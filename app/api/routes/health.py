@@ -1,16 +1,17 @@
 """`/health` (the process is up) and `/ready` (it can serve, and how things stand)."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.services.health import StatusReport
+from app.api.deps import StatusReporterDep
+from app.services.health import StatusReport, migration_heads
 
 router = APIRouter(tags=["health"])
 
 READY_EXAMPLE = {
     "status": "ready",
     "checks": {"database": "ok", "schema": "at head"},
-    "schema_version": "0003",
+    "schema_version": ", ".join(sorted(migration_heads())),  # never a stale revision
     "instagram_token": {
         "state": "valid",
         "detail": "valid, expires in 52 days, 2027-01-20 10:15 UTC",
@@ -42,12 +43,12 @@ def health() -> dict[str, str]:
         503: {"description": "Not ready (database unreachable, or schema not at head)"},
     },
 )
-def ready(request: Request) -> JSONResponse:
+def ready(reporter: StatusReporterDep) -> JSONResponse:
     """200 when the database answers and its schema is at the newest migration, else 503.
     Also reports the access token (valid / expiring / expired / invalid / not configured),
     the last webhook received and the background backlog — an invalid token does not make
     the service unready: webhooks must still be stored."""
-    report = request.app.state.status_reporter.report()
+    report = reporter.report()
     body = ready_body(report)
     if report.readiness.ready:
         return JSONResponse(body)

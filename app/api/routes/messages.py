@@ -41,5 +41,6 @@ def list_messages(
     cache (the id when Instagram has none); media without text shows as `[image]` etc.,
     unsent messages as `[deleted]`. 404 when there are no messages.
 
-    Deprecated: `GET /api/v1/conversations/{user_id}/messages` pages through the whole history."""
-    return json_response(service.recent(user_id=user_id, count=messages_count))
+    Deprecated: `GET /api/v1/conversations/{customer_id}/messages` pages through the whole
+    history."""
+    return json_response(service.recent(customer_id=user_id, count=messages_count))

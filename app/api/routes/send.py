@@ -32,19 +32,20 @@ def send_message(
     Send API, once, and store it. 409 `outside_window` when the customer's last message is
     more than 24 hours old; Instagram's errors map to 404/409/429/502/503/504.
 
-    Deprecated: `POST /api/v1/conversations/{user_id}/messages` also sends media,
+    Deprecated: `POST /api/v1/conversations/{customer_id}/messages` also sends media,
     templates and quick replies, with idempotency keys."""
-    recipient_id = _recipient(user_id, payload.recipient)
-    message = service.send(user_id=recipient_id, content={"text": payload.message.text})
+    customer_id = _customer(user_id, payload.recipient)
+    message = service.send(customer_id=customer_id, content={"text": payload.message.text})
     assert message.mid is not None
     return SeedSendResponse(
-        recipient=SeedRecipient(id=recipient_id),
+        recipient=SeedRecipient(id=customer_id),
         message=SeedOutgoingText(text=payload.message.text),
         message_id=message.mid,
     )
 
 
-def _recipient(user_id: str | None, recipient: SeedRecipient | None) -> str:
+def _customer(user_id: str | None, recipient: SeedRecipient | None) -> str:
+    """The customer the request names, in the query (`user_id`) or the body (`recipient.id`)."""
     if user_id and recipient and recipient.id != user_id:
         raise InvalidInputError(
             f"user_id ({user_id}) and recipient.id ({recipient.id}) name different users.",

@@ -4,7 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from app.api.deps import ConversationServiceDep, SendServiceDep
+from app.api.deps import (
+    ConversationServiceDep,
+    ReactionServiceDep,
+    SenderActionServiceDep,
+    SendServiceDep,
+)
 from app.api.responses import json_response
 from app.schemas.common import IG_ID_PATTERN
 from app.schemas.errors import error_responses
@@ -17,12 +22,15 @@ from app.schemas.v1 import (
     ReactionCreate,
     ReactionRead,
     SenderActionCreate,
+    columns_of,
+    message_json,
+    reaction_json,
 )
-from app.services.conversations import columns_of, message_json
+from app.services.sending import graph_message
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
-UserId = Annotated[
+CustomerId = Annotated[
     str,
     Path(pattern=IG_ID_PATTERN, description="The customer's IGSID.", examples=["1187429836452190"]),
 ]
@@ -49,25 +57,25 @@ def list_conversations(
 
 
 @router.get(
-    "/{user_id}",
+    "/{customer_id}",
     summary="Get a conversation",
     response_model=ConversationRead,
     responses=error_responses(401, 404, 422, 503),
 )
-def get_conversation(service: ConversationServiceDep, user_id: UserId) -> Response:
+def get_conversation(service: ConversationServiceDep, customer_id: CustomerId) -> Response:
     """The conversation with one customer, with the same fields as in the list."""
-    return json_response(service.get(user_id))
+    return json_response(service.get(customer_id))
 
 
 @router.get(
-    "/{user_id}/messages",
+    "/{customer_id}/messages",
     summary="List a conversation's messages",
     response_model=MessagePage,
     responses=error_responses(401, 404, 422, 503),
 )
 def list_messages(
     service: ConversationServiceDep,
-    user_id: UserId,
+    customer_id: CustomerId,
     limit: Limit = 50,
     before: Annotated[
         str | None, Query(max_length=200, description="Older than this cursor.")
@@ -81,11 +89,13 @@ def list_messages(
     Without a cursor: the newest page. `before=<page.before>` pages back in time,
     `after=<page.after>` forward (also to poll for new messages). Cost does not depend on
     the length of the history."""
-    return json_response(service.messages(user_id=user_id, limit=limit, before=before, after=after))
+    return json_response(
+        service.messages(customer_id=customer_id, limit=limit, before=before, after=after)
+    )
 
 
 @router.post(
-    "/{user_id}/messages",
+    "/{customer_id}/messages",
     summary="Send a message",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageRead,
@@ -93,7 +103,7 @@ def list_messages(
 )
 def send_message(
     service: SendServiceDep,
-    user_id: UserId,
+    customer_id: CustomerId,
     body: MessageCreate,
     idempotency_key: Annotated[
         str | None,
@@ -112,7 +122,10 @@ def send_message(
     `tag: HUMAN_AGENT`; otherwise 409 `outside_window`. The message is stored (`failed` with
     Meta's error when Meta refuses it) and returned."""
     message = service.send(
-        user_id=user_id, content=body.to_graph(), tag=body.tag, idempotency_key=idempotency_key
+        customer_id=customer_id,
+        content=graph_message(body),
+        tag=body.tag,
+        idempotency_key=idempotency_key,
     )
     return json_response(
         message_json(columns_of(message), reactions=[]), status_code=status.HTTP_201_CREATED
@@ -120,50 +133,49 @@ def send_message(
 
 
 @router.post(
-    "/{user_id}/reactions",
+    "/{customer_id}/reactions",
     summary="React to a customer's message",
     status_code=status.HTTP_201_CREATED,
     response_model=ReactionRead,
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
-def react(service: SendServiceDep, user_id: UserId, body: ReactionCreate) -> ReactionRead:
+def react(
+    service: ReactionServiceDep, customer_id: CustomerId, body: ReactionCreate
+) -> ReactionRead:
     """React as the business to one of the customer's messages (a new reaction replaces the
     previous one)."""
-    stored = service.react(user_id=user_id, mid=body.mid, reaction=body.reaction)
-    return ReactionRead(
-        user_id=stored.user_id,
-        reaction=stored.reaction or "",
-        emoji=stored.emoji,
-        reacted_at=stored.reacted_at,
-    )
+    stored = service.react(customer_id=customer_id, mid=body.mid, reaction=body.reaction)
+    return ReactionRead.model_validate(reaction_json(columns_of(stored)))
 
 
 @router.delete(
-    "/{user_id}/reactions/{mid}",
+    "/{customer_id}/reactions/{mid}",
     summary="Remove the business's reaction",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
 def unreact(
-    service: SendServiceDep,
-    user_id: UserId,
+    service: ReactionServiceDep,
+    customer_id: CustomerId,
     mid: Annotated[str, Path(min_length=1, max_length=1024, description="The message's mid.")],
 ) -> Response:
     """Withdraw the business's reaction to one of the customer's messages."""
-    service.react(user_id=user_id, mid=mid, reaction=None)
+    service.react(customer_id=customer_id, mid=mid, reaction=None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
-    "/{user_id}/actions",
+    "/{customer_id}/actions",
     summary="Send a sender action",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503, 504),
 )
-def send_action(service: SendServiceDep, user_id: UserId, body: SenderActionCreate) -> Response:
+def send_action(
+    service: SenderActionServiceDep, customer_id: CustomerId, body: SenderActionCreate
+) -> Response:
     """Show the typing indicator (`typing_on`/`typing_off`) or mark the conversation seen
     (`mark_seen`)."""
-    service.send_action(user_id=user_id, action=body.action)
+    service.send(customer_id=customer_id, action=body.action)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,28 +1,25 @@
-"""Schemas of the RESTful API at /api/v1: ids are strings, times ISO 8601 UTC."""
+"""Read models of the RESTful API at /api/v1, and the builders of their JSON.
 
+Ids are strings, times ISO 8601 UTC. The hot endpoints answer plain dicts built here and
+serialized once with orjson (see app/api/responses.py for why); the models document them
+and tests validate real answers against them.
+"""
+
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.send import MessageText
+from app.models import Message, Reaction
+from app.schemas.common import SAMPLE_CUSTOMER_ID, SAMPLE_MID
+from app.schemas.messages import display_text
 from app.schemas.users import SeedUserRead
+from app.services import window
 
-SAMPLE_USER_ID = "1187429836452190"
-SAMPLE_MID = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAwMTIzNDU2Nzg5OjM0MDI4MjM2Njg0MTcx...ZDZD"
-
-
-def _https(url: str) -> str:
-    # Meta fetches media and opens buttons itself: it needs a public https URL.
-    if not url.startswith("https://") or len(url) <= len("https://"):
-        raise ValueError("must be an https:// URL")
-    return url
-
-
-HttpsUrl = Annotated[str, Field(max_length=2048), AfterValidator(_https)]
-
-
-# --- reading -----------------------------------------------------------------------------------
+JsonObject = dict[str, Any]
+# A row's columns by name: `row._mapping` of a SELECT, or `columns_of(message)`.
+Columns = Mapping[Any, Any]
 
 
 class CustomerRead(BaseModel):
@@ -48,7 +45,7 @@ class ConversationRead(BaseModel):
                 {
                     "account_id": "17841400123456789",
                     "customer": {
-                        "id": SAMPLE_USER_ID,
+                        "id": SAMPLE_CUSTOMER_ID,
                         "username": "peter_chang_live",
                         "name": "Peter Chang",
                         "profile_pic": "https://scontent.cdninstagram.com/peter.jpg",
@@ -85,6 +82,36 @@ class ConversationRead(BaseModel):
         description="The customer has seen the business's messages up to this time."
     )
     unread_count: int = Field(description="Customer messages after the business's last one.")
+
+
+def conversation_json(row: Columns, *, last: Columns | None, unread: int) -> JsonObject:
+    """A ConversationRead: an inbox row's columns (the conversation's and its customer's,
+    see repositories.conversations.page) and its last shown message's."""
+    inbound_at = row["last_inbound_at"]
+    preview = None
+    if last is not None:
+        preview = {
+            "mid": last["mid"],
+            "direction": last["direction"],
+            "text": display_text(last),
+            "sent_at": last["sent_at"],
+        }
+    return {
+        "account_id": row["account_id"],
+        "customer": {
+            "id": row["customer_id"],
+            "username": row["customer_username"],
+            "name": row["customer_name"],
+            "profile_pic": row["customer_profile_pic"],
+        },
+        "last_message": preview,
+        "last_message_at": row["last_message_at"],
+        "last_inbound_at": inbound_at,
+        "can_reply_until": window.can_reply_until(inbound_at),
+        "human_agent_until": window.human_agent_until(inbound_at),
+        "customer_read_at": row["customer_read_at"],
+        "unread_count": unread,
+    }
 
 
 class ConversationPage(BaseModel):
@@ -125,6 +152,16 @@ class ReactionRead(BaseModel):
     reacted_at: datetime
 
 
+def reaction_json(reaction: Columns) -> JsonObject:
+    """A ReactionRead: a reactions row's columns (a standing reaction: one with a name)."""
+    return {
+        "user_id": reaction["user_id"],
+        "reaction": reaction["reaction"] or "",
+        "emoji": reaction["emoji"],
+        "reacted_at": reaction["reacted_at"],
+    }
+
+
 class MessageRead(BaseModel):
     """A message as stored, with its reactions and (outbound) delivery state."""
 
@@ -136,7 +173,7 @@ class MessageRead(BaseModel):
                     "mid": SAMPLE_MID,
                     "direction": "outbound",
                     "sender_id": "17841400123456789",
-                    "recipient_id": SAMPLE_USER_ID,
+                    "recipient_id": SAMPLE_CUSTOMER_ID,
                     "text": "Yes, we ship to Germany.",
                     "attachments": None,
                     "reply_to": None,
@@ -145,7 +182,7 @@ class MessageRead(BaseModel):
                     "referral": None,
                     "reactions": [
                         {
-                            "user_id": SAMPLE_USER_ID,
+                            "user_id": SAMPLE_CUSTOMER_ID,
                             "reaction": "love",
                             "emoji": "\u2764\ufe0f",
                             "reacted_at": "2025-04-29T10:51:00Z",
@@ -191,6 +228,48 @@ class MessageRead(BaseModel):
     read: bool | None = Field(description="Outbound only: the customer has seen it.")
 
 
+def message_json(
+    message: Columns, *, reactions: list[Columns], read_until: datetime | None = None
+) -> JsonObject:
+    """A MessageRead: a messages row's columns, its standing reactions' rows, and how far
+    the customer has read (`read_until`, the conversation's `customer_read_at`)."""
+    outbound = message["direction"] == "outbound"
+    read = None
+    if outbound:
+        read = (
+            message["status"] == "sent"
+            and read_until is not None
+            and read_until >= message["sent_at"]
+        )
+    return {
+        "id": str(message["id"]),
+        "mid": message["mid"],
+        "direction": message["direction"],
+        "sender_id": message["sender_id"],
+        "recipient_id": message["recipient_id"],
+        "text": message["text"],
+        "attachments": message["attachments"],
+        "reply_to": message["reply_to"],
+        "quick_reply_payload": message["quick_reply_payload"],
+        "postback_payload": message["postback_payload"],
+        "referral": message["referral"],
+        "reactions": [reaction_json(reaction) for reaction in reactions],
+        "is_deleted": message["is_deleted"],
+        "is_unsupported": message["is_unsupported"],
+        "edit_count": message["edit_count"],
+        "edited_at": message["edited_at"],
+        "sent_at": message["sent_at"],
+        "status": message["status"] if outbound else None,
+        "error": message["error"] if outbound else None,
+        "read": read,
+    }
+
+
+def columns_of(row: Message | Reaction) -> JsonObject:
+    """A stored object's columns by name, as message_json and reaction_json take them."""
+    return {column.key: getattr(row, column.key) for column in type(row).__table__.columns}
+
+
 class MessagePage(BaseModel):
     """Newest first. `before` pages to older messages, `after` to newer ones."""
 
@@ -223,7 +302,7 @@ class UserRead(SeedUserRead):
         json_schema_extra={
             "examples": [
                 {
-                    "id": SAMPLE_USER_ID,
+                    "id": SAMPLE_CUSTOMER_ID,
                     "username": "peter_chang_live",
                     "name": "Peter Chang",
                     "profile_pic": "https://scontent.cdninstagram.com/peter.jpg",
@@ -243,161 +322,3 @@ class UserRead(SeedUserRead):
         description="`consent_required`: Instagram shares it once the user writes to the business."
     )
     fetched_at: datetime | None
-
-
-# --- sending -----------------------------------------------------------------------------------
-
-MAX_QUICK_REPLIES = 13
-MAX_IMAGES = 10
-MAX_BUTTONS = 3
-MAX_ELEMENTS = 10
-
-
-class QuickReplyCreate(BaseModel):
-    title: str = Field(min_length=1, max_length=20)
-    payload: str = Field(min_length=1, max_length=1000)
-
-
-class UrlButton(BaseModel):
-    type: Literal["web_url"]
-    title: str = Field(min_length=1, max_length=20)
-    url: HttpsUrl
-
-
-class PostbackButton(BaseModel):
-    type: Literal["postback"]
-    title: str = Field(min_length=1, max_length=20)
-    payload: str = Field(min_length=1, max_length=1000)
-
-
-Button = Annotated[UrlButton | PostbackButton, Field(discriminator="type")]
-
-
-class DefaultAction(BaseModel):
-    type: Literal["web_url"] = "web_url"
-    url: HttpsUrl
-
-
-class GenericElement(BaseModel):
-    title: str = Field(min_length=1, max_length=80)
-    subtitle: str | None = Field(default=None, max_length=80)
-    image_url: HttpsUrl | None = None
-    default_action: DefaultAction | None = None
-    buttons: list[Button] | None = Field(default=None, min_length=1, max_length=MAX_BUTTONS)
-
-
-class GenericTemplate(BaseModel):
-    template_type: Literal["generic"]
-    elements: list[GenericElement] = Field(min_length=1, max_length=MAX_ELEMENTS)
-
-
-class ButtonTemplate(BaseModel):
-    template_type: Literal["button"]
-    text: str = Field(min_length=1, max_length=640)
-    buttons: list[Button] = Field(min_length=1, max_length=MAX_BUTTONS)
-
-
-Template = Annotated[GenericTemplate | ButtonTemplate, Field(discriminator="template_type")]
-
-
-class AttachmentCreate(BaseModel):
-    """A media file Meta fetches from `url`, or the heart sticker (no url)."""
-
-    type: Literal["image", "video", "audio", "file", "like_heart"]
-    url: HttpsUrl | None = None
-
-    @model_validator(mode="after")
-    def _url_matches_type(self) -> "AttachmentCreate":
-        if self.type == "like_heart" and self.url is not None:
-            raise ValueError("like_heart takes no url")
-        if self.type != "like_heart" and self.url is None:
-            raise ValueError(f"a {self.type} attachment needs a url")
-        return self
-
-
-class MessageCreate(BaseModel):
-    """Exactly one of `text`, `attachment`, `images`, `template`; `quick_replies` go with text."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"text": "Which size?", "quick_replies": [{"title": "M", "payload": "SIZE_M"}]},
-                {"attachment": {"type": "image", "url": "https://example.com/jacket.jpg"}},
-                {"text": "Sorry for the wait!", "tag": "HUMAN_AGENT"},
-            ]
-        },
-    )
-
-    text: MessageText | None = Field(default=None, description="Up to 1000 UTF-8 bytes.")
-    attachment: AttachmentCreate | None = None
-    images: list[HttpsUrl] | None = Field(
-        default=None, min_length=2, max_length=MAX_IMAGES, description="2 to 10 image URLs."
-    )
-    template: Template | None = None
-    quick_replies: list[QuickReplyCreate] | None = Field(
-        default=None, min_length=1, max_length=MAX_QUICK_REPLIES
-    )
-    tag: Literal["HUMAN_AGENT"] | None = Field(
-        default=None,
-        description="A human agent's reply 24 hours to 7 days after the customer's last message.",
-    )
-
-    @model_validator(mode="after")
-    def _one_kind_of_content(self) -> "MessageCreate":
-        given = [
-            name
-            for name in ("text", "attachment", "images", "template")
-            if getattr(self, name) is not None
-        ]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of text, attachment, images, template"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
-        if self.quick_replies is not None and self.text is None:
-            raise ValueError("quick_replies go with a text message")
-        return self
-
-    def to_graph(self) -> dict[str, Any]:
-        """The Send API's `message` object."""
-        if self.text is not None:
-            message: dict[str, Any] = {"text": self.text}
-            if self.quick_replies:
-                message["quick_replies"] = [
-                    {"content_type": "text", "title": reply.title, "payload": reply.payload}
-                    for reply in self.quick_replies
-                ]
-            return message
-        if self.attachment is not None:
-            attachment: dict[str, Any] = {"type": self.attachment.type}
-            if self.attachment.url is not None:
-                attachment["payload"] = {"url": self.attachment.url}
-            return {"attachment": attachment}
-        if self.images is not None:
-            return {"attachments": [{"type": "image", "payload": {"url": u}} for u in self.images]}
-        assert self.template is not None
-        payload = self.template.model_dump(exclude_none=True)
-        return {"attachment": {"type": "template", "payload": payload}}
-
-
-class ReactionCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"mid": SAMPLE_MID, "reaction": "love"}]}
-    )
-
-    mid: str = Field(min_length=1, max_length=1024, description="The customer's message.")
-    reaction: str = Field(
-        default="love",
-        min_length=1,
-        max_length=16,
-        description="`love` (Instagram's heart), another reaction name, or an emoji.",
-    )
-
-
-class SenderActionCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"action": "typing_on"}]}
-    )
-
-    action: Literal["typing_on", "typing_off", "mark_seen"]

@@ -1,30 +1,20 @@
-"""`/_sandbox`: how tests and demos drive the sandbox (no token needed).
-
-They create customers, make them act like Instagram users (write, react, unsend, edit, read,
-tap buttons, follow links: each a signed webhook to the service), push arbitrary webhooks,
-inject Graph faults and read back what the service called.
-"""
+"""`/_sandbox/customers/{igsid}/...` and `/_sandbox/webhooks`: customers acting like
+Instagram users (write, react, unsend, edit, read, tap buttons, follow links), each a signed
+webhook to the service; and any delivery body pushed as is."""
 
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from fastapi import APIRouter
+from pydantic import BaseModel, Field, model_validator
 
 from app.sandbox.clock import now_ms
-from app.sandbox.config import EchoMode
+from app.sandbox.control.customers import KnownCustomerDep
+from app.sandbox.control.errors import UnplayableEventError
 from app.sandbox.deps import SandboxStateDep
-from app.sandbox.ids import new_cdn_url, new_igsid, new_media_id, new_mid, new_username
-from app.sandbox.state import (
-    Customer,
-    CustomerExistsError,
-    Fault,
-    FaultKind,
-    SandboxState,
-    UnknownCustomerError,
-)
+from app.sandbox.ids import new_cdn_url, new_media_id, new_mid
+from app.sandbox.state import Customer, SandboxState
 from app.sandbox.webhooks import (
     ReactionAction,
     delivery,
@@ -37,26 +27,7 @@ from app.sandbox.webhooks import (
     unsend_item,
 )
 
-PREFIX = "/_sandbox"
-
 ReactionName = Literal["love", "like", "laugh", "wow", "sad", "angry", "other"]
-
-
-class UnplayableEventError(ValueError):
-    """A well-formed request for an event the sandbox's state cannot produce."""
-
-
-class CustomerCreate(BaseModel):
-    """A customer to create; what is left out gets a default (IGSID and username generated)."""
-
-    id: str | None = Field(default=None, pattern=r"^\d+$", description="IGSID")
-    username: str | None = None
-    name: str | None = None
-    profile_pic: str | None = None
-    follower_count: int = Field(default=0, ge=0)
-    is_user_follow_business: bool = False
-    is_business_follow_user: bool = False
-    is_verified_user: bool = False
 
 
 class InboundAttachment(BaseModel):
@@ -186,55 +157,6 @@ class WebhookPush(BaseModel):
     sign: bool = True
 
 
-class SettingsUpdate(BaseModel):
-    """Runtime knobs to change; omitted ones stay."""
-
-    echo_mode: EchoMode | None = None
-    latency_ms: int | None = Field(default=None, ge=0)
-    webhook_url: AnyHttpUrl | None = None
-
-
-class FaultError(BaseModel):
-    """A Meta error body (without `fbtrace_id`, which is added); extra keys pass through."""
-
-    model_config = ConfigDict(extra="allow")
-
-    message: str
-    type: str = "OAuthException"
-    code: int
-    error_subcode: int | None = None
-
-
-class FaultCreate(BaseModel):
-    """Misbehave on the next `times` Graph calls of `kind`: wait, then maybe fail, or answer
-    `body` instead of the real answer."""
-
-    kind: FaultKind = "any"
-    status: int = Field(default=400, ge=200, le=599)
-    error: FaultError | None = None
-    body: dict[str, Any] | None = Field(
-        default=None,
-        description="The JSON to answer instead (e.g. a 200 without `message_id`)",
-        examples=[{"recipient_id": "1187429836452190"}],
-    )
-    delay_seconds: float = Field(default=0, ge=0, le=300)
-    times: int = Field(default=1, ge=1)
-
-    @model_validator(mode="after")
-    def success_has_a_body(self) -> "FaultCreate":
-        if self.status < 400 and self.body is None:
-            raise ValueError("a fault answering below 400 needs a body")
-        return self
-
-
-def known_customer(igsid: str, state: SandboxStateDep) -> Customer:
-    """The customer the path names; 404 when there is none."""
-    return state.require_customer(igsid)
-
-
-KnownCustomerDep = Annotated[Customer, Depends(known_customer)]
-
-
 def push_event(
     *,
     state: SandboxState,
@@ -281,29 +203,7 @@ def written_event(
     return {"mid": mid, **event}
 
 
-router = APIRouter(prefix=PREFIX, tags=["sandbox control"])
-
-
-@router.post("/customers", status_code=201)
-def create_customer(body: CustomerCreate, state: SandboxStateDep) -> dict[str, Any]:
-    """Create a customer (an Instagram user with an IGSID for this business)."""
-    fields = body.model_dump(exclude={"id", "username"})
-    customer = Customer(
-        id=body.id or new_igsid(), username=body.username or new_username(), **fields
-    )
-    return dataclasses.asdict(state.add_customer(customer))
-
-
-@router.get("/customers")
-def list_customers(state: SandboxStateDep) -> list[dict[str, Any]]:
-    """All customers."""
-    return [dataclasses.asdict(customer) for customer in state.customers()]
-
-
-@router.get("/customers/{igsid}")
-def read_customer(customer: KnownCustomerDep) -> dict[str, Any]:
-    """One customer, with consent and window state."""
-    return dataclasses.asdict(customer)
+router = APIRouter()
 
 
 @router.post("/customers/{igsid}/messages", status_code=201)
@@ -456,102 +356,3 @@ def customer_follows_link(
 def push_webhook(body: WebhookPush, state: SandboxStateDep) -> dict[str, Any]:
     """POST any payload to the service's webhook URL (reactions, edits, broken bodies…)."""
     return dataclasses.asdict(state.deliver_webhook(payload=body.payload, signed=body.sign))
-
-
-@router.get("/sent")
-def list_sent(state: SandboxStateDep) -> list[dict[str, Any]]:
-    """Send API calls received, with the answer given."""
-    return [dataclasses.asdict(send) for send in state.sent()]
-
-
-@router.get("/calls")
-def list_calls(state: SandboxStateDep) -> list[dict[str, Any]]:
-    """Every Graph call received: method, path, kind, status code."""
-    return [dataclasses.asdict(call) for call in state.calls()]
-
-
-@router.get("/config")
-def read_settings(state: SandboxStateDep) -> dict[str, Any]:
-    """Current runtime knobs."""
-    return state.settings()
-
-
-@router.put("/config")
-def update_settings(body: SettingsUpdate, state: SandboxStateDep) -> dict[str, Any]:
-    """Change echo mode, latency or webhook URL while running."""
-    return state.update_settings(
-        echo_mode=body.echo_mode,
-        latency_ms=body.latency_ms,
-        webhook_url=str(body.webhook_url) if body.webhook_url else None,
-    )
-
-
-@router.post("/faults", status_code=201)
-def add_fault(body: FaultCreate, state: SandboxStateDep) -> list[dict[str, Any]]:
-    """Queue a fault for upcoming Graph calls; returns the pending faults."""
-    error = body.error.model_dump(exclude_none=True) if body.error else None
-    state.add_fault(
-        Fault(
-            kind=body.kind,
-            times=body.times,
-            status_code=body.status,
-            error=error,
-            delay_seconds=body.delay_seconds,
-            body=body.body,
-        )
-    )
-    return [dataclasses.asdict(fault) for fault in state.faults()]
-
-
-@router.get("/faults")
-def list_faults(state: SandboxStateDep) -> list[dict[str, Any]]:
-    """Faults still waiting to fire."""
-    return [dataclasses.asdict(fault) for fault in state.faults()]
-
-
-@router.delete("/faults")
-def clear_faults(state: SandboxStateDep) -> list[dict[str, Any]]:
-    """Drop every pending fault, and answer the calls a fault's delay is holding now."""
-    state.clear_faults()
-    return []
-
-
-@router.post("/reset")
-def reset(state: SandboxStateDep) -> dict[str, Any]:
-    """Back to a fresh start: no customers, calls, sends or faults; knobs from the config."""
-    state.reset()
-    return state.settings()
-
-
-@router.api_route(
-    "/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-    include_in_schema=False,
-)
-def unknown_control_route(path: str) -> JSONResponse:
-    """Keep typos under `/_sandbox` out of the Graph catch-all (which would demand a token)."""
-    return JSONResponse(
-        {"detail": f"no sandbox route {PREFIX}/{path}", "code": "not_found"}, status_code=404
-    )
-
-
-def unknown_customer_handler(request: Request, error: Exception) -> JSONResponse:
-    """404 in the service's error shape."""
-    return JSONResponse({"detail": str(error), "code": "not_found"}, status_code=404)
-
-
-def customer_exists_handler(request: Request, error: Exception) -> JSONResponse:
-    """409 in the service's error shape."""
-    return JSONResponse({"detail": str(error), "code": "conflict"}, status_code=409)
-
-
-def unplayable_event_handler(request: Request, error: Exception) -> JSONResponse:
-    """422 in the service's error shape."""
-    return JSONResponse({"detail": str(error), "code": "validation_error"}, status_code=422)
-
-
-EXCEPTION_HANDLERS = {
-    UnknownCustomerError: unknown_customer_handler,
-    CustomerExistsError: customer_exists_handler,
-    UnplayableEventError: unplayable_event_handler,
-}

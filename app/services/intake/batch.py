@@ -1,0 +1,166 @@
+"""The per-delivery batch: what the webhook events of one delivery write, merged so that each
+table takes one statement."""
+
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
+from typing import Any, Final, Generic, Literal, TypeVar
+
+from sqlalchemy.orm import Session
+
+from app.repositories import conversations, messages, reactions, users
+from app.repositories.rows import (
+    ConversationClocks,
+    EditRow,
+    MessageRow,
+    ReactionRow,
+    UnsendRow,
+)
+from app.repositories.rules import (
+    CONVERSATION_CLOCKS,
+    FIRST_MESSAGE_STANDS,
+    HIGHER_EDIT,
+    LATER_UNSEND,
+    LATEST_REACTION,
+    FirstStands,
+    Latest,
+)
+
+ConversationKey = tuple[str, str]  # (account_id, customer_id)
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """The row a webhook event offered to the batch: `kind` (messages, unsends, edits,
+    reactions) and its key there."""
+
+    kind: str
+    key: Hashable
+
+
+# What a webhook event leaves in the batch: a ticket; None when it only moves conversation
+# clocks (always applied: they only move forward); IGNORED for kinds kept raw only.
+IGNORED: Final = "ignored"
+Collected = Ticket | None | Literal["ignored"]
+
+
+@dataclass(slots=True)
+class _Merged(Generic[RowT]):
+    row: RowT
+    owner: int  # the webhook event (its number in the batch) whose values stand
+    conversation: ConversationKey | None
+
+
+class _Merging(Generic[RowT]):
+    """One kind of row, merged by key with the rule its upsert applies in the database."""
+
+    def __init__(self, kind: str, rule: Latest | FirstStands) -> None:
+        self.kind = kind
+        self.rule = rule
+        self.merged: dict[Hashable, _Merged[RowT]] = {}
+
+    def offer(
+        self, key: Hashable, row: RowT, *, owner: int, conversation: ConversationKey | None
+    ) -> Ticket:
+        current = self.merged.get(key)
+        if current is None:
+            self.merged[key] = _Merged(row, owner, conversation)
+        elif self.rule.wins(row, current.row):
+            merged = self.rule.merge(current.row, row)
+            self.merged[key] = _Merged(merged, owner, current.conversation)
+        return Ticket(self.kind, key)
+
+    def rows(self, conversation_ids: dict[ConversationKey, int]) -> list[RowT]:
+        """The merged rows, each with its conversation's id (stored by now)."""
+        rows = []
+        for entry in self.merged.values():
+            row: Any = entry.row
+            if entry.conversation is not None:
+                row = replace(row, conversation_id=conversation_ids[entry.conversation])
+            rows.append(row)
+        return rows
+
+
+class Batch:
+    """What a set of webhook events writes, merged so that each table takes one statement.
+
+    Events are collected in any order. Rows with the same key merge by the rule their
+    table's upsert applies in the database (app/repositories/rules.py), so merging them first
+    and writing once gives the state of writing them one by one. Each merged row remembers
+    its owner, the event whose values stand: another event offering that row was a duplicate.
+    """
+
+    def __init__(self) -> None:
+        self.clocks: dict[ConversationKey, ConversationClocks] = {}
+        # (Annotated, not subscripted: a subscripted generic costs a call per delivery.)
+        self.messages: _Merging[MessageRow] = _Merging("messages", FIRST_MESSAGE_STANDS)
+        self.unsends: _Merging[UnsendRow] = _Merging("unsends", LATER_UNSEND)
+        self.edits: _Merging[EditRow] = _Merging("edits", HIGHER_EDIT)
+        self.reactions: _Merging[ReactionRow] = _Merging("reactions", LATEST_REACTION)
+        self._merging: dict[str, _Merging[Any]] = {
+            merging.kind: merging
+            for merging in (self.messages, self.unsends, self.edits, self.reactions)
+        }
+        self._collected: list[Collected] = []  # per webhook event, in order
+
+    def note(self, collected: Collected) -> None:
+        """Record what the webhook event being collected left in the batch."""
+        self._collected.append(collected)
+
+    def conversation(self, clocks: ConversationClocks) -> ConversationKey:
+        key = (clocks.account_id, clocks.customer_id)
+        current = self.clocks.get(key)
+        self.clocks[key] = clocks if current is None else CONVERSATION_CLOCKS.merge(current, clocks)
+        return key
+
+    def message(self, row: MessageRow, *, conversation: ConversationKey) -> Ticket:
+        return self._offer(self.messages, row.mid, row, conversation=conversation)
+
+    def unsend(self, row: UnsendRow, *, conversation: ConversationKey) -> Ticket:
+        return self._offer(self.unsends, row.mid, row, conversation=conversation)
+
+    def edit(self, row: EditRow, *, conversation: ConversationKey) -> Ticket:
+        return self._offer(self.edits, row.mid, row, conversation=conversation)
+
+    def reaction(self, row: ReactionRow) -> Ticket:
+        return self._offer(self.reactions, (row.mid, row.user_id), row, conversation=None)
+
+    def _offer(
+        self,
+        merging: _Merging[RowT],
+        key: Hashable,
+        row: RowT,
+        *,
+        conversation: ConversationKey | None,
+    ) -> Ticket:
+        # The webhook event offering the row is the one being collected: the next noted.
+        owner = len(self._collected)
+        return merging.offer(key, row, owner=owner, conversation=conversation)
+
+    def write(self, session: Session) -> list[str]:
+        """Write everything; per collected webhook event `applied`, `duplicate` (it changed
+        nothing, or another event in the batch wrote its row) or `ignored`."""
+        # A conversation's users exist once it does (conversations.customer_id is checked at
+        # commit): their rows, which queue their profiles, are written with new ones only.
+        upserted = conversations.upsert_many(session, self.clocks.values())
+        users.ensure(
+            session, user_ids={id for key, row in upserted.items() if row.created for id in key}
+        )
+        ids = {key: row.id for key, row in upserted.items()}
+        changed: dict[str, set[Any]] = {
+            "messages": messages.store_messages(session, self.messages.rows(ids)),
+            "unsends": messages.store_unsends(session, self.unsends.rows(ids)),
+            "edits": messages.store_edits(session, self.edits.rows(ids)),
+            "reactions": reactions.store_many(session, self.reactions.rows(ids)),
+        }
+        return [
+            self._outcome(number, collected, changed)
+            for number, collected in enumerate(self._collected)
+        ]
+
+    def _outcome(self, number: int, collected: Collected, changed: dict[str, set[Any]]) -> str:
+        if not isinstance(collected, Ticket):
+            # Conversation clocks only: applied (they only move forward), or kept raw only.
+            return "applied" if collected is None else IGNORED
+        owner = self._merging[collected.kind].merged[collected.key].owner == number
+        return "applied" if owner and collected.key in changed[collected.kind] else "duplicate"

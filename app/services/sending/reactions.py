@@ -1,0 +1,73 @@
+"""Reactions as the business: react to a customer's message, or take the reaction back."""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInputError, NotFoundError
+from app.models import Reaction, utcnow
+from app.repositories import conversations, messages, reactions
+from app.services import window
+from app.services.accounts import BusinessAccount
+from app.services.sending.actions import SenderActionService
+
+
+class ReactionService:
+    """React to customers' messages on the business's behalf."""
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        actions: SenderActionService,
+        account: BusinessAccount,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self.actions = actions
+        self.account = account
+        self.clock = clock
+
+    def react(self, *, customer_id: str, mid: str, reaction: str | None) -> Reaction:
+        """React to a customer's message as the business (`reaction` None: unreact)."""
+        account_id = self.account.id()
+        target = messages.get_by_mid(self.session, mid)
+        conversation = conversations.window_of(
+            self.session, account_id=account_id, customer_id=customer_id
+        )
+        if target is None or conversation is None or target.conversation_id != conversation.id:
+            raise NotFoundError(
+                f"No message {mid} in the conversation with {customer_id}.",
+                code="message_not_found",
+            )
+        if target.direction != "inbound":
+            raise InvalidInputError(
+                "Only a customer's message can be reacted to.", code="not_a_customer_message"
+            )
+        now = self.clock()
+        window.check(conversation.last_inbound_at, tag=None, now=now)
+        self.session.commit()  # no transaction (nor SQLite lock) held while Meta answers
+        if reaction is None:
+            self.actions.send(
+                customer_id=customer_id, action="unreact", payload={"message_id": mid}
+            )
+        else:
+            self.actions.send(
+                customer_id=customer_id,
+                action="react",
+                payload={"message_id": mid, "reaction": reaction},
+            )
+        reactions.store(
+            self.session,
+            mid=mid,
+            user_id=account_id,
+            reaction=reaction,
+            # Meta takes a reaction name ("love") or the emoji itself.
+            emoji=reaction if reaction and not reaction.isascii() else None,
+            reacted_at=now,
+        )
+        self.session.commit()
+        stored = reactions.get(self.session, mid=mid, user_id=account_id)
+        assert stored is not None
+        return stored
