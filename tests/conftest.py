@@ -355,6 +355,9 @@ def meta(sandbox: BackgroundServer) -> Iterator[ServiceClient]:
         yield client
 
 
+ANNA_FIRST_WORDS = "Hi! Do you ship to Berlin?"
+
+
 @pytest.fixture
 def anna(meta: ServiceClient, service: SharedService, db: Session) -> dict[str, Any]:
     """A sandbox customer who just wrote to the business (window open, consent given) and
@@ -370,9 +373,6 @@ def anna(meta: ServiceClient, service: SharedService, db: Session) -> dict[str, 
     customer_writes(meta, customer["id"], ANNA_FIRST_WORDS)
     wait_for_profiles(db, customer["id"], ACCOUNT_ID)
     return customer
-
-
-ANNA_FIRST_WORDS = "Hi! Do you ship to Berlin?"
 
 
 @pytest.fixture
