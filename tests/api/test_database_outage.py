@@ -144,8 +144,11 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+        with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         self._listener.close()
         self._accepting.join(5)
+        assert not self._accepting.is_alive()
 
 
 @contextmanager
