@@ -134,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.business_account = business_account
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
+    # The background threads (each started by the lifespan when enabled); tests pause them.
+    app.state.workers = (sent_recorder, profile_worker, token_worker)
     app.state.status_reporter = StatusReporter(
         engine=engine,
         session_factory=session_factory,

@@ -1,5 +1,7 @@
-"""Shared fixtures: a fresh database per test (SQLite always, PostgreSQL when TEST_DATABASE_URL
-is set), the Graph API sandbox and the service, both served over real HTTP on loopback."""
+"""Shared fixtures: the database of each backend (SQLite always, PostgreSQL when
+TEST_DATABASE_URL is set) made fresh for every test, and the Graph API sandbox and the service,
+both served over real HTTP on loopback, started once per run and reset between tests
+(tests/stack.py)."""
 
 import logging
 import os
@@ -13,28 +15,32 @@ import pytest
 import requests
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, make_url, text
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.main import create_app
-from app.models import Base
-from app.sandbox import SandboxConfig, create_sandbox_app
 from app.sandbox.server import BackgroundServer
-from app.services.health import migration_heads
+from tests import stack as shared
 from tests.helpers import (
     ACCOUNT_ID,
     API_KEY,
     APP_SECRET,
     USER_TOKEN,
     VERIFY_TOKEN,
+    Clock,
     ServiceClient,
+    customer_writes,
+    new_customer,
+    wait_for_profiles,
 )
 from tests.logcheck import LogCollector
+from tests.stack import SharedService, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 # Every variable Settings or SandboxConfig would read: tests must not see the developer's setup.
 _SETTING_VARIABLES = [name.upper() for name in Settings.model_fields] + [
@@ -64,13 +70,12 @@ def alembic_config(url: str) -> Config:
 
 def postgres_url_for_schema(schema: str) -> str:
     assert TEST_DATABASE_URL is not None
-    url = make_url(TEST_DATABASE_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
+    return shared.postgres_url_for_schema(TEST_DATABASE_URL, schema)
 
 
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[Engine]:
-    """An engine on TEST_DATABASE_URL, to create and drop per-test schemas.
+    """An engine on TEST_DATABASE_URL, to create and drop schemas.
 
     When TEST_DATABASE_URL is set, PostgreSQL is mandatory: an unreachable server fails the
     run instead of skipping its tests.
@@ -86,7 +91,7 @@ def postgres_admin() -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to head once; each test gets a copy."""
+    """A SQLite file migrated to head once; each fresh database is a copy."""
     path = tmp_path_factory.mktemp("template") / "template.db"
     command.upgrade(alembic_config(f"sqlite:///{path}"), "head")
     return path
@@ -99,12 +104,17 @@ def fresh_schema(postgres_admin: Engine) -> Iterator[str]:
     with postgres_admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     yield schema
-    with postgres_admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    shared.drop_postgres_schema(postgres_admin, schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend a test runs on: each test that needs a database runs on both."""
+    return request.param
 
 
 class Databases:
-    """Fresh databases at the current schema, on one backend; all dropped at teardown."""
+    """More fresh databases at the current schema, on one backend; dropped at teardown."""
 
     def __init__(
         self,
@@ -129,35 +139,21 @@ class Databases:
             shutil.copy(self.sqlite_template, path)
             return f"sqlite:///{path}"
         assert self.postgres_admin is not None
-        with self.postgres_admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{name}"'))
+        shared.create_postgres_schema(self.postgres_admin, name)
         self._schemas.append(name)
-        url = postgres_url_for_schema(name)
-        # The schema the migrations build equals the models' (test_migrations checks for
-        # drift), so create_all is the fast way to a fresh schema.
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        with engine.begin() as connection:
-            connection.execute(
-                text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
-            )
-            for head in migration_heads():
-                connection.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head})
-        engine.dispose()
-        return url
+        return postgres_url_for_schema(name)
 
     def drop_all(self) -> None:
         if self.postgres_admin is None:
             return
-        with self.postgres_admin.connect() as connection:
-            for schema in self._schemas:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        for schema in self._schemas:
+            shared.drop_postgres_schema(self.postgres_admin, schema)
 
 
-@pytest.fixture(params=BACKENDS)
-def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
-    """A maker of fresh databases, for each backend the tests run on."""
-    if request.param == "sqlite":
+@pytest.fixture
+def databases(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[Databases]:
+    """A maker of fresh databases besides `database_url`, on the test's backend."""
+    if backend == "sqlite":
         made = Databases(
             "sqlite", directory=tmp_path, sqlite_template=request.getfixturevalue("sqlite_template")
         )
@@ -171,10 +167,33 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databa
     made.drop_all()
 
 
+@pytest.fixture(scope="session")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The run's sandbox and shared services (tests/stack.py)."""
+    made = Stack(
+        directory=tmp_path_factory.mktemp("shared"),
+        sqlite_template=lambda: request.getfixturevalue("sqlite_template"),
+        postgres_admin=lambda: request.getfixturevalue("postgres_admin"),
+        postgres_url=TEST_DATABASE_URL,
+    )
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def database_url(databases: Databases) -> str:
-    """A fresh database for one test, on each backend."""
-    return databases.new()
+def shared_database(backend: str, stack: Stack, sandbox: BackgroundServer) -> shared.SharedDatabase:
+    """The backend's shared database, made anew for this test (once `sandbox` has made
+    everything quiet)."""
+    return stack.fresh_database(backend)
+
+
+@pytest.fixture
+def database_url(shared_database: shared.SharedDatabase) -> str:
+    """A fresh database for one test, on each backend (the shared services', which run only
+    for tests that ask for one)."""
+    return shared_database.url
 
 
 @pytest.fixture
@@ -188,37 +207,17 @@ def db(database_url: str) -> Iterator[Session]:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[BackgroundServer]:
-    """The Graph API sandbox, served over HTTP; its webhooks go to `service` once it runs."""
-    config = SandboxConfig(
-        _env_file=None,
-        access_token=USER_TOKEN,
-        app_secret=APP_SECRET,
-        account_id=ACCOUNT_ID,
-        webhook_url="http://127.0.0.1:9/webhook",
-    )
-    with BackgroundServer(create_sandbox_app(config)) as server:
-        yield server
+def sandbox(stack: Stack) -> BackgroundServer:
+    """The Graph API sandbox over HTTP, reset, once no request or background round of the
+    last test is in flight anywhere; its webhooks go to `service` once it runs."""
+    stack.quiet()
+    return stack.sandbox.server
 
 
 @pytest.fixture
 def service_environment(database_url: str, sandbox: BackgroundServer) -> dict[str, Any]:
     """The service's test configuration, as Settings keyword arguments."""
-    return {
-        "database_url": database_url,
-        "instagram_app_secret": APP_SECRET,
-        "instagram_user_token": USER_TOKEN,
-        "instagram_webhook_token": VERIFY_TOKEN,
-        "instagram_account_id": ACCOUNT_ID,
-        # Most tests talk to the API without a key; the key's own tests set API_KEY.
-        "allow_open_api": True,
-        "instagram_graph_url": sandbox.url,
-        "instagram_get_retries": 1,
-        "instagram_read_timeout": 5,
-        "profile_worker_idle_seconds": 0.05,
-        # Every record is created, so the run's secret check (below) sees them all.
-        "log_level": "DEBUG",
-    }
+    return shared.service_settings(database_url=database_url, graph_url=sandbox.url)
 
 
 StartService = Callable[..., BackgroundServer]
@@ -228,7 +227,8 @@ StartService = Callable[..., BackgroundServer]
 def start_service(
     service_environment: dict[str, Any], sandbox: BackgroundServer
 ) -> Iterator[StartService]:
-    """Start the service (settings overridden by keyword) wired to the sandbox both ways."""
+    """Start a service of its own (settings overridden by keyword) on the test's database,
+    wired to the sandbox both ways."""
     servers: list[BackgroundServer] = []
 
     def start(**overrides: Any) -> BackgroundServer:
@@ -247,14 +247,106 @@ def start_service(
         server.stop()
 
 
-@pytest.fixture
-def service(start_service: StartService) -> BackgroundServer:
-    """The service with the test settings."""
-    return start_service()
+StartShared = Callable[..., SharedService]
 
 
 @pytest.fixture
-def api(service: BackgroundServer) -> Iterator[ServiceClient]:
+def start_shared(
+    backend: str, shared_database: shared.SharedDatabase, sandbox: BackgroundServer, stack: Stack
+) -> Iterator[StartShared]:
+    """Start, for this test, a service the run shares (with the test settings, overridden by
+    keyword) on the test's database: token stored, logging set, webhooks wired to it, and its
+    background threads working unless `workers=False`."""
+    started: list[SharedService] = []
+
+    def start(*, workers: bool = True, **overrides: Any) -> SharedService:
+        made = stack.service(backend, **overrides)
+        made.start(workers=workers)
+        started.append(made)
+        return made
+
+    yield start
+    for made in started:
+        made.pause_workers()
+
+
+@pytest.fixture
+def service(start_shared: StartShared) -> SharedService:
+    """The service with the test settings, running: its background threads work and the
+    sandbox's webhooks reach it."""
+    return start_shared()
+
+
+@pytest.fixture
+def quiet_service(start_shared: StartShared) -> SharedService:
+    """The service with the test settings, its background threads paused (as with
+    PROFILE_WORKER_ENABLED=false: no profile is fetched unless a request asks)."""
+    return start_shared(workers=False)
+
+
+InProcess = Callable[..., TestClient]
+
+
+@pytest.fixture
+def in_process() -> Iterator[InProcess]:
+    """Build the service in this process (FastAPI's TestClient) with these settings, for
+    what needs no server: validation, authentication, documents. Without `lifespan=True` no
+    background thread starts and nothing is stored at start; without a `database_url` nothing
+    may touch the database (the embedded default, never created: a request that reached it
+    would fail)."""
+    built: list[tuple[TestClient, bool]] = []
+    # The test client's own request lines (its URLs hold what the test sends, a handshake's
+    # verify token too) are not the service's logs, which the run-wide check is about.
+    client_log = logging.getLogger("httpx2")
+    level = client_log.level
+    client_log.setLevel(logging.WARNING)
+
+    def build(
+        base: dict[str, Any] | None = None, *, lifespan: bool = False, **overrides: Any
+    ) -> TestClient:
+        # Open on purpose unless a test gives an API key (the service refuses to start
+        # open otherwise: tests/test_safety.py).
+        values = {"allow_open_api": True, **(base or {}), **overrides}
+        settings = Settings(_env_file=None, **values)
+        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        if lifespan:
+            client.__enter__()
+        built.append((client, lifespan))
+        return client
+
+    yield build
+    for client, lifespan in built:
+        if lifespan:
+            client.__exit__(None, None, None)
+        else:
+            client.app.state.instagram.close()  # type: ignore[attr-defined]
+            client.app.state.engine.dispose()  # type: ignore[attr-defined]
+        client.close()
+    client_log.setLevel(level)
+
+
+@pytest.fixture
+def service_in_process(in_process: InProcess) -> TestClient:
+    """The service with the test settings, in process, with no database and no Graph API
+    behind it: for what it must answer before it would need either (validation, handshake,
+    documents)."""
+    return in_process(shared.service_settings(database_url="", graph_url=shared.NOWHERE_URL))
+
+
+# Nothing listens on port 1: a database that is down.
+DATABASE_DOWN = "postgresql+psycopg2://nobody@127.0.0.1:1/none"
+
+
+@pytest.fixture
+def database_down(in_process: InProcess) -> TestClient:
+    """The service with the test settings, in process, whose database is down (whatever the
+    backend: nothing answers)."""
+    settings = shared.service_settings(database_url=DATABASE_DOWN, graph_url=shared.NOWHERE_URL)
+    return in_process(settings, db_connect_timeout=1)
+
+
+@pytest.fixture
+def api(service: SharedService) -> Iterator[ServiceClient]:
     with ServiceClient(service.url) as client:
         yield client
 
@@ -264,6 +356,32 @@ def meta(sandbox: BackgroundServer) -> Iterator[ServiceClient]:
     """A client for the sandbox's control API (`/_sandbox/...`)."""
     with ServiceClient(sandbox.url) as client:
         yield client
+
+
+ANNA_FIRST_WORDS = "Hi! Do you ship to Berlin?"
+
+
+@pytest.fixture
+def anna(meta: ServiceClient, service: SharedService, db: Session) -> dict[str, Any]:
+    """A sandbox customer who just wrote to the business (window open, consent given) and
+    whose profile the service has fetched."""
+    customer = new_customer(
+        meta,
+        username="anna_k",
+        name="Anna K",
+        profile_pic="https://cdn.test/anna.jpg",
+        follower_count=321,
+        is_user_follow_business=True,
+    )
+    customer_writes(meta, customer["id"], ANNA_FIRST_WORDS)
+    wait_for_profiles(db, customer["id"], ACCOUNT_ID)
+    return customer
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A controllable clock for background work run by hand (fetcher rounds, token refresh)."""
+    return Clock()
 
 
 # --- no secret in any log line of the whole run --------------------------------------------------

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,10 +11,11 @@ from types import TracebackType
 from typing import Any
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from app.models import User
+from app.models import Message, User
+from app.sandbox import webhooks
 from app.security import sign_body
 
 ACCOUNT_ID = "17841400123456789"  # the business IG_ID of the example payloads
@@ -55,6 +57,19 @@ def text_message(
     item["timestamp"] = timestamp
     item["message"] = {"mid": mid, **({"text": text} if text is not None else {}), **fields}
     return payload
+
+
+def messages_delivery(
+    *, customer_id: str, texts: list[str], start_ms: int, prefix: str = "m"
+) -> dict[str, Any]:
+    """One delivery of the customer's messages `texts`, a millisecond apart, mids
+    `<prefix>-0`, `<prefix>-1`..."""
+    ids = {"account_id": ACCOUNT_ID, "customer_id": customer_id}
+    items = [
+        webhooks.message_item(**ids, mid=f"{prefix}-{n}", timestamp_ms=start_ms + n, text=text)
+        for n, text in enumerate(texts)
+    ]
+    return webhooks.delivery(account_id=ACCOUNT_ID, items=items)
 
 
 class ServiceClient:
@@ -132,9 +147,32 @@ def graph_calls(meta: ServiceClient, kind: str | None = None) -> list[dict[str, 
     return [call for call in calls if kind is None or call["kind"] == kind]
 
 
+def sandbox_sends(meta: ServiceClient) -> list[dict[str, Any]]:
+    """The Send API calls the sandbox received (messages and sender actions), with its answers."""
+    return meta.get("/_sandbox/sent").json()
+
+
 def add_fault(meta: ServiceClient, **fault: Any) -> None:
     response = meta.post("/_sandbox/faults", json=fault)
     assert response.status_code in (200, 201), response.text
+
+
+# --- what the service stored -------------------------------------------------------------------
+
+
+def count_rows(db: Session, model: type) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(model)) or 0
+
+
+def outbound_messages(db: Session) -> list[Message]:
+    """The stored outbound messages (sends and echoes), oldest row first."""
+    db.expire_all()
+    rows = list(
+        db.scalars(select(Message).where(Message.direction == "outbound").order_by(Message.id))
+    )
+    db.commit()
+    return rows
 
 
 class Clock:
@@ -151,12 +189,37 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+class StatementCounter:
+    """The SQL statements an engine runs inside the block (BEGIN and the background profile
+    fetcher's excluded): what the requests made meanwhile cost."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        background = threading.current_thread().name == "profile-fetcher"
+        if not statement.startswith("BEGIN") and not background:
+            self.statements.append(statement)
+
+    def __enter__(self) -> "StatementCounter":
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+
 def wait_until(condition: Callable[[], bool], *, timeout: float = 10, what: str = "") -> None:
+    """Until `condition()` holds (looked at again and again, soon at first); fail the test when
+    it still does not after `timeout` seconds."""
     deadline = time.monotonic() + timeout
+    pause = 0.002
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
 
 
 def wait_for_profiles(db: Session, *user_ids: str, timeout: float = 10) -> None:

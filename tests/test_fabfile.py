@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_fab_lists_every_task_the_readme_names() -> None:
     listing = subprocess.run(
         [sys.executable, "-m", "fabric", "--list"],

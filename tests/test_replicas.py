@@ -4,12 +4,12 @@ every event stored once, no 5xx, and no profile fetched twice."""
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -63,23 +63,23 @@ def service_process(*, database_url: str, graph_url: str, workdir: Path) -> Iter
         env=environment,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        assert process.poll() is None, "the service process exited"
+        try:
+            return requests.get(f"{url}/health", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, "the service process exited"
-            try:
-                if requests.get(f"{url}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the service process did not start"
-            time.sleep(0.05)
+        wait_until(answering, timeout=20, what="the service process answering")
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_two_processes_store_every_event_once_and_fetch_every_profile_once(
     database_url: str, db: Session, sandbox: BackgroundServer, meta: ServiceClient, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from app.api.middleware import API_KEY_VALID
@@ -43,10 +44,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        if session.in_transaction():
-            await run_in_threadpool(session.close)
-        else:
-            session.close()
+        try:
+            if session.in_transaction():
+                await run_in_threadpool(session.close)
+            else:
+                session.close()
+        except sa_exc.DBAPIError:
+            # The connection died under the request, whose error has been answered (503): its
+            # rollback cannot reach the server either. Drop the connection instead of failing
+            # an answer already on its way (the client would see the connection cut).
+            session.invalidate()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

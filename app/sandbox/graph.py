@@ -191,15 +191,16 @@ class GraphRoute(APIRoute):
             state: SandboxState = request.app.state.sandbox
             # Logged on arrival, so a call whose client timed out still counts.
             call = arrived(request=request, kind=kind, state=state)
+            generation = state.generation
             if state.latency_ms:
                 await anyio.sleep(state.latency_ms / 1000)
             fault = state.take_fault(kind)
             if fault is not None and fault.delay_seconds:
-                await anyio.sleep(fault.delay_seconds)
-            if fault is not None and fault.error is not None:
-                response: Response = error_response(
-                    status_code=fault.status_code, error=fault.error
-                )
+                await hold(state, fault.delay_seconds)
+            if fault is not None and fault.body is not None:
+                response: Response = JSONResponse(fault.body, status_code=fault.status_code)
+            elif fault is not None and fault.error is not None:
+                response = error_response(status_code=fault.status_code, error=fault.error)
             else:
                 try:
                     check_token(request=request, state=state)
@@ -211,11 +212,23 @@ class GraphRoute(APIRoute):
                     # FastAPI could not parse the request (e.g. a body that is not JSON).
                     response = invalid_parameter("Invalid parameter").response()
             call.status_code = response.status_code
-            if kind == "send":
+            # A call held across a reset belongs to the world before it: not logged again.
+            if kind == "send" and state.generation == generation:
                 await record_send(request=request, response=response, state=state)
             return response
 
         return handle_graph_call
+
+
+async def hold(state: SandboxState, seconds: float) -> None:
+    """Wait `seconds` (a hanging Meta), or less if the faults are cleared meanwhile."""
+    released = state.released
+    deadline = anyio.current_time() + seconds
+    while state.released == released:
+        left = deadline - anyio.current_time()
+        if left <= 0:
+            return
+        await anyio.sleep(min(left, 0.02))
 
 
 def presented_token(request: Request) -> str:

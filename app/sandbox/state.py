@@ -57,6 +57,9 @@ class Fault:
     status_code: int = 400
     error: dict[str, Any] | None = None
     delay_seconds: float = 0
+    # An answer of its own instead of the endpoint's (wins over `error`), e.g. a 200 that
+    # lacks a field Meta always sends.
+    body: Any = None
 
 
 @dataclass
@@ -96,6 +99,10 @@ class SandboxState:
         self._faults: list[Fault] = []
         # How many times each message has been edited, to number the next edit.
         self._edit_counts: dict[str, int] = {}
+        # Bumped by every reset; `released` also when faults are cleared: calls a fault is
+        # holding (delay_seconds) are let go.
+        self.generation = 0
+        self.released = 0
         # The business account's tokens and webhook subscription (app/sandbox/business.py).
         self.business = BusinessState(config.access_token.get_secret_value())
         self._restore_settings()
@@ -132,7 +139,8 @@ class SandboxState:
         return self.settings()
 
     def reset(self) -> None:
-        """Forget customers, calls, sends, edits and faults; knobs go back to the config values."""
+        """Forget customers, calls, sends, edits and faults; knobs go back to the config values;
+        calls held by a fault's delay are answered now."""
         with self._lock:
             self._customers.clear()
             self._calls.clear()
@@ -141,6 +149,8 @@ class SandboxState:
             self._edit_counts.clear()
             self.business.reset()
             self._restore_settings()
+            self.generation += 1
+            self.released += 1
 
     def deliver_webhook(self, *, payload: Any, signed: bool = True) -> DeliveryResult:
         """POST a delivery to the service, signed with the app secret like Meta does."""
@@ -263,6 +273,7 @@ class SandboxState:
             return [dataclasses.replace(fault) for fault in self._faults]
 
     def clear_faults(self) -> None:
-        """Drop every pending fault."""
+        """Drop every pending fault; calls held by a fault's delay are answered now."""
         with self._lock:
             self._faults.clear()
+            self.released += 1

@@ -18,21 +18,48 @@ class BackgroundWorker:
         self.idle_seconds = idle_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # pause(): no round starts until resume(); the one running finishes first.
+        self._state = threading.Condition()
+        self._paused = False
+        self._in_round = False
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
+        with self._state:
+            self._state.notify_all()
         self._thread.join(timeout)
+
+    def pause(self) -> None:
+        """Return once the round in progress (if any) is over; start none until `resume()`.
+        (A test suite sharing one service between tests resets its database meanwhile.)"""
+        with self._state:
+            self._paused = True
+            self._state.wait_for(lambda: not self._in_round)
+
+    def resume(self) -> None:
+        with self._state:
+            self._paused = False
+            self._state.notify_all()
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            with self._state:
+                self._state.wait_for(lambda: not self._paused or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                self._in_round = True
             try:
                 busy = self.step()
             except Exception:
                 # A database or network hiccup must not kill the thread: log, wait, go on.
                 logger.exception("%s: round failed", self.name)
                 busy = False
+            finally:
+                with self._state:
+                    self._in_round = False
+                    self._state.notify_all()
             if not busy:
                 self._stop.wait(self.idle_seconds)

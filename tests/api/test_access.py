@@ -1,12 +1,15 @@
-"""API key: with API_KEY set, everything but the webhook, health and docs needs the Bearer key."""
+"""API key: with API_KEY set, everything but the webhook, health and docs needs the Bearer key.
+
+The key is checked before anything else, so these run the service in process."""
 
 import logging
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-from app.sandbox.server import BackgroundServer
-from tests.conftest import StartService
-from tests.helpers import API_KEY, VERIFY_TOKEN, ServiceClient, example_bytes
+from tests.conftest import InProcess
+from tests.helpers import API_KEY, VERIFY_TOKEN, example_bytes, signed_headers
 
 PROTECTED = [
     ("GET", "/messages", {"params": {"user_id": "1187429836452190"}}),
@@ -20,8 +23,9 @@ PROTECTED = [
 
 
 @pytest.fixture
-def guarded(start_service: StartService) -> BackgroundServer:
-    return start_service(api_key=API_KEY)
+def guarded(in_process: InProcess, service_environment: dict[str, Any]) -> TestClient:
+    """The service with API_KEY set, on the test's database."""
+    return in_process(service_environment, api_key=API_KEY)
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs"), PROTECTED, ids=[p[1] for p in PROTECTED])
@@ -31,11 +35,13 @@ def guarded(start_service: StartService) -> BackgroundServer:
     ids=["none", "wrong", "basic", "bare"],
 )
 def test_protected_endpoints_refuse_a_missing_or_wrong_key(
-    guarded: BackgroundServer, method: str, path: str, kwargs: dict, authorization: str | None
+    in_process: InProcess, method: str, path: str, kwargs: dict, authorization: str | None
 ) -> None:
+    # No database at all: the refusal comes before anything would need one.
+    client = in_process(api_key=API_KEY)
     headers = {"Authorization": authorization} if authorization else {}
-    with ServiceClient(guarded.url) as client:
-        response = client.request(method, path, headers=headers, **kwargs)
+
+    response = client.request(method, path, headers=headers, **kwargs)
 
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
@@ -43,39 +49,44 @@ def test_protected_endpoints_refuse_a_missing_or_wrong_key(
     assert API_KEY not in response.text
 
 
-def test_the_right_key_is_let_through(guarded: BackgroundServer) -> None:
-    with ServiceClient(guarded.url, api_key=API_KEY) as client:
-        response = client.get("/messages", params={"user_id": "1187429836452190"})
+def test_the_right_key_is_let_through(guarded: TestClient) -> None:
+    response = guarded.get(
+        "/messages",
+        params={"user_id": "1187429836452190"},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
 
     assert response.status_code == 404  # past the key check: there are no messages yet
+    assert response.json()["code"] == "messages_not_found"
 
 
-def test_webhook_health_ready_and_docs_need_no_key(guarded: BackgroundServer) -> None:
+def test_webhook_health_ready_and_docs_need_no_key(guarded: TestClient) -> None:
     params = {"hub.mode": "subscribe", "hub.challenge": "7", "hub.verify_token": VERIFY_TOKEN}
-    with ServiceClient(guarded.url) as client:
-        assert client.get("/webhook", params=params).status_code == 200
-        assert client.deliver(example_bytes("text")).status_code == 200
-        assert client.get("/health").status_code == 200
-        assert client.get("/ready").status_code == 200
-        assert client.get("/docs").status_code == 200
-        assert client.get("/openapi.json").status_code == 200
+    body = example_bytes("text")
+
+    assert guarded.get("/webhook", params=params).status_code == 200
+    assert guarded.post("/webhook", content=body, headers=signed_headers(body)).status_code == 200
+    assert guarded.get("/health").status_code == 200
+    assert guarded.get("/ready").status_code == 200
+    assert guarded.get("/docs").status_code == 200
+    assert guarded.get("/openapi.json").status_code == 200
 
 
 def test_without_an_api_key_the_service_runs_and_warns(
-    start_service: StartService, caplog: pytest.LogCaptureFixture
+    in_process: InProcess, service_environment: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        server = start_service(api_key=None)
-    with ServiceClient(server.url) as client:
-        assert client.get("/messages", params={"user_id": "1187429836452190"}).status_code == 404
+        client = in_process(service_environment, api_key=None, lifespan=True)
+    response = client.get("/messages", params={"user_id": "1187429836452190"})
 
+    assert response.status_code == 404
     assert "API_KEY is not set" in caplog.text
 
 
 def test_with_an_api_key_there_is_no_warning(
-    start_service: StartService, caplog: pytest.LogCaptureFixture
+    in_process: InProcess, service_environment: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        start_service(api_key=API_KEY)
+        in_process(service_environment, api_key=API_KEY, lifespan=True)
 
     assert "API_KEY is not set" not in caplog.text

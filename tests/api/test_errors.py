@@ -1,16 +1,23 @@
 """Every error is JSON with `detail` and `code`; no secret ever reaches a log or an answer."""
 
 import logging
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
-from tests.conftest import StartService
+from app.models import Message
+from app.repositories import messages
+from tests import stack as shared
+from tests.conftest import InProcess, StartService
 from tests.helpers import (
     API_KEY,
     APP_SECRET,
     USER_TOKEN,
     VERIFY_TOKEN,
     ServiceClient,
+    count_rows,
     customer_writes,
     example_bytes,
     new_customer,
@@ -18,9 +25,9 @@ from tests.helpers import (
 )
 
 
-def test_unknown_paths_and_methods_answer_json(api: ServiceClient) -> None:
-    missing = api.get("/nope")
-    wrong_method = api.delete("/messages")
+def test_unknown_paths_and_methods_answer_json(service_in_process: TestClient) -> None:
+    missing = service_in_process.get("/nope")
+    wrong_method = service_in_process.delete("/messages")
 
     assert (missing.status_code, missing.json()) == (
         404,
@@ -30,17 +37,21 @@ def test_unknown_paths_and_methods_answer_json(api: ServiceClient) -> None:
     assert wrong_method.json()["code"] == "method_not_allowed"
 
 
-def test_oversize_bodies_are_refused_on_every_endpoint(start_service: StartService) -> None:
-    server = start_service(max_body_bytes=1024)
-    with ServiceClient(server.url) as client:
-        response = client.post(
-            "/message/send",
-            params={"user_id": "1187429836452190"},
-            json={"message": {"text": "x" * 2000}},
-        )
+def test_oversize_bodies_are_refused_on_every_endpoint(in_process: InProcess) -> None:
+    # No database and no Graph API behind it: refused before either is needed.
+    settings = shared.service_settings(database_url="", graph_url=shared.NOWHERE_URL)
+    client = in_process(settings, max_body_bytes=1024, max_api_body_bytes=1024)
+    api = client.post(
+        "/message/send",
+        params={"user_id": "1187429836452190"},
+        json={"message": {"text": "x" * 2000}},
+    )
+    webhook = client.post("/webhook", content=b"{" + b" " * 2000 + b"}")
 
-    assert response.status_code == 413
-    assert response.json()["code"] == "payload_too_large"
+    assert (api.status_code, api.json()["code"]) == (413, "payload_too_large")
+    assert "MAX_API_BODY_BYTES" in api.json()["detail"]
+    assert (webhook.status_code, webhook.json()["code"]) == (413, "payload_too_large")
+    assert "MAX_BODY_BYTES" in webhook.json()["detail"]
 
 
 def test_secrets_appear_in_no_log_line_and_no_answer(
@@ -84,3 +95,30 @@ def test_secrets_appear_in_no_log_line_and_no_answer(
         assert secret not in logged  # ...but never with a secret
         for answer in answers:
             assert secret not in answer
+
+
+def test_an_unexpected_error_is_a_500_in_the_error_shape_that_tells_nothing_inside(
+    api: ServiceClient,
+    db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert api.deliver(example_bytes("text")).status_code == 200
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("a bug near the private table messages_internal")
+
+    monkeypatch.setattr(messages, "latest_visible", broken)
+
+    response = api.get("/messages", params={"user_id": "1187429836452190"})
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": "Internal server error.", "code": "internal_error"}
+    assert "messages_internal" not in response.text
+    # The log has what the answer does not: the error and where it came from.
+    [logged] = [record for record in caplog.records if record.getMessage() == "unhandled error"]
+    assert logged.levelname == "ERROR"
+    assert logged.exc_info is not None
+    assert "messages_internal" in str(logged.exc_info[1])
+    assert count_rows(db, Message) == 1  # a read: nothing changed

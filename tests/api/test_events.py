@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 
 from app.models import Conversation, Message, Reaction, User, WebhookDelivery
 from app.repositories import users
-from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, example, example_bytes
+from tests.helpers import (
+    ACCOUNT_ID,
+    CUSTOMER_ID,
+    ServiceClient,
+    count_rows,
+    example,
+    example_bytes,
+)
+from tests.stack import SharedService
 
 
 def item_of(name: str) -> dict[str, Any]:
@@ -293,9 +301,10 @@ def test_echoes_never_move_the_window(api: ServiceClient, db: Session) -> None:
 # --- profiles off the webhook path ----------------------------------------------------------
 
 
-def test_a_new_customer_is_queued_for_a_profile_fetch(start_service: Any, db: Session) -> None:
-    server = start_service(profile_worker_enabled=False)
-    with ServiceClient(server.url) as client:
+def test_a_new_customer_is_queued_for_a_profile_fetch(
+    quiet_service: SharedService, db: Session
+) -> None:
+    with ServiceClient(quiet_service.url) as client:
         assert client.deliver(example_bytes("text")).status_code == 200
 
     for user_id in (CUSTOMER_ID, ACCOUNT_ID):
@@ -307,12 +316,11 @@ def test_a_new_customer_is_queued_for_a_profile_fetch(start_service: Any, db: Se
 
 
 def test_a_customer_who_refused_consent_is_asked_again_once_they_write(
-    start_service: Any, db: Session
+    quiet_service: SharedService, db: Session
 ) -> None:
     refused_at = datetime(2025, 4, 29, 10, 0, tzinfo=UTC)  # before the examples' messages
     db.add(User(id=CUSTOMER_ID, profile_status="consent_required", fetched_at=refused_at))
     db.commit()
-    server = start_service(profile_worker_enabled=False)
 
     def fetcher_round() -> str:
         users.ask_again_after_consent(db, now=datetime.now(UTC))
@@ -320,7 +328,7 @@ def test_a_customer_who_refused_consent_is_asked_again_once_they_write(
         db.expire_all()
         return db.get(User, CUSTOMER_ID).profile_status
 
-    with ServiceClient(server.url) as client:
+    with ServiceClient(quiet_service.url) as client:
         assert client.deliver(example_bytes("echo_text")).status_code == 200
         assert fetcher_round() == "consent_required"  # the business wrote, not the customer
         assert client.deliver(example_bytes("text")).status_code == 200
@@ -329,15 +337,17 @@ def test_a_customer_who_refused_consent_is_asked_again_once_they_write(
     assert db.get(User, CUSTOMER_ID).profile_due_at is not None
 
 
-@pytest.mark.parametrize("name", ["text", "two_entries_one_delivery", "postback_icebreaker"])
+@pytest.mark.parametrize(
+    ("name", "messages"), [("text", 1), ("two_entries_one_delivery", 2), ("postback_icebreaker", 1)]
+)
 def test_the_webhook_path_never_calls_the_graph_api(
-    start_service: Any, meta: ServiceClient, name: str
+    quiet_service: SharedService, meta: ServiceClient, db: Session, name: str, messages: int
 ) -> None:
-    server = start_service(profile_worker_enabled=False)
-    with ServiceClient(server.url) as client:
+    with ServiceClient(quiet_service.url) as client:
         assert client.deliver(example_bytes(name)).status_code == 200
 
     assert meta.get("/_sandbox/calls").json() == []
+    assert count_rows(db, Message) == messages  # stored all the same
 
 
 def test_every_example_payload_is_applied_without_failures(api: ServiceClient, db: Session) -> None:

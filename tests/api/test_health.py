@@ -2,12 +2,18 @@
 
 from pathlib import Path
 
-from tests.conftest import StartService
+from fastapi.testclient import TestClient
+
+from tests import stack as shared
+from tests.conftest import InProcess
 from tests.helpers import ServiceClient
 
 
-def test_health_is_ok(api: ServiceClient) -> None:
-    assert api.get("/health").json() == {"status": "ok"}
+def test_health_is_ok(service_in_process: TestClient) -> None:
+    # No database behind it: liveness checks nothing else.
+    response = service_in_process.get("/health")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
 def test_ready_when_the_database_is_at_the_newest_migration(api: ServiceClient) -> None:
@@ -18,10 +24,11 @@ def test_ready_when_the_database_is_at_the_newest_migration(api: ServiceClient) 
     assert (body["status"], body["checks"]) == ("ready", {"database": "ok", "schema": "at head"})
 
 
-def test_not_ready_before_migrations(start_service: StartService, tmp_path: Path) -> None:
-    server = start_service(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
-    with ServiceClient(server.url) as client:
-        response = client.get("/ready")
+def test_not_ready_before_migrations(in_process: InProcess, tmp_path: Path) -> None:
+    empty = shared.service_settings(
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}", graph_url=shared.NOWHERE_URL
+    )
+    response = in_process(empty).get("/ready")
 
     assert response.status_code == 503
     body = response.json()
@@ -29,13 +36,9 @@ def test_not_ready_before_migrations(start_service: StartService, tmp_path: Path
     assert body["checks"]["schema"] == "not migrated: run `fab migrate`"
 
 
-def test_not_ready_when_the_database_is_down(start_service: StartService) -> None:
-    server = start_service(
-        database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none", db_connect_timeout=1
-    )
-    with ServiceClient(server.url) as client:
-        ready = client.get("/ready")
-        health = client.get("/health")
+def test_not_ready_when_the_database_is_down(database_down: TestClient) -> None:
+    ready = database_down.get("/ready")
+    health = database_down.get("/health")
 
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"].startswith("unreachable")

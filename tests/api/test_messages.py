@@ -1,38 +1,33 @@
 """`GET /messages`: the last messages of a conversation, README sample 4's shape."""
 
 import pytest
-from sqlalchemy import event, update
+from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.models import Message
-from app.sandbox.server import BackgroundServer
-from tests.conftest import StartService
+from tests.conftest import ANNA_FIRST_WORDS
 from tests.helpers import (
     ACCOUNT_ID,
     CUSTOMER_ID,
     ServiceClient,
+    StatementCounter,
     customer_writes,
     example_bytes,
     graph_calls,
+    messages_delivery,
     new_customer,
     text_message,
     wait_for_profiles,
 )
+from tests.stack import SharedService
 
 BUSINESS_USERNAME = "sandbox_business"  # what the sandbox's /me answers
 
 
-@pytest.fixture
-def anna(meta: ServiceClient, service: BackgroundServer) -> dict:
-    """A customer of the sandbox; the service runs, so what she writes is stored."""
-    return new_customer(meta, username="anna_k", name="Anna K")
-
-
 def test_history_is_oldest_first_with_usernames_from_the_profiles(
-    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict
+    api: ServiceClient, meta: ServiceClient, anna: dict
 ) -> None:
-    customer_writes(meta, anna["id"], "Hi! Do you ship to Berlin?")
-    wait_for_profiles(db, anna["id"], ACCOUNT_ID)
     customer_writes(meta, anna["id"], "And to Munich?")
     sent = api.post(
         "/message/send", params={"user_id": anna["id"]}, json={"message": {"text": "Yes, both."}}
@@ -46,7 +41,7 @@ def test_history_is_oldest_first_with_usernames_from_the_profiles(
         {
             "sender_username": "anna_k",
             "recipient_username": BUSINESS_USERNAME,
-            "text": "Hi! Do you ship to Berlin?",
+            "text": ANNA_FIRST_WORDS,
         },
         {
             "sender_username": "anna_k",
@@ -62,26 +57,25 @@ def test_history_is_oldest_first_with_usernames_from_the_profiles(
 
 
 def test_reads_never_call_the_graph_api(
-    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict
+    api: ServiceClient, meta: ServiceClient, anna: dict
 ) -> None:
-    customer_writes(meta, anna["id"], "hello")
-    wait_for_profiles(db, anna["id"], ACCOUNT_ID)
     calls = graph_calls(meta)
 
     for _ in range(3):
-        assert api.get("/messages", params={"user_id": anna["id"]}).status_code == 200
+        response = api.get("/messages", params={"user_id": anna["id"]})
+        assert response.status_code == 200
+        assert [m["text"] for m in response.json()] == [ANNA_FIRST_WORDS]
 
     assert graph_calls(meta) == calls
 
 
 def test_before_the_profiles_are_fetched_the_ids_stand_in(
-    start_service: StartService, meta: ServiceClient, db: Session
+    quiet_service: SharedService, meta: ServiceClient
 ) -> None:
-    server = start_service(profile_worker_enabled=False)
     customer = new_customer(meta, username="zoe")
     customer_writes(meta, customer["id"], "hi")
 
-    with ServiceClient(server.url) as client:
+    with ServiceClient(quiet_service.url) as client:
         history = client.get("/messages", params={"user_id": customer["id"]}).json()
 
     assert history == [
@@ -90,14 +84,10 @@ def test_before_the_profiles_are_fetched_the_ids_stand_in(
     assert graph_calls(meta) == []
 
 
-def test_default_count_is_50_and_messages_count_limits_it(
-    api: ServiceClient, meta: ServiceClient
-) -> None:
-    for number in range(60):
-        payload = text_message(
-            mid=f"m-{number:03}", text=f"message {number}", timestamp=1745923812000 + number
-        )
-        assert api.deliver(payload).status_code == 200
+def test_default_count_is_50_and_messages_count_limits_it(api: ServiceClient) -> None:
+    texts = [f"message {number}" for number in range(60)]
+    delivery = messages_delivery(customer_id=CUSTOMER_ID, texts=texts, start_ms=1745923812000)
+    assert api.deliver(delivery).status_code == 200
 
     default = api.get("/messages", params={"user_id": CUSTOMER_ID}).json()
     three = api.get("/messages", params={"user_id": CUSTOMER_ID, "messages_count": 3}).json()
@@ -185,44 +175,44 @@ def test_a_user_without_messages_is_a_404(api: ServiceClient) -> None:
     ],
     ids=["missing", "letters", "space", "zero", "too-many", "not-a-number"],
 )
-def test_bad_parameters_are_422(api: ServiceClient, params: dict) -> None:
-    response = api.get("/messages", params=params)
+def test_bad_parameters_are_422(service_in_process: TestClient, params: dict) -> None:
+    response = service_in_process.get("/messages", params=params)
 
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
 
 
 def test_the_cost_of_a_read_does_not_grow_with_the_history(
-    start_service: StartService, service: BackgroundServer, meta: ServiceClient, db: Session
+    service: SharedService, api: ServiceClient, meta: ServiceClient, db: Session
 ) -> None:
     customer_writes(meta, new_customer(meta, id=CUSTOMER_ID, username="peter")["id"], "hi")
     wait_for_profiles(db, CUSTOMER_ID, ACCOUNT_ID)
-    # A second process without the profile fetcher: only the reads' statements are counted.
-    reader = start_service(profile_worker_enabled=False)
-    api = ServiceClient(reader.url)
-    statements: list[str] = []
-    engine = reader.app.state.engine
+    service.pause_workers()  # only the reads' statements are counted
+    short = [f"short {number}" for number in range(5)]
+    delivery = messages_delivery(customer_id=CUSTOMER_ID, texts=short, start_ms=1745923812000)
+    assert api.deliver(delivery).status_code == 200
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
+    with StatementCounter(service.app.state.engine) as short_history:
+        response = api.get("/messages", params={"user_id": CUSTOMER_ID})
+    assert response.status_code == 200
+    assert [m["text"] for m in response.json()] == [*short, "hi"]
+    assert {m["sender_username"] for m in response.json()} == {"peter"}
+    long = [f"long {number}" for number in range(300)]
+    for start in range(0, 300, 100):
+        delivery = messages_delivery(
+            customer_id=CUSTOMER_ID,
+            texts=long[start : start + 100],
+            start_ms=1745923900000 + start,
+            prefix=f"long-{start}",
+        )
+        assert api.deliver(delivery).status_code == 200
+    with StatementCounter(service.app.state.engine) as long_history:
+        response = api.get("/messages", params={"user_id": CUSTOMER_ID, "messages_count": 50})
 
-    for number in range(5):
-        api.deliver(text_message(mid=f"short-{number}", timestamp=1745923812000 + number))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        api.get("/messages", params={"user_id": CUSTOMER_ID})
-        short_history = list(statements)
-        for number in range(300):
-            api.deliver(text_message(mid=f"long-{number}", timestamp=1745923900000 + number))
-        statements.clear()
-        api.get("/messages", params={"user_id": CUSTOMER_ID, "messages_count": 50})
-        long_history = list(statements)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-    assert len(long_history) == len(short_history)
-    history_query = next(s for s in long_history if "FROM messages" in s)
+    assert response.status_code == 200
+    assert [m["text"] for m in response.json()] == [*long[-49:], "hi"]
+    assert len(long_history.statements) == len(short_history.statements)
+    history_query = next(s for s in long_history.statements if "FROM messages" in s)
     assert "LIMIT" in history_query
 
 

@@ -1,7 +1,6 @@
 """Sending when Meta hangs or the database fails after Meta accepted a message."""
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,36 +13,31 @@ from app.config import Settings
 from app.main import _warn_about_configuration
 from app.models import Message, utcnow
 from app.repositories import messages
-from app.sandbox.server import BackgroundServer
 from app.services.sending import DeliveredSend, UnrecordedSends, UnrecordedSendsWorker
 from tests.conftest import StartService
 from tests.helpers import (
     ServiceClient,
     add_fault,
-    customer_writes,
     example,
     example_bytes,
-    new_customer,
+    graph_calls,
+    outbound_messages,
+    sandbox_sends,
     wait_until,
 )
 
 
-@pytest.fixture
-def anna(meta: ServiceClient, service: BackgroundServer) -> dict[str, Any]:
-    customer = new_customer(meta, username="anna")
-    customer_writes(meta, customer["id"], "hi")
-    return customer
-
-
 def failures(db: Session) -> list[tuple[str | None, str | None]]:
     """The stored outbound messages: (status, error code), in order."""
-    db.expire_all()
-    rows = db.scalars(select(Message).where(Message.direction == "outbound").order_by(Message.id))
-    found = [(row.status, (row.error or {}).get("code")) for row in rows]
-    db.commit()
-    return found
+    return [(row.status, (row.error or {}).get("code")) for row in outbound_messages(db)]
 
 
+def unanswered_sends(meta: ServiceClient) -> int:
+    """Send API calls Meta (the sandbox) has received and not answered yet."""
+    return sum(call["status_code"] is None for call in graph_calls(meta, "send"))
+
+
+@pytest.mark.slow
 def test_a_hanging_meta_never_takes_the_threads_webhooks_and_reads_need(
     start_service: StartService, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
@@ -51,10 +45,11 @@ def test_a_hanging_meta_never_takes_the_threads_webhooks_and_reads_need(
         worker_threads=8,
         instagram_max_concurrency=3,
         instagram_queue_timeout=0.2,
-        instagram_read_timeout=1.5,
+        instagram_read_timeout=3,
         profile_worker_enabled=False,
     )
-    add_fault(meta, kind="send", delay_seconds=3, times=20)
+    # Meta holds every send far longer than the service waits (the sandbox's reset ends it).
+    add_fault(meta, kind="send", delay_seconds=60, times=20)
 
     def send(number: int) -> int:
         with ServiceClient(server.url) as client:
@@ -64,33 +59,38 @@ def test_a_hanging_meta_never_takes_the_threads_webhooks_and_reads_need(
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         sends = [pool.submit(send, number) for number in range(12)]
-        time.sleep(0.5)  # the first three hang at Meta, the rest are turned away
+        # Three sends hold the three Graph slots, hanging at Meta; the nine others are
+        # turned away without waiting for them.
+        wait_until(
+            lambda: unanswered_sends(meta) == 3 and sum(f.done() for f in sends) == 9,
+            what="three sends hanging at Meta and nine answered",
+        )
         with ServiceClient(server.url) as client:
-            started = time.monotonic()
             delivered = client.deliver(example_bytes("text"))
             history = client.get(f"/api/v1/conversations/{anna['id']}/messages")
-            elapsed = time.monotonic() - started
+        # Both were served while the three still hung in the service, holding their slots.
+        still_hanging = [future for future in sends if not future.done()]
         statuses = sorted(future.result() for future in sends)
 
     assert (delivered.status_code, history.status_code) == (200, 200)
-    assert elapsed < 1.0
+    assert len(still_hanging) == 3
     assert statuses.count(504) == 3  # the calls that got a slot time out
     assert statuses.count(503) == 9  # the others: instagram_busy, at once
     # Only the three with a slot reached Meta; every attempt is stored as failed, saying why.
-    graph_sends = [call for call in meta.get("/_sandbox/calls").json() if call["kind"] == "send"]
-    assert len(graph_sends) == 3
+    assert len(graph_calls(meta, "send")) == 3
     assert sorted(failures(db)) == sorted(
         [("failed", "instagram_timeout")] * 3 + [("failed", "instagram_busy")] * 9
     )
     delivered_mid = example("text")["entry"][0]["messaging"][0]["message"]["mid"]
     assert messages.row_by_mid(db, delivered_mid) is not None
+    assert [m["text"] for m in history.json()["data"]][-1] == "Hi! Do you ship to Berlin?"
 
 
 def test_busy_answer_says_so_and_when_to_retry(
     start_service: StartService, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     server = start_service(instagram_max_concurrency=1, instagram_queue_timeout=0.1)
-    add_fault(meta, kind="send", delay_seconds=1)
+    add_fault(meta, kind="send", delay_seconds=60)  # held until the faults are cleared
 
     def send(text: str) -> Any:
         with ServiceClient(server.url) as client:
@@ -98,14 +98,17 @@ def test_busy_answer_says_so_and_when_to_retry(
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         slow = pool.submit(send, "first")
-        time.sleep(0.3)
+        wait_until(lambda: unanswered_sends(meta) == 1, what="the first send held at Meta")
         busy = pool.submit(send, "second").result()
+        assert meta.delete("/_sandbox/faults").status_code == 200  # Meta answers the first
+        first = slow.result()
 
-    assert slow.result().status_code == 201
+    assert first.status_code == 201
     assert busy.status_code == 503
     assert busy.json()["code"] == "instagram_busy"
     assert busy.headers["Retry-After"] == "1"
     assert failures(db) == [("sent", None), ("failed", "instagram_busy")]
+    assert [call["body"]["message"] for call in sandbox_sends(meta)] == [{"text": "first"}]
 
 
 def test_a_delivered_message_is_never_answered_with_an_error(
@@ -124,7 +127,7 @@ def test_a_delivered_message_is_never_answered_with_an_error(
 
     # Meta accepted it: an error would make the client send it a second time.
     assert response.status_code == 201
-    [call] = meta.get("/_sandbox/sent").json()
+    [call] = sandbox_sends(meta)
     mid = call["response"]["message_id"]
     assert (response.json()["mid"], response.json()["status"]) == (mid, "sent")
 

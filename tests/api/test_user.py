@@ -1,20 +1,19 @@
 """`GET /user`: a profile, cached with a TTL, README sample 5's shape."""
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.models import User
-from app.sandbox.server import BackgroundServer
 from tests.conftest import StartService
 from tests.helpers import (
     ACCOUNT_ID,
     ServiceClient,
     add_fault,
-    customer_writes,
     graph_calls,
     new_customer,
-    wait_for_profiles,
 )
+from tests.stack import SharedService
 
 SAMPLE_5_KEYS = {
     "id",
@@ -25,22 +24,6 @@ SAMPLE_5_KEYS = {
     "is_user_follow_business",
     "is_business_follow_user",
 }
-
-
-@pytest.fixture
-def anna(meta: ServiceClient, service: BackgroundServer, db: Session) -> dict:
-    """A customer of the sandbox who wrote in; the background fetcher has her profile."""
-    customer = new_customer(
-        meta,
-        username="anna_k",
-        name="Anna K",
-        profile_pic="https://cdn.test/anna.jpg",
-        follower_count=321,
-        is_user_follow_business=True,
-    )
-    customer_writes(meta, customer["id"], "hi")  # consent: she wrote to the business
-    wait_for_profiles(db, customer["id"], ACCOUNT_ID)
-    return customer
 
 
 @pytest.mark.parametrize("path", ["/user", "/user/"])
@@ -79,12 +62,12 @@ def test_a_fresh_cached_profile_needs_no_graph_api_call(
 
 def test_a_stale_profile_is_fetched_again(
     start_service: StartService,
-    service: BackgroundServer,
+    service: SharedService,
     meta: ServiceClient,
     db: Session,
     anna: dict,
 ) -> None:
-    service.stop()  # its profile fetcher would fetch the profile the TTL of 0 makes due
+    service.pause_workers()  # its profile fetcher would fetch the profile the TTL of 0 makes due
     server = start_service(profile_cache_ttl_seconds=0, profile_worker_enabled=False)
     with ServiceClient(server.url) as client:
         assert client.get("/user", params={"user_id": anna["id"]}).status_code == 200
@@ -99,9 +82,9 @@ def test_a_stale_profile_is_fetched_again(
 
 
 def test_a_stale_profile_is_served_when_instagram_fails(
-    start_service: StartService, service: BackgroundServer, meta: ServiceClient, anna: dict
+    start_service: StartService, service: SharedService, meta: ServiceClient, anna: dict
 ) -> None:
-    service.stop()  # its profile fetcher would fetch the profile the TTL of 0 makes due
+    service.pause_workers()  # its profile fetcher would fetch the profile the TTL of 0 makes due
     server = start_service(profile_cache_ttl_seconds=0, profile_worker_enabled=False)
     with ServiceClient(server.url) as client:
         assert client.get("/user", params={"user_id": anna["id"]}).status_code == 200
@@ -111,6 +94,8 @@ def test_a_stale_profile_is_served_when_instagram_fails(
 
     assert response.status_code == 200
     assert response.json()["username"] == "anna_k"
+    # Instagram was asked (the TTL of 0 made the profile stale) and failed every try.
+    assert graph_calls(meta, "profile")[-1]["status_code"] == 500
 
 
 def test_a_user_who_never_wrote_is_a_404_and_marked_consent_required(
@@ -186,8 +171,8 @@ def test_instagram_unreachable_is_a_503(start_service: StartService, meta: Servi
 
 
 @pytest.mark.parametrize("params", [{}, {"user_id": "me"}, {"user_id": "1/../me"}], ids=str)
-def test_bad_user_ids_are_422(api: ServiceClient, params: dict) -> None:
-    response = api.get("/user", params=params)
+def test_bad_user_ids_are_422(service_in_process: TestClient, params: dict) -> None:
+    response = service_in_process.get("/user", params=params)
 
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"

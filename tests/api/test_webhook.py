@@ -3,28 +3,28 @@
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, Message, User, WebhookDelivery
-from tests.conftest import StartService
+from tests.conftest import InProcess, StartService
 from tests.helpers import (
     ACCOUNT_ID,
     CUSTOMER_ID,
     VERIFY_TOKEN,
     ServiceClient,
+    count_rows,
     encode,
     example,
     example_bytes,
     signed_headers,
     text_message,
 )
-
-
-def count(db: Session, model: type) -> int:
-    return db.scalar(select(func.count()).select_from(model)) or 0
+from tests.stack import SharedService
 
 
 def messages_by_mid(db: Session) -> dict[str, Message]:
@@ -39,8 +39,10 @@ def handshake(mode: str = "subscribe", token: str = VERIFY_TOKEN) -> dict[str, s
 
 
 @pytest.mark.parametrize("path", ["/webhook", "/webhook/"])
-def test_handshake_echoes_the_challenge_as_plain_text(api: ServiceClient, path: str) -> None:
-    response = api.get(path, params=handshake())
+def test_handshake_echoes_the_challenge_as_plain_text(
+    service_in_process: TestClient, path: str
+) -> None:
+    response = service_in_process.get(path, params=handshake())
 
     assert response.status_code == 200
     assert response.text == "1158201444"
@@ -51,9 +53,9 @@ def test_handshake_echoes_the_challenge_as_plain_text(api: ServiceClient, path: 
     "params", [handshake(token="wrong"), handshake(mode="unsubscribe")], ids=["token", "mode"]
 )
 def test_handshake_with_wrong_token_or_mode_is_forbidden(
-    api: ServiceClient, params: dict[str, str]
+    service_in_process: TestClient, params: dict[str, str]
 ) -> None:
-    response = api.get("/webhook", params=params)
+    response = service_in_process.get("/webhook", params=params)
 
     assert response.status_code == 403
     assert response.json() == {
@@ -64,12 +66,12 @@ def test_handshake_with_wrong_token_or_mode_is_forbidden(
 
 @pytest.mark.parametrize("missing", ["hub.mode", "hub.challenge", "hub.verify_token"])
 def test_handshake_without_a_parameter_is_a_validation_error(
-    api: ServiceClient, missing: str
+    service_in_process: TestClient, missing: str
 ) -> None:
     params = handshake()
     del params[missing]
 
-    response = api.get("/webhook", params=params)
+    response = service_in_process.get("/webhook", params=params)
 
     assert response.status_code == 422
     body = response.json()
@@ -78,13 +80,13 @@ def test_handshake_without_a_parameter_is_a_validation_error(
 
 
 def test_handshake_without_a_configured_verify_token_is_refused(
-    start_service: StartService, caplog: pytest.LogCaptureFixture
+    in_process: InProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = start_service(instagram_webhook_token=None)
-    with ServiceClient(server.url) as client:
-        response = client.get("/webhook", params=handshake(token=""))
+    client = in_process(instagram_webhook_token=None)
+    response = client.get("/webhook", params=handshake(token=""))
 
     assert response.status_code == 403
+    assert response.json()["code"] == "verification_failed"
     assert "INSTAGRAM_WEBHOOK_TOKEN is not set" in caplog.text
 
 
@@ -92,11 +94,13 @@ def test_handshake_without_a_configured_verify_token_is_refused(
 
 
 def test_text_message_is_stored_with_its_conversation_and_raw_delivery(
-    api: ServiceClient, db: Session
+    quiet_service: SharedService, db: Session
 ) -> None:
     raw = example_bytes("text")
 
-    response = api.deliver(raw)
+    # The profile fetcher rests: the user stays as intake left it.
+    with ServiceClient(quiet_service.url) as api:
+        response = api.deliver(raw)
 
     assert response.status_code == 200
     # Like the original service, the delivery is echoed back.
@@ -132,7 +136,7 @@ def test_both_paths_accept_deliveries(api: ServiceClient, db: Session, path: str
     response = api.post(path, data=raw, headers=signed_headers(raw))
 
     assert response.status_code == 200
-    assert count(db, Message) == 1
+    assert count_rows(db, Message) == 1
 
 
 def test_the_same_delivery_twice_stores_the_message_once(api: ServiceClient, db: Session) -> None:
@@ -141,9 +145,9 @@ def test_the_same_delivery_twice_stores_the_message_once(api: ServiceClient, db:
     assert api.deliver(raw).status_code == 200
     assert api.deliver(raw).status_code == 200
 
-    assert count(db, Message) == 1
-    assert count(db, Conversation) == 1
-    assert count(db, WebhookDelivery) == 1  # byte for byte the same: stored once
+    assert count_rows(db, Message) == 1
+    assert count_rows(db, Conversation) == 1
+    assert count_rows(db, WebhookDelivery) == 1  # byte for byte the same: stored once
 
 
 def test_the_same_message_in_two_different_deliveries_is_stored_once(
@@ -295,14 +299,14 @@ def test_event_kinds_instagram_does_not_document_are_kept_raw_and_answered_200(
     assert response.status_code == 200
     delivery = db.scalars(select(WebhookDelivery)).one()
     assert (delivery.body, delivery.status, delivery.event_count) == (raw, "applied", 1)
-    assert count(db, Message) == 0
+    assert count_rows(db, Message) == 0
 
 
 def test_dashboard_test_entry_creates_no_conversation(api: ServiceClient, db: Session) -> None:
     assert api.deliver(example_bytes("dashboard_test_changes_form")).status_code == 200
 
-    assert count(db, Conversation) == 0
-    assert count(db, User) == 0
+    assert count_rows(db, Conversation) == 0
+    assert count_rows(db, User) == 0
 
 
 def test_the_original_readmes_sample_with_numeric_ids_is_stored_with_string_ids(
@@ -362,8 +366,8 @@ def test_unsigned_or_badly_signed_delivery_is_refused_and_nothing_stored(
 
     assert response.status_code == 403
     assert response.json() == {"detail": "Invalid webhook signature.", "code": "invalid_signature"}
-    assert count(db, WebhookDelivery) == 0
-    assert count(db, Message) == 0
+    assert count_rows(db, WebhookDelivery) == 0
+    assert count_rows(db, Message) == 0
 
 
 def test_signature_over_a_re_serialised_body_does_not_match(
@@ -375,20 +379,24 @@ def test_signature_over_a_re_serialised_body_does_not_match(
     response = api.post("/webhook", data=raw, headers=signed_headers(reserialised))
 
     assert response.status_code == 403
-    assert count(db, WebhookDelivery) == 0
+    assert count_rows(db, WebhookDelivery) == 0
 
 
 def test_without_an_app_secret_every_delivery_is_refused_and_the_log_says_why(
-    start_service: StartService, db: Session, caplog: pytest.LogCaptureFixture
+    in_process: InProcess,
+    service_environment: dict[str, Any],
+    db: Session,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server = start_service(instagram_app_secret=None)
-    with caplog.at_level(logging.WARNING), ServiceClient(server.url) as client:
-        response = client.deliver(example_bytes("text"))
+    client = in_process(service_environment, instagram_app_secret=None)
+    raw = example_bytes("text")
+    with caplog.at_level(logging.WARNING):
+        response = client.post("/webhook", content=raw, headers=signed_headers(raw))
 
     assert response.status_code == 403
     assert response.json()["code"] == "invalid_signature"
     assert "INSTAGRAM_APP_SECRET is not set" in caplog.text
-    assert count(db, WebhookDelivery) == 0
+    assert count_rows(db, WebhookDelivery) == 0
 
 
 @pytest.mark.parametrize(
@@ -403,7 +411,7 @@ def test_malformed_json_is_a_400_and_nothing_stored(
 
     assert response.status_code == 400
     assert response.json()["code"] == "malformed_json"
-    assert count(db, WebhookDelivery) == 0
+    assert count_rows(db, WebhookDelivery) == 0
 
 
 def test_body_over_the_limit_is_a_413(start_service: StartService, db: Session) -> None:
@@ -418,7 +426,7 @@ def test_body_over_the_limit_is_a_413(start_service: StartService, db: Session) 
     for response in (declared, chunked):
         assert response.status_code == 413
         assert response.json()["code"] == "payload_too_large"
-    assert count(db, WebhookDelivery) == 0
+    assert count_rows(db, WebhookDelivery) == 0
 
 
 @pytest.mark.parametrize(
@@ -482,16 +490,16 @@ def test_wrongly_typed_messages_never_cause_a_5xx(
 def test_a_wrapped_list_body_is_accepted(api: ServiceClient, db: Session) -> None:
     assert api.deliver([example("text")]).status_code == 200
 
-    assert count(db, Message) == 1
+    assert count_rows(db, Message) == 1
 
 
-def test_database_down_is_a_503_so_meta_retries(start_service: StartService) -> None:
-    server = start_service(
-        database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none", db_connect_timeout=1
-    )
-    with ServiceClient(server.url) as client:
-        response = client.deliver(example_bytes("text"))
+def test_database_down_is_a_503_so_meta_retries(database_down: TestClient) -> None:
+    raw = example_bytes("text")
+    response = database_down.post("/webhook", content=raw, headers=signed_headers(raw))
 
     assert response.status_code == 503
-    assert response.json()["code"] == "database_unavailable"
+    assert response.json() == {
+        "detail": "The database is unavailable; retry later.",
+        "code": "database_unavailable",
+    }
     assert response.headers["Retry-After"]

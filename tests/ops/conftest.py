@@ -28,11 +28,6 @@ from tests.helpers import (
 DAY = 24 * 60 * 60
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 MakeSettings = Callable[..., Settings]
 
 

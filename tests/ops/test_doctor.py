@@ -299,6 +299,7 @@ def test_subscribe_fails_with_an_invalid_token(
     assert "subscribing failed: Instagram API error 190/460" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_doctor_exits_non_zero_as_a_process(environment: dict[str, str], tmp_path: Path) -> None:
     finished = subprocess.run(
         [sys.executable, "-m", "app.cli", "doctor"],

@@ -4,15 +4,16 @@ whole run is checked too: tests/conftest.py fails it when a record holds a secre
 import json
 import logging
 import re
+from typing import Any
 
 import pytest
 
 from app.logs import JsonFormatter, configure_logging
-from app.sandbox.server import BackgroundServer
-from tests.conftest import StartService
+from tests.conftest import InProcess
 from tests.helpers import APP_SECRET, USER_TOKEN, VERIFY_TOKEN, Clock, ServiceClient
 from tests.logcheck import LogCollector
 from tests.ops.conftest import Process, a_day_later, update_sandbox_tokens
+from tests.stack import SharedService
 
 
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -20,7 +21,7 @@ def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 def test_each_request_logs_one_line_with_its_request_id(
-    service: BackgroundServer, caplog: pytest.LogCaptureFixture
+    service: SharedService, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG), ServiceClient(service.url) as client:
         given = client.get(
@@ -46,7 +47,7 @@ def test_each_request_logs_one_line_with_its_request_id(
 
 
 def test_a_request_id_that_is_not_a_plain_token_is_replaced(
-    service: BackgroundServer, caplog: pytest.LogCaptureFixture
+    service: SharedService, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG), ServiceClient(service.url) as client:
         answer = client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
@@ -57,7 +58,7 @@ def test_a_request_id_that_is_not_a_plain_token_is_replaced(
 
 
 def test_graph_errors_carry_metas_ids_and_the_request_id(
-    service: BackgroundServer, meta: ServiceClient, caplog: pytest.LogCaptureFixture
+    service: SharedService, meta: ServiceClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     update_sandbox_tokens(meta, revoked=True)
     with caplog.at_level(logging.DEBUG), ServiceClient(service.url) as client:
@@ -74,7 +75,7 @@ def test_graph_errors_carry_metas_ids_and_the_request_id(
 
 
 def test_the_json_format_is_one_object_per_line(
-    service: BackgroundServer, caplog: pytest.LogCaptureFixture
+    service: SharedService, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG), ServiceClient(service.url) as client:
         client.get("/messages", params={"user_id": "1"}, headers={"X-Request-ID": "req-json"})
@@ -93,9 +94,9 @@ def test_the_json_format_is_one_object_per_line(
 
 
 def test_log_format_json_switches_the_service_and_uvicorn_handlers(
-    start_service: StartService,
+    in_process: InProcess, service_environment: dict[str, Any]
 ) -> None:
-    start_service(log_format="json")
+    in_process(service_environment, log_format="json", lifespan=True)
     app_handlers = logging.getLogger("app").handlers
     assert any(isinstance(handler.formatter, JsonFormatter) for handler in app_handlers)
     assert any(

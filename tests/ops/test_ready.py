@@ -3,29 +3,32 @@ database is unreachable or behind."""
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import WebhookDelivery, utcnow
 from app.services.health import migration_heads
-from tests.conftest import StartService, alembic_config
-from tests.helpers import ServiceClient, add_fault, text_message
+from tests import stack as shared
+from tests.conftest import InProcess, StartService, alembic_config
+from tests.helpers import ServiceClient, text_message
 from tests.ops.conftest import change_stored_token, update_sandbox_tokens
+from tests.stack import SharedService
 
 
-def ready(client: ServiceClient) -> dict:
+def ready(client: ServiceClient | TestClient) -> dict:
     response = client.get("/ready")
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def test_ready_reports_schema_token_last_webhook_and_backlog(
-    start_service: StartService, db: Session
+    quiet_service: SharedService, db: Session
 ) -> None:
-    server = start_service(profile_worker_enabled=False)
-    with ServiceClient(server.url) as client:
+    with ServiceClient(quiet_service.url) as client:
         before = ready(client)
         assert client.deliver(text_message(mid="m-1")).status_code == 200
         broken = text_message(mid="m-2")
@@ -50,11 +53,10 @@ def test_ready_reports_schema_token_last_webhook_and_backlog(
 
 
 def test_a_token_close_to_expiry_is_expiring_in_n_days(
-    start_service: StartService, database_url: str
+    service: SharedService, database_url: str
 ) -> None:
-    server = start_service(token_cache_seconds=0)
     change_stored_token_at(database_url, expires_at=utcnow() + timedelta(days=5, hours=1))
-    with ServiceClient(server.url) as client:
+    with ServiceClient(service.url) as client:
         token = ready(client)["instagram_token"]
 
     assert (token["state"], token["days_left"]) == ("expiring", 5)
@@ -63,11 +65,10 @@ def test_a_token_close_to_expiry_is_expiring_in_n_days(
 
 
 def test_an_expired_token_is_reported_and_the_service_stays_ready(
-    start_service: StartService, database_url: str
+    service: SharedService, database_url: str
 ) -> None:
-    server = start_service()
     change_stored_token_at(database_url, expires_at=utcnow() - timedelta(minutes=1))
-    with ServiceClient(server.url) as client:
+    with ServiceClient(service.url) as client:
         body = ready(client)
 
     assert body["status"] == "ready"
@@ -94,32 +95,42 @@ def test_an_invalid_token_is_reported_and_the_service_stays_ready(
     assert "invalid_since" in token
 
 
-def test_without_a_token_the_service_is_ready_and_says_so(start_service: StartService) -> None:
-    server = start_service(instagram_user_token=None)
-    with ServiceClient(server.url) as client:
-        token = ready(client)["instagram_token"]
+def test_without_a_token_the_service_is_ready_and_says_so(
+    in_process: InProcess, service_environment: dict[str, Any]
+) -> None:
+    client = in_process(service_environment, instagram_user_token=None, lifespan=True)
+    token = ready(client)["instagram_token"]
 
     assert token["state"] == "not_configured"
     assert "INSTAGRAM_USER_TOKEN is not set" in token["detail"]
 
 
 def test_an_unreachable_graph_api_does_not_make_the_service_unready(
-    start_service: StartService, meta: ServiceClient
+    in_process: InProcess, service_environment: dict[str, Any]
 ) -> None:
-    server = start_service()
-    add_fault(meta, kind="any", status=500, error={"message": "down", "code": 2}, times=20)
-    with ServiceClient(server.url) as client:
-        assert ready(client)["status"] == "ready"
+    # /ready never calls Instagram: a service whose Graph API is unreachable, and that has
+    # just failed to reach it, is ready all the same.
+    client = in_process(
+        service_environment,
+        instagram_graph_url=shared.NOWHERE_URL,
+        instagram_get_retries=0,
+        profile_worker_enabled=False,
+        lifespan=True,
+    )
+    refused = client.get("/user", params={"user_id": "1999999999999998"})
+    assert (refused.status_code, refused.json()["code"]) == (503, "instagram_unreachable")
+
+    body = ready(client)
+
+    assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "schema": "at head"}
+    assert body["instagram_token"]["state"] == "valid"
 
 
 def test_not_ready_when_the_database_is_down_says_what_is_unknown(
-    start_service: StartService,
+    database_down: TestClient,
 ) -> None:
-    server = start_service(
-        database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none", db_connect_timeout=1
-    )
-    with ServiceClient(server.url) as client:
-        response = client.get("/ready")
+    response = database_down.get("/ready")
 
     assert response.status_code == 503
     body = response.json()
@@ -132,12 +143,12 @@ def test_not_ready_when_the_database_is_down_says_what_is_unknown(
     assert (body["last_webhook_received_at"], body["backlog"]) == (None, None)
 
 
-def test_not_ready_when_the_schema_is_behind(start_service: StartService, tmp_path: Path) -> None:
+def test_not_ready_when_the_schema_is_behind(in_process: InProcess, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'behind.db'}"
     command.upgrade(alembic_config(url), "0002")
-    server = start_service(database_url=url)
-    with ServiceClient(server.url) as client:
-        response = client.get("/ready")
+    response = in_process(
+        shared.service_settings(database_url=url, graph_url=shared.NOWHERE_URL)
+    ).get("/ready")
 
     assert response.status_code == 503
     body = response.json()

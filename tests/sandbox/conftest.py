@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from app.sandbox import SandboxConfig, create_sandbox_app
 from app.sandbox.server import BackgroundServer
 from app.security import signature_matches
+from tests.stack import InFlight
 
 TOKEN = "test-user-token"
 APP_SECRET = "test-app-secret"
@@ -59,13 +60,15 @@ def signed_json(webhook: ReceivedWebhook) -> dict[str, Any]:
 
 
 class WebhookReceiver:
-    """Plays the service's `POST /webhook`: records deliveries, optionally answers slowly."""
+    """Plays the service's `POST /webhook`: records deliveries, answers at once or, while
+    `hold()` is in force, only once `release()` is called (a slow service)."""
 
     def __init__(self) -> None:
-        self.delay_seconds = 0.0
         self.url = ""  # known once the server runs
         self._deliveries: list[ReceivedWebhook] = []
         self._condition = threading.Condition()
+        self._answering = threading.Event()
+        self._answering.set()
         self.app = FastAPI()
         self.app.add_api_route("/webhook", self.receive, methods=["POST"])
 
@@ -79,9 +82,16 @@ class WebhookReceiver:
         with self._condition:
             self._deliveries.append(webhook)
             self._condition.notify_all()
-        if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
+        while not self._answering.is_set():
+            await asyncio.sleep(0.005)
         return PlainTextResponse("EVENT_RECEIVED")
+
+    def hold(self) -> None:
+        """Answer no delivery until `release()`."""
+        self._answering.clear()
+
+    def release(self) -> None:
+        self._answering.set()
 
     @property
     def deliveries(self) -> list[ReceivedWebhook]:
@@ -96,18 +106,18 @@ class WebhookReceiver:
             return list(self._deliveries)
 
     def clear(self) -> None:
+        self.release()
         with self._condition:
             self._deliveries.clear()
-        self.delay_seconds = 0.0
 
 
 class SandboxClient:
     """Thin HTTP helpers for the sandbox under test."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, requests_in_flight: InFlight) -> None:
         self.url = url
         self.http = requests.Session()
-        self.used_send_api = False
+        self._in_flight = requests_in_flight
 
     def graph(
         self, method: str, path: str, *, token: str | None = TOKEN, **kwargs: Any
@@ -116,7 +126,6 @@ class SandboxClient:
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self.used_send_api |= method == "POST" and path.endswith("/messages")
         return self.http.request(
             method, f"{self.url}{GRAPH}{path}", headers=headers, timeout=5, **kwargs
         )
@@ -124,6 +133,11 @@ class SandboxClient:
     def send(self, body: Any, **kwargs: Any) -> requests.Response:
         """POST to the Send API via `/me/messages`."""
         return self.graph("POST", "/me/messages", json=body, **kwargs)
+
+    def settle(self) -> None:
+        """Until the sandbox has finished everything it was asked (an echo it sends after
+        answering the Send API included)."""
+        self._in_flight.wait_idle()
 
     def control(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call a `/_sandbox` route."""
@@ -180,38 +194,28 @@ def make_config(**overrides: Any) -> SandboxConfig:
         return SandboxConfig(_env_file=None, **values)
 
 
+@dataclass(frozen=True)
+class SandboxServer:
+    url: str
+    requests_in_flight: InFlight
+
+
 @pytest.fixture(scope="session")
-def sandbox_server(receiver: WebhookReceiver) -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_sandbox_app(make_config(webhook_url=receiver.url))) as server:
-        yield server
+def sandbox_server(receiver: WebhookReceiver) -> Iterator[SandboxServer]:
+    in_flight = InFlight(create_sandbox_app(make_config(webhook_url=receiver.url)))
+    with BackgroundServer(in_flight) as server:
+        yield SandboxServer(url=server.url, requests_in_flight=in_flight)
 
 
 @pytest.fixture
-def sandbox(sandbox_server: BackgroundServer, receiver: WebhookReceiver) -> Iterator[SandboxClient]:
-    """The shared sandbox, reset for this test, with an empty receiver."""
-    client = SandboxClient(sandbox_server.url)
+def sandbox(sandbox_server: SandboxServer, receiver: WebhookReceiver) -> Iterator[SandboxClient]:
+    """The shared sandbox, reset for this test once the last one's calls and echoes are over
+    (the reset lets go of calls a fault still holds), with an empty receiver."""
+    client = SandboxClient(sandbox_server.url, sandbox_server.requests_in_flight)
+    receiver.release()
+    assert client.control("POST", "/reset").status_code == 200
+    client.settle()
     assert client.control("POST", "/reset").status_code == 200
     receiver.clear()
     yield client
-    if client.used_send_api:
-        wait_for_echoes(client, receiver)
     client.http.close()
-
-
-def wait_for_echoes(client: SandboxClient, receiver: WebhookReceiver, timeout: float = 2) -> None:
-    """Let the echoes of this test's sends land now rather than in the next test's receiver."""
-    # Echoes go out after the Send API answer ("after" mode), so one can trail its test.
-    if client.control("GET", "/config").json()["echo_mode"] == "off":
-        return
-    sent = client.control("GET", "/sent").json()
-    mids = [
-        send["response"]["message_id"].encode()
-        for send in sent
-        if isinstance(send["response"], dict) and "message_id" in send["response"]
-    ]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        bodies = [webhook.body for webhook in receiver.deliveries]
-        if all(any(mid in body for body in bodies) for mid in mids):
-            return
-        time.sleep(0.01)

@@ -1,8 +1,6 @@
 """Every messaging event a customer can cause reaches the service shaped like Meta's examples."""
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +20,9 @@ from app.sandbox.webhooks import (
     referral_item,
     unsend_item,
 )
+from tests.helpers import example
 from tests.sandbox.conftest import ACCOUNT_ID, WebhookReceiver, signed_json
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 MID_PREFIX = "aWdfZAG1faXRlbToxOklHTWVzc2FnZA"
 CDN_PREFIX = "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id="
 HOUR_MS = 60 * 60 * 1000
@@ -43,11 +41,6 @@ MINIMAL_BODIES = {
     "postbacks": {"title": "Opening hours?", "payload": "HOURS"},
     "referrals": {"ref": "spring_sale"},
 }
-
-
-def example(name: str) -> dict[str, Any]:
-    """A copy of Meta's example delivery `tests/fixtures/webhooks/<name>.json`."""
-    return json.loads((EXAMPLES / f"{name}.json").read_text())
 
 
 def only_entry(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:

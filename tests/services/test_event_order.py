@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
@@ -198,6 +199,8 @@ def state(url: str) -> dict[str, Any]:
         }
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 @settings(
     max_examples=30,
     deadline=None,

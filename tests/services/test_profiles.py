@@ -1,10 +1,13 @@
 """The background profile fetcher: consent, backoff, TTL refresh, and no duplicate fetches."""
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.instagram import InstagramClient
@@ -20,14 +23,12 @@ from tests.helpers import (
     Clock,
     ServiceClient,
     add_fault,
+    customer_writes,
     graph_calls,
     new_customer,
+    wait_for_profiles,
 )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from tests.stack import SharedService
 
 
 @pytest.fixture
@@ -251,3 +252,33 @@ def test_concurrent_fetchers_never_fetch_the_same_profile_twice(
     paths = [call["path"] for call in graph_calls(meta, "profile")]
     assert attempted == len(customers)
     assert len(paths) == len(set(paths)) == len(customers)
+
+
+def test_the_fetcher_thread_survives_a_failed_round(
+    service: SharedService,
+    meta: ServiceClient,
+    db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    claim_due = users.claim_due
+    failed_in: list[str] = []
+
+    def fails_once(session: Session, **kwargs: Any) -> list[str]:
+        if not failed_in:
+            failed_in.append(threading.current_thread().name)
+            raise sa_exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return claim_due(session, **kwargs)
+
+    monkeypatch.setattr(users, "claim_due", fails_once)
+    customer = new_customer(meta, username="anna", name="Anna")
+    customer_writes(meta, customer["id"], "hi")
+
+    wait_for_profiles(db, customer["id"], ACCOUNT_ID)
+
+    assert failed_in == ["profile-fetcher"]
+    [logged] = [r for r in caplog.records if r.getMessage() == "profile-fetcher: round failed"]
+    assert logged.exc_info is not None
+    fetched = db.get(User, customer["id"])
+    assert fetched is not None
+    assert (fetched.profile_status, fetched.username) == ("ok", "anna")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +16,7 @@ from app.models import Conversation, Message, Reaction, WebhookDelivery
 from app.repositories import messages, reactions
 from app.sandbox import webhooks
 from app.services.replay import replay_failed
-from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient
+from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, count_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,10 +34,6 @@ def message_and_reaction() -> dict[str, Any]:
     )
 
 
-def count(db: Session, model: type) -> int:
-    return db.scalar(select(func.count()).select_from(model)) or 0
-
-
 def broken_reactions(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
     if rows:
         raise RuntimeError("a bug in the reaction handler")
@@ -53,7 +49,7 @@ def test_a_failing_webhook_event_is_recorded_the_rest_applied_and_replay_fixes_i
 
     assert response.status_code == 200
     assert db.scalars(select(Message)).one().text == "hello"
-    assert count(db, Reaction) == 0
+    assert count_rows(db, Reaction) == 0
     delivery = db.scalars(select(WebhookDelivery)).one()
     assert delivery.status == "failed"
     assert delivery.error == "entry[0].messaging[1]: RuntimeError: a bug in the reaction handler"
@@ -67,7 +63,7 @@ def test_a_failing_webhook_event_is_recorded_the_rest_applied_and_replay_fixes_i
     assert (report.replayed, report.fixed, report.still_failing) == (1, 1, [])
     db.expire_all()
     assert db.scalars(select(Reaction)).one().reaction == "love"
-    assert count(db, Message) == 1  # the message that had applied is not stored twice
+    assert count_rows(db, Message) == 1  # the message that had applied is not stored twice
     replayed = db.scalars(select(WebhookDelivery)).one()
     assert (replayed.status, replayed.error, replayed.replay_count) == ("applied", None, 1)
     assert replayed.applied_at is not None
@@ -89,6 +85,7 @@ def test_replay_keeps_what_still_fails_and_says_so(
     assert (delivery.status, delivery.replay_count) == ("failed", 1)
 
 
+@pytest.mark.slow
 def test_fab_replay_runs_the_replay_command(
     api: ServiceClient,
     db: Session,
@@ -143,4 +140,4 @@ def test_a_database_failure_mid_delivery_is_a_503_and_nothing_is_half_written(
     assert response.json()["code"] == "database_unavailable"
     assert sorted(applied) == ["m-1", "m-2"]  # both were written, then rolled back
     for model in (Message, Conversation, WebhookDelivery):
-        assert count(db, model) == 0
+        assert count_rows(db, model) == 0

@@ -5,7 +5,7 @@ import dataclasses
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from app.sandbox.config import EchoMode
 from app.sandbox.deps import SandboxStateDep
@@ -34,13 +34,25 @@ class FaultError(BaseModel):
 
 
 class FaultCreate(BaseModel):
-    """Misbehave on the next `times` Graph calls of `kind`: wait, then maybe fail."""
+    """Misbehave on the next `times` Graph calls of `kind`: wait, then maybe fail, or answer
+    `body` instead of the real answer."""
 
     kind: FaultKind = "any"
-    status: int = Field(default=400, ge=400, le=599)
+    status: int = Field(default=400, ge=200, le=599)
     error: FaultError | None = None
+    body: dict[str, Any] | None = Field(
+        default=None,
+        description="The JSON to answer instead (e.g. a 200 without `message_id`)",
+        examples=[{"recipient_id": "1187429836452190"}],
+    )
     delay_seconds: float = Field(default=0, ge=0, le=300)
     times: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def success_has_a_body(self) -> "FaultCreate":
+        if self.status < 400 and self.body is None:
+            raise ValueError("a fault answering below 400 needs a body")
+        return self
 
 
 @router.get("/config")
@@ -70,6 +82,7 @@ def add_fault(body: FaultCreate, state: SandboxStateDep) -> list[dict[str, Any]]
             status_code=body.status,
             error=error,
             delay_seconds=body.delay_seconds,
+            body=body.body,
         )
     )
     return [dataclasses.asdict(fault) for fault in state.faults()]
@@ -83,13 +96,14 @@ def list_faults(state: SandboxStateDep) -> list[dict[str, Any]]:
 
 @router.delete("/faults")
 def clear_faults(state: SandboxStateDep) -> list[dict[str, Any]]:
-    """Drop every pending fault."""
+    """Drop every pending fault, and answer the calls a fault's delay is holding now."""
     state.clear_faults()
     return []
 
 
 @router.post("/reset")
 def reset(state: SandboxStateDep) -> dict[str, Any]:
-    """Back to a fresh start: no customers, calls, sends or faults; knobs from the config."""
+    """Back to a fresh start: no customers, calls, sends or faults (calls a fault's delay
+    holds are answered now); knobs from the config."""
     state.reset()
     return state.settings()

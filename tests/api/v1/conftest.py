@@ -1,32 +1,11 @@
-"""Builders for /api/v1 tests: a customer who wrote in, and long threads stored fast."""
+"""Builders for /api/v1 tests: long threads stored fast."""
 
 from typing import Any
 
-import pytest
-from sqlalchemy.orm import Session
-
 from app.sandbox import webhooks
-from app.sandbox.server import BackgroundServer
-from tests.helpers import (
-    ACCOUNT_ID,
-    ServiceClient,
-    customer_writes,
-    new_customer,
-    wait_for_profiles,
-)
+from tests.helpers import ACCOUNT_ID, ServiceClient
 
 START_MS = 1745923800000
-
-
-@pytest.fixture
-def anna(meta: ServiceClient, service: BackgroundServer, db: Session) -> dict[str, Any]:
-    """A sandbox customer who just wrote to the business (window open, profile fetched)."""
-    customer = new_customer(
-        meta, username="anna_k", name="Anna K", profile_pic="https://cdn.test/a.jpg"
-    )
-    customer_writes(meta, customer["id"], "Hi! Do you ship to Berlin?")
-    wait_for_profiles(db, customer["id"], ACCOUNT_ID)
-    return customer
 
 
 def store_thread(

@@ -1,40 +1,29 @@
 """GET /api/v1/conversations, /conversations/{id}, /conversations/{id}/messages, /messages/{mid}."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.models import Conversation, Message
 from app.sandbox import webhooks
-from app.sandbox.server import BackgroundServer
 from tests.api.v1.conftest import START_MS, store_thread
-from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, example, example_bytes
+from tests.helpers import (
+    ACCOUNT_ID,
+    CUSTOMER_ID,
+    ServiceClient,
+    StatementCounter,
+    example,
+    example_bytes,
+)
+from tests.stack import SharedService
 
 
 def at(milliseconds: int) -> str:
     return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-class StatementCounter:
-    """Counts the SQL statements requests run (BEGIN and the background fetcher's excluded)."""
-
-    def __init__(self, server: BackgroundServer) -> None:
-        self.engine = server.app.state.engine
-        self.statements: list[str] = []
-
-    def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        background = threading.current_thread().name == "profile-fetcher"
-        if not statement.startswith("BEGIN") and not background:
-            self.statements.append(statement)
-
-    def __enter__(self) -> "StatementCounter":
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
 
 
 # --- the inbox -----------------------------------------------------------------------------------
@@ -52,7 +41,7 @@ def test_conversation_shows_customer_last_message_window_and_unread(
         "id": anna["id"],
         "username": "anna_k",
         "name": "Anna K",
-        "profile_pic": "https://cdn.test/a.jpg",
+        "profile_pic": "https://cdn.test/anna.jpg",
     }
     assert body["last_message"]["text"] == "Hi! Do you ship to Berlin?"
     assert body["last_message"]["direction"] == "inbound"
@@ -131,7 +120,7 @@ def test_a_new_message_moves_its_conversation_to_the_top(api: ServiceClient) -> 
 
 
 def test_the_inbox_costs_the_same_statements_for_one_or_many_conversations(
-    service: BackgroundServer, api: ServiceClient
+    service: SharedService, api: ServiceClient
 ) -> None:
     def add(customer: str, number: int) -> None:
         ids = {"account_id": ACCOUNT_ID, "customer_id": customer}
@@ -141,16 +130,23 @@ def test_the_inbox_costs_the_same_statements_for_one_or_many_conversations(
             )
             for n in range(3)
         ]
-        api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items))
+        assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items)).status_code == 200
 
     add("1600000000000000", 0)
-    with StatementCounter(service) as one:
-        assert len(api.get("/api/v1/conversations").json()["data"]) == 1
+    with StatementCounter(service.app.state.engine) as one:
+        first = api.get("/api/v1/conversations")
     for number in range(1, 25):
         add(f"16000000000000{number:02}", number)
-    with StatementCounter(service) as many:
-        assert len(api.get("/api/v1/conversations", params={"limit": 20}).json()["data"]) == 20
+    with StatementCounter(service.app.state.engine) as many:
+        page = api.get("/api/v1/conversations", params={"limit": 20})
 
+    assert first.status_code == page.status_code == 200
+    assert [c["customer"]["id"] for c in first.json()["data"]] == ["1600000000000000"]
+    newest_first = [f"16000000000000{number:02}" for number in range(24, 4, -1)]
+    assert [c["customer"]["id"] for c in page.json()["data"]] == newest_first
+    assert {c["last_message"]["mid"] for c in page.json()["data"]} == {
+        f"{customer}-2" for customer in newest_first
+    }
     assert len(many.statements) == len(one.statements) <= 3
 
 
@@ -172,8 +168,10 @@ def test_unknown_conversation_is_a_404(api: ServiceClient) -> None:
     ],
     ids=["limit-0", "limit-201", "cursor", "user-id", "before"],
 )
-def test_bad_parameters_are_422_naming_them(api: ServiceClient, path: str, params: dict) -> None:
-    response = api.get(path, params=params)
+def test_bad_parameters_are_422_naming_them(
+    service_in_process: TestClient, path: str, params: dict
+) -> None:
+    response = service_in_process.get(path, params=params)
 
     assert response.status_code == 422
     assert response.json()["code"] in {"validation_error", "invalid_cursor"}
@@ -248,14 +246,14 @@ def test_messages_of_an_unknown_conversation_are_a_404(api: ServiceClient) -> No
 
 def test_before_and_after_together_are_a_422(api: ServiceClient) -> None:
     mids = store_thread(api, customer_id="1500000000000001", count=3)
-    page = api.get("/api/v1/conversations/1500000000000001/messages", params={"limit": 1}).json()
+    page = get_page(api, "1500000000000001", limit=1)
+    assert (mids_of(page), page["has_older"]) == ([mids[-1]], True)  # two valid cursors
 
     response = api.get(
         "/api/v1/conversations/1500000000000001/messages",
         params={"before": page["before"], "after": page["after"]},
     )
 
-    assert len(mids) == 3
     assert response.status_code == 422
     assert response.json()["code"] == "conflicting_cursors"
 
@@ -365,16 +363,21 @@ def test_every_page_shows_exactly_its_messages_reactions(api: ServiceClient) -> 
 
 
 def test_a_page_costs_the_same_statements_whatever_the_history(
-    service: BackgroundServer, api: ServiceClient
+    service: SharedService, api: ServiceClient
 ) -> None:
     customer = "1500000000000001"
-    store_thread(api, customer_id=customer, count=30)
-    with StatementCounter(service) as short:
-        api.get(f"/api/v1/conversations/{customer}/messages", params={"limit": 20})
-    store_thread(api, customer_id=customer, count=600, start_ms=START_MS + 10**6, prefix="more")
-    with StatementCounter(service) as long:
-        api.get(f"/api/v1/conversations/{customer}/messages", params={"limit": 20})
+    mids = store_thread(api, customer_id=customer, count=30)
+    with StatementCounter(service.app.state.engine) as short:
+        short_page = get_page(api, customer, limit=20)
+    mids += store_thread(
+        api, customer_id=customer, count=600, start_ms=START_MS + 10**6, prefix="more"
+    )
+    with StatementCounter(service.app.state.engine) as long:
+        long_page = get_page(api, customer, limit=20)
 
+    assert mids_of(short_page) == list(reversed(mids[10:30]))
+    assert mids_of(long_page) == list(reversed(mids[-20:]))
+    assert (long_page["has_older"], long_page["has_newer"]) == (True, False)
     assert len(long.statements) == len(short.statements) <= 3
     assert all(
         "LIMIT" in s for s in long.statements if "FROM messages" in s and "reactions" not in s
@@ -400,3 +403,73 @@ def test_a_referral_in_an_existing_thread_is_shown_on_the_conversation(
         "at": "2025-04-29T10:50:33Z",
     }
     assert listed["last_referral"] == after["last_referral"]
+
+
+def test_messages_sharing_a_timestamp_page_without_gaps_or_repeats(
+    api: ServiceClient, db: Session
+) -> None:
+    customer = "1500000000000003"
+    ids = {"account_id": ACCOUNT_ID, "customer_id": customer}
+    # Thirty messages, ten at each of three instants: pages of four end inside a group.
+    items = [
+        webhooks.message_item(
+            **ids, mid=f"same-{n:02}", timestamp_ms=START_MS + (n // 10) * 1000, text=f"m{n}"
+        )
+        for n in range(30)
+    ]
+    assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items)).status_code == 200
+    stored = db.scalars(select(Message).order_by(Message.sent_at, Message.id)).all()
+    assert len({message.sent_at for message in stored}) == 3
+    in_order = [message.mid for message in stored]  # time, then row: the order pages keep
+
+    page = get_page(api, customer, limit=4)
+    backwards = mids_of(page)
+    while page["has_older"]:
+        page = get_page(api, customer, limit=4, before=page["before"])
+        backwards += mids_of(page)
+    forwards = list(reversed(mids_of(page)))
+    while page["has_newer"]:
+        page = get_page(api, customer, limit=4, after=page["after"])
+        forwards += list(reversed(mids_of(page)))
+
+    assert backwards == list(reversed(in_order))
+    assert forwards == in_order
+
+
+def test_conversations_with_the_same_last_activity_page_without_gaps_or_repeats(
+    api: ServiceClient, db: Session
+) -> None:
+    customers = [f"15000000000001{n:02}" for n in range(7)]
+    items = [
+        webhooks.message_item(
+            account_id=ACCOUNT_ID,
+            customer_id=customer,
+            mid=f"c{n}",
+            timestamp_ms=START_MS,
+            text="hi",
+        )
+        for n, customer in enumerate(customers)
+    ]
+    assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=items)).status_code == 200
+    # The order the inbox promises: last activity, then row. Each thread has one message,
+    # from its customer.
+    rows = db.scalars(
+        select(Conversation.id).order_by(
+            Conversation.last_message_at.desc(), Conversation.id.desc()
+        )
+    ).all()
+    customer_of = {m.conversation_id: m.sender_id for m in db.scalars(select(Message))}
+    newest_first = [customer_of[row] for row in rows]
+
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 3}
+    while True:
+        page = api.get("/api/v1/conversations", params=params)
+        assert page.status_code == 200, page.text
+        seen += [c["customer"]["id"] for c in page.json()["data"]]
+        if page.json()["next_cursor"] is None:
+            break
+        params["cursor"] = page.json()["next_cursor"]
+
+    assert sorted(seen) == sorted(customers)
+    assert seen == newest_first

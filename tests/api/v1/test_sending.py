@@ -8,16 +8,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Message, Reaction
+from app.models import Reaction
 from tests.conftest import StartService
 from tests.helpers import (
     ACCOUNT_ID,
     ServiceClient,
     add_fault,
+    count_rows,
     customer_writes,
     graph_calls,
     new_customer,
 )
+from tests.helpers import outbound_messages as outbound
+from tests.helpers import sandbox_sends as sends
+from tests.stack import SharedService
 
 DAY_MS = 24 * 3600 * 1000
 IMAGE = "https://cdn.example.com/jacket.jpg"
@@ -33,17 +37,6 @@ SHIRT = {
 
 def send(api: ServiceClient, customer: str, body: dict[str, Any], **headers: str) -> Any:
     return api.post(f"/api/v1/conversations/{customer}/messages", json=body, headers=headers)
-
-
-def sends(meta: ServiceClient) -> list[dict[str, Any]]:
-    return meta.get("/_sandbox/sent").json()
-
-
-def outbound(db: Session) -> list[Message]:
-    db.expire_all()
-    return list(
-        db.scalars(select(Message).where(Message.direction == "outbound").order_by(Message.id))
-    )
 
 
 @pytest.mark.parametrize(
@@ -264,7 +257,7 @@ def test_phone_and_email_quick_replies_are_refused_saying_instagram_disabled_the
 
 
 def test_human_agent_tag_opens_the_7_day_window(
-    api: ServiceClient, meta: ServiceClient, db: Session, service: Any
+    api: ServiceClient, meta: ServiceClient, db: Session, service: SharedService
 ) -> None:
     customer = new_customer(meta, username="late")
     customer_writes(
@@ -279,10 +272,17 @@ def test_human_agent_tag_opens_the_7_day_window(
     assert tagged.status_code == 201
     [call] = sends(meta)
     assert (call["body"]["messaging_type"], call["body"]["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+    # The refused attempt stored nothing; the tagged one is stored as sent.
+    [stored] = outbound(db)
+    assert (stored.mid, stored.status, stored.text) == (
+        call["response"]["message_id"],
+        "sent",
+        "Sorry!",
+    )
 
 
 def test_past_7_days_even_a_human_agent_is_refused_without_calling_meta(
-    api: ServiceClient, meta: ServiceClient, db: Session, service: Any
+    api: ServiceClient, meta: ServiceClient, db: Session, service: SharedService
 ) -> None:
     customer = new_customer(meta, username="gone")
     customer_writes(
@@ -294,10 +294,11 @@ def test_past_7_days_even_a_human_agent_is_refused_without_calling_meta(
     assert response.status_code == 409
     assert response.json()["code"] == "outside_window"
     assert sends(meta) == []
+    assert outbound(db) == []
 
 
 def test_without_stored_inbound_messages_metas_answer_decides(
-    api: ServiceClient, meta: ServiceClient, db: Session, service: Any
+    api: ServiceClient, meta: ServiceClient, db: Session, service: SharedService
 ) -> None:
     stranger = new_customer(meta, username="stranger")  # never wrote: Meta refuses
 
@@ -393,14 +394,17 @@ def test_a_hanging_meta_is_a_504_within_the_timeout(
     start_service: StartService, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     server = start_service(instagram_read_timeout=0.5, profile_worker_enabled=False)
-    add_fault(meta, kind="send", delay_seconds=2)
-    started = time.monotonic()
+    add_fault(meta, kind="send", delay_seconds=60)  # until the sandbox's reset
     with ServiceClient(server.url) as client:
         response = send(client, anna["id"], {"text": "hi"})
 
     assert response.status_code == 504
-    assert time.monotonic() - started < 2
-    assert outbound(db)[0].status == "failed"
+    assert response.json()["code"] == "instagram_timeout"
+    # The service gave up on its own: Meta still has not answered.
+    [call] = graph_calls(meta, "send")
+    assert call["status_code"] is None
+    [failed] = outbound(db)
+    assert (failed.status, failed.error["code"]) == ("failed", "instagram_timeout")
 
 
 # --- idempotency -------------------------------------------------------------------------------
@@ -429,10 +433,11 @@ def test_the_same_key_with_another_body_is_a_422(
     assert response.status_code == 422
     assert response.json()["code"] == "idempotency_key_reused"
     assert len(sends(meta)) == 1
+    assert [(m.text, m.status) for m in outbound(db)] == [("one", "sent")]
 
 
 def test_a_failed_first_attempt_is_repeated_as_the_same_error(
-    api: ServiceClient, meta: ServiceClient, anna: dict
+    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     add_fault(meta, kind="send", error={"message": "Calls exceed rate limit", "code": 613})
     first = send(api, anna["id"], {"text": "hi"}, **{"Idempotency-Key": "k"})
@@ -442,6 +447,8 @@ def test_a_failed_first_attempt_is_repeated_as_the_same_error(
     assert first.status_code == again.status_code == 429
     assert again.json()["code"] == "instagram_rate_limited"
     assert len(sends(meta)) == 1
+    [failed] = outbound(db)
+    assert (failed.status, failed.error["code"]) == ("failed", "instagram_rate_limited")
 
 
 def test_concurrent_requests_with_one_key_send_once(
@@ -460,8 +467,9 @@ def test_concurrent_requests_with_one_key_send_once(
 
     assert 201 in statuses
     assert set(statuses) <= {201, 409}  # 409 idempotency_key_in_progress while the first is sent
-    assert len(sends(meta)) == 1
-    assert len(outbound(db)) == 1
+    [call] = sends(meta)
+    [stored] = outbound(db)
+    assert (stored.mid, stored.status) == (call["response"]["message_id"], "sent")
 
 
 # --- reactions and sender actions --------------------------------------------------------------
@@ -502,7 +510,7 @@ def test_react_and_unreact_to_a_customers_message(
 
 
 def test_reacting_to_an_unknown_or_own_message_is_refused(
-    api: ServiceClient, meta: ServiceClient, anna: dict
+    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict
 ) -> None:
     sent = send(api, anna["id"], {"text": "ours"}).json()
 
@@ -512,16 +520,40 @@ def test_reacting_to_an_unknown_or_own_message_is_refused(
     assert (unknown.status_code, unknown.json()["code"]) == (404, "message_not_found")
     assert (own.status_code, own.json()["code"]) == (422, "not_a_customer_message")
     assert len(sends(meta)) == 1  # only the message itself
+    assert count_rows(db, Reaction) == 0
+
+
+def test_reacting_outside_the_window_is_a_409_without_calling_meta(
+    api: ServiceClient, meta: ServiceClient, db: Session, service: SharedService
+) -> None:
+    customer = new_customer(meta, username="late")
+    written_at = int(time.time() * 1000) - DAY_MS - 60_000  # 24 hours and a minute ago
+    mid = customer_writes(meta, customer["id"], "hello?", timestamp_ms=written_at)["mid"]
+
+    reacted = api.post(
+        f"/api/v1/conversations/{customer['id']}/reactions", json={"mid": mid, "reaction": "love"}
+    )
+    withdrawn = api.delete(f"/api/v1/conversations/{customer['id']}/reactions/{mid}")
+
+    for response in (reacted, withdrawn):
+        assert response.status_code == 409
+        assert response.json()["code"] == "outside_window"
+    assert sends(meta) == []
+    assert count_rows(db, Reaction) == 0
+    assert api.get(f"/api/v1/messages/{mid}").json()["reactions"] == []
 
 
 @pytest.mark.parametrize("action", ["typing_on", "typing_off", "mark_seen"])
 def test_sender_actions_reach_meta(
-    api: ServiceClient, meta: ServiceClient, anna: dict, action: str
+    api: ServiceClient, meta: ServiceClient, db: Session, anna: dict, action: str
 ) -> None:
     response = api.post(f"/api/v1/conversations/{anna['id']}/actions", json={"action": action})
 
     assert response.status_code == 204
-    assert sends(meta)[-1]["body"] == {"recipient": {"id": anna["id"]}, "sender_action": action}
+    [call] = sends(meta)
+    assert call["body"] == {"recipient": {"id": anna["id"]}, "sender_action": action}
+    assert call["status_code"] == 200
+    assert outbound(db) == []  # an action is no message
 
 
 def test_an_unknown_sender_action_is_a_422(
@@ -580,3 +612,5 @@ def test_refresh_reports_metas_error_instead_of_the_cache(
     response = api.get(f"/api/v1/users/{anna['id']}", params={"refresh": "true"})
 
     assert response.status_code == 429
+    assert response.json()["code"] == "instagram_rate_limited"
+    assert graph_calls(meta, "profile")[-1]["status_code"] == 400  # Meta was asked, and refused
