@@ -62,9 +62,10 @@ def run_tests(c, args=""):
 
 @task
 def lint(c):
-    """Check lint rules and formatting with ruff (changes nothing)."""
+    """Check lint rules and formatting with ruff, and types with mypy (changes nothing)."""
     _run(c, f"{PYTHON} -m ruff check .")
     _run(c, f"{PYTHON} -m ruff format --check .")
+    _run(c, f"{PYTHON} -m mypy")
 
 
 @task

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     subscribe_command.set_defaults(run=_subscribe)
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return arguments.run(arguments)
+    code: int = arguments.run(arguments)
+    return code
 
 
 if __name__ == "__main__":

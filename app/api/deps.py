@@ -28,7 +28,8 @@ from app.services.webhooks import WebhookService
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -60,14 +61,16 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 async def get_instagram(request: Request) -> InstagramClient:
-    return request.app.state.instagram
+    instagram: InstagramClient = request.app.state.instagram
+    return instagram
 
 
 InstagramDep = Annotated[InstagramClient, Depends(get_instagram)]
 
 
 async def get_business_account(request: Request) -> BusinessAccount:
-    return request.app.state.business_account
+    account: BusinessAccount = request.app.state.business_account
+    return account
 
 
 BusinessAccountDep = Annotated[BusinessAccount, Depends(get_business_account)]
@@ -157,7 +160,8 @@ ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation
 
 
 async def get_status_reporter(request: Request) -> StatusReporter:
-    return request.app.state.status_reporter
+    reporter: StatusReporter = request.app.state.status_reporter
+    return reporter
 
 
 StatusReporterDep = Annotated[StatusReporter, Depends(get_status_reporter)]

@@ -273,7 +273,9 @@ def retry_after_seconds(response: requests.Response) -> int:
 
 
 def _as_int(value: object) -> int | None:
+    if not isinstance(value, int | float | str):
+        return None
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
         return None

@@ -7,11 +7,21 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Executable, Row, Table, bindparam, text
+from sqlalchemy import (
+    ClauseElement,
+    CursorResult,
+    Executable,
+    FromClause,
+    Row,
+    Table,
+    bindparam,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 
 INSERTS: dict[str, Callable[[Table], Any]] = {
     "postgresql": postgresql.insert,
@@ -20,17 +30,17 @@ INSERTS: dict[str, Callable[[Table], Any]] = {
 # Rows per multi-row statement: well under both databases' limits on bind parameters.
 ROWS_PER_STATEMENT = 200
 
-_NAMED_PARAMETERS = {
-    "postgresql": postgresql.dialect(paramstyle="named"),
+_NAMED_PARAMETERS: dict[str, Any] = {
+    "postgresql": postgresql.dialect(paramstyle="named"),  # type: ignore[no-untyped-call]
     "sqlite": sqlite.dialect(paramstyle="named"),
 }
 _compiled: dict[tuple[Hashable, str], Executable] = {}
 _compiled_lock = threading.Lock()
 
 
-def upsert_insert(session: Session, table: Table) -> Any:
+def upsert_insert(session: Session, table: FromClause) -> Any:
     """`INSERT` with `on_conflict_do_nothing/do_update` for the session's database."""
-    return _insert_for(session.get_bind().dialect.name)(table)
+    return _insert_for(session.get_bind().dialect.name)(cast(Table, table))
 
 
 def _insert_for(dialect: str) -> Callable[[Table], Any]:
@@ -41,7 +51,7 @@ def _insert_for(dialect: str) -> Callable[[Table], Any]:
 
 
 def precompiled(
-    session: Session, key: Hashable, build: Callable[[Callable[[Table], Any]], Executable]
+    session: Session, key: Hashable, build: Callable[[Callable[[Table], Any]], ClauseElement]
 ) -> Executable:
     """A statement built and compiled once per database kind, then reused.
 
@@ -56,7 +66,9 @@ def precompiled(
     cached = _compiled.get((key, dialect))
     if cached is not None:
         return cached
-    compiled = build(_insert_for(dialect)).compile(dialect=_NAMED_PARAMETERS[dialect])
+    compiled = cast(
+        SQLCompiler, build(_insert_for(dialect)).compile(dialect=_NAMED_PARAMETERS[dialect])
+    )
     defaulted = [*compiled.insert_prefetch, *compiled.update_prefetch]
     if defaulted:
         # Their Python-side defaults would be computed once, here, and frozen.
@@ -72,7 +84,7 @@ def precompiled(
     statement: Executable = text(sql).bindparams(*binds.values())
     if compiled.effective_returning:
         # Typed results: timestamps come back as datetimes on SQLite too.
-        statement = statement.columns(*compiled.effective_returning)
+        statement = text(sql).bindparams(*binds.values()).columns(*compiled.effective_returning)
     with _compiled_lock:
         return _compiled.setdefault((key, dialect), statement)
 
@@ -81,9 +93,9 @@ def rows_upsert(
     session: Session,
     *,
     key: str,
-    table: Table,
+    table: FromClause,
     rows: Sequence[Any],
-    finish: Callable[[Any], Executable],
+    finish: Callable[[Any], ClauseElement],
     same: Mapping[str, Any] | None = None,
 ) -> list[Row[Any]]:
     """INSERT many rows at once (ROWS_PER_STATEMENT per statement), finished by `finish`
@@ -108,7 +120,7 @@ def rows_upsert(
         statement = precompiled(session, (key, columns, count), build)
         values = [value for row in chunk for value in (*values_of(row), *same_values)]
         parameters = dict(zip(_parameter_names(columns, count), values, strict=True))
-        result = session.execute(statement, parameters)
+        result = cast(CursorResult[Any], session.execute(statement, parameters))
         if result.returns_rows:
             returned.extend(result.all())
     return returned
@@ -117,17 +129,17 @@ def rows_upsert(
 def _multi_row_insert(
     insert: Callable[[Table], Any],
     *,
-    table: Table,
+    table: FromClause,
     columns: tuple[str, ...],
     count: int,
-    finish: Callable[[Any], Executable],
-) -> Executable:
+    finish: Callable[[Any], ClauseElement],
+) -> ClauseElement:
     names = iter(_parameter_names(columns, count))  # row after row, as rows_upsert binds them
     placeholders = [
         {column: bindparam(next(names), type_=table.c[column].type) for column in columns}
         for _ in range(count)
     ]
-    return finish(insert(table).values(placeholders))
+    return finish(insert(cast(Table, table)).values(placeholders))
 
 
 @functools.cache

@@ -2,12 +2,13 @@
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Row,
+    Table,
     bindparam,
     case,
     delete,
@@ -185,7 +186,8 @@ def add(session: Session, **values: Any) -> Message:
 _NEW_MESSAGE: dict[str, Any] = {
     column.key: None for column in Message.__table__.columns if column.key != "id"
 } | {"is_deleted": False, "is_unsupported": False, "edit_count": 0, "is_placeholder": False}
-_INSERT = insert(Message.__table__).returning(Message.__table__.c.id)
+_TABLE = cast(Table, Message.__table__)
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
 
 
 def attach_mid(session: Session, *, row_id: int, mid: str) -> datetime:
@@ -202,12 +204,12 @@ def attach_mid(session: Session, *, row_id: int, mid: str) -> datetime:
 
 
 _DELETE_ECHO = (
-    delete(Message.__table__)
+    delete(_TABLE)
     .where(Message.mid == bindparam("sent_mid"), Message.id != bindparam("row_id"))
     .returning(Message.sent_at)
 )
 _MARK_SENT = (
-    update(Message.__table__)
+    update(_TABLE)
     .where(Message.id == bindparam("row_id"))
     .values(
         mid=bindparam("sent_mid"),

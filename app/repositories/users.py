@@ -2,9 +2,9 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, User, utcnow
@@ -76,7 +76,7 @@ def ask_again_after_consent(session: Session, *, now: datetime) -> int:
     Instagram shares a profile once the person writes to the business; checking here, once per
     fetch round, keeps this out of the webhook path. How many became due.
     """
-    users = User.__table__
+    users = cast(Table, User.__table__)
     wrote_since = (
         select(Conversation.id)
         .where(
@@ -90,7 +90,7 @@ def ask_again_after_consent(session: Session, *, now: datetime) -> int:
         .where(users.c.profile_status == "consent_required", wrote_since)
         .values(profile_status="pending", profile_due_at=now, profile_attempts=0, updated_at=now)
     )
-    return result.rowcount  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def save_profile(

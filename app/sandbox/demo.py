@@ -412,7 +412,8 @@ def _control(http: requests.Session, url: str, *, body: dict[str, Any]) -> dict[
     response = http.post(url, json=body, timeout=HTTP_TIMEOUT_SECONDS)
     if not response.ok:
         raise DemoError(f"the sandbox answered {response.status_code} to {url}: {response.text}")
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 def _print_what_to_try(result: DemoResult, *, out: Callable[[str], object]) -> None:

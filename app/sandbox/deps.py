@@ -9,7 +9,8 @@ from app.sandbox.state import SandboxState
 
 def get_sandbox_state(request: Request) -> SandboxState:
     """The state `create_sandbox_app` attached to the application."""
-    return request.app.state.sandbox
+    state: SandboxState = request.app.state.sandbox
+    return state
 
 
 SandboxStateDep = Annotated[SandboxState, Depends(get_sandbox_state)]

@@ -45,7 +45,7 @@ def display_text(message: Mapping[Any, Any]) -> str:
     if message["is_deleted"]:
         return "[deleted]"
     if message["text"]:
-        return message["text"]
+        return str(message["text"])
     attachments = message["attachments"]
     if attachments:
         kinds = ", ".join(

@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.clients.instagram import InstagramClient, InstagramError
+from app.clients.instagram import InstagramClient
+from app.clients.instagram_errors import InstagramError
 from app.db import DATABASE_UNAVAILABLE
 from app.errors import AppError, ConflictError, InvalidInputError
 from app.models import Message, utcnow
