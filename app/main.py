@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
     # The background threads (each started by the lifespan when enabled); tests pause them.
-    app.state.workers = (sent_recorder, profile_worker, token_worker)
+    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping)
     app.state.status_reporter = StatusReporter(
         engine=engine,
         session_factory=session_factory,
