@@ -10,12 +10,14 @@ from invoke import Context, Exit
 ROOT = Path(__file__).resolve().parent
 # The interpreter running fab is the venv's, so `-m` finds the venv's alembic, uvicorn, pytest.
 PYTHON = shlex.quote(sys.executable)
+# How `fab account-add` hands the token to `python -m app.cli account-add`.
+ACCOUNT_TOKEN_VARIABLE = "INSTA_ACCOUNT_TOKEN"  # noqa: S105 (a variable name)
 
 
-def _run(c: Context, command: str) -> None:
+def _run(c: Context, command: str, *, env: dict[str, str] | None = None) -> None:
     # From the repo root whatever directory fab was started in: alembic.ini and .env live there.
     with c.cd(str(ROOT)):
-        c.run(command, pty=False, echo=True)
+        c.run(command, pty=False, echo=True, env=env or {})
 
 
 @task
@@ -93,16 +95,45 @@ def replay(c, limit=0):
     _run(c, f"{PYTHON} -m app.cli replay{limit_flag}")
 
 
-@task
-def doctor(c):
-    """Check the configuration against the database and the Instagram Graph API."""
-    _run(c, f"{PYTHON} -m app.cli doctor")
+def _account_flag(account: str) -> str:
+    return f" --account {shlex.quote(account)}" if account else ""
 
 
 @task
-def subscribe(c):
-    """Subscribe the Instagram account to every webhook field the service handles."""
-    _run(c, f"{PYTHON} -m app.cli subscribe")
+def doctor(c, account=""):
+    """Check the configuration, the database and every account (or one: --account IG_ID)."""
+    _run(c, f"{PYTHON} -m app.cli doctor{_account_flag(account)}")
+
+
+@task
+def subscribe(c, account=""):
+    """Subscribe every account (or one: --account IG_ID) to the webhook fields handled."""
+    _run(c, f"{PYTHON} -m app.cli subscribe{_account_flag(account)}")
+
+
+@task
+def accounts(c):
+    """List the business accounts: status, token state, conversations, last webhook."""
+    _run(c, f"{PYTHON} -m app.cli accounts")
+
+
+@task(name="account-add")
+def account_add(c, token):
+    """Add a business account by its access token (or give an existing one a new token)."""
+    # The token travels in the environment, never on a command line (echoed, or seen by ps).
+    _run(c, f"{PYTHON} -m app.cli account-add", env={ACCOUNT_TOKEN_VARIABLE: token})
+
+
+@task(name="account-remove")
+def account_remove(c, id):  # the option is --id, as operators type it
+    """Stop serving a business account (its conversations stay readable)."""
+    _run(c, f"{PYTHON} -m app.cli account-remove --id {shlex.quote(id)}")
+
+
+@task(name="token-key")
+def token_key(c):
+    """Print a new Fernet key for TOKEN_ENCRYPTION_KEY."""
+    _run(c, f"{PYTHON} -m app.cli token-key")
 
 
 @task

@@ -1,8 +1,9 @@
-"""Operator commands: `python -m app.cli replay|doctor|subscribe` (what `fab replay`,
-`fab doctor` and `fab subscribe` run)."""
+"""Operator commands: `python -m app.cli replay|doctor|subscribe|accounts|account-add|
+account-remove|token-key` (what the `fab` tasks of the same names run)."""
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,10 +15,16 @@ from app.clients.instagram import InstagramClient
 from app.clients.instagram_errors import InstagramError
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
+from app.errors import AppError
+from app.repositories import accounts
+from app.services.accounts import AccountService
 from app.services.doctor import run_checks
 from app.services.replay import replay_failed
 from app.services.subscription import WEBHOOK_FIELDS, subscribe
 from app.services.tokens import TokenStore
+from app.services.tokens.cipher import new_key
+
+ACCOUNT_TOKEN_VARIABLE = "INSTA_ACCOUNT_TOKEN"  # noqa: S105 (a variable name)
 
 
 def _replay(arguments: argparse.Namespace) -> int:
@@ -49,7 +56,7 @@ def collaborators() -> Iterator[Collaborators]:
     settings = get_settings()
     engine = create_db_engine(settings)
     tokens = TokenStore(settings=settings, session_factory=create_session_factory(engine))
-    instagram = InstagramClient(settings, token=tokens)
+    instagram = InstagramClient(settings, accounts=tokens)
     try:
         yield Collaborators(settings=settings, engine=engine, tokens=tokens, instagram=instagram)
     finally:
@@ -57,10 +64,14 @@ def collaborators() -> Iterator[Collaborators]:
         engine.dispose()
 
 
-def _doctor(_: argparse.Namespace) -> int:
+def _doctor(arguments: argparse.Namespace) -> int:
     with collaborators() as c:
         checks = run_checks(
-            settings=c.settings, engine=c.engine, tokens=c.tokens, instagram=c.instagram
+            settings=c.settings,
+            engine=c.engine,
+            tokens=c.tokens,
+            instagram=c.instagram,
+            account=arguments.account,
         )
     for check in checks:
         print(check.line())
@@ -69,17 +80,95 @@ def _doctor(_: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _subscribe(_: argparse.Namespace) -> int:
+def _subscribe(arguments: argparse.Namespace) -> int:
+    """Subscribe every stored account (or `--account`; without any stored, the
+    environment's) to the webhook fields the service handles."""
+    failed = False
     with collaborators() as c:
-        try:
-            subscription = subscribe(c.instagram)
-        except InstagramError as exc:
-            print(f"subscribing failed: {exc.message}")
+        targets = _subscription_targets(c, only=arguments.account)
+        if not targets:
+            print(f"no account {arguments.account}: add it with `fab account-add`")
             return 1
-    print(f"subscribed to: {', '.join(subscription.fields) or 'nothing'}")
-    if subscription.missing:
-        print(f"still missing: {', '.join(subscription.missing)} (check the app's webhook fields)")
+        for name, client in targets:
+            try:
+                subscription = subscribe(client)
+            except InstagramError as exc:
+                print(f"{name}: subscribing failed: {exc.message}")
+                failed = True
+                continue
+            print(f"{name}: subscribed to {', '.join(subscription.fields) or 'nothing'}")
+            if subscription.missing:
+                print(f"{name}: still missing {', '.join(subscription.missing)}")
+                failed = True
+    return 1 if failed else 0
+
+
+def _subscription_targets(
+    c: Collaborators, *, only: str | None
+) -> list[tuple[str, InstagramClient]]:
+    c.tokens.adopt_at_start()
+    with c.tokens.session_factory() as session:
+        stored = [row.id for row in accounts.listed(session)]
+    if not stored and only is None and c.settings.instagram_user_token is not None:
+        return [("the environment's account", c.instagram)]
+    return [
+        (f"account {account_id}", c.instagram.for_account(account_id))
+        for account_id in stored
+        if only in (None, account_id)
+    ]
+
+
+@contextmanager
+def account_service() -> Iterator[AccountService]:
+    with collaborators() as c, c.tokens.session_factory() as session:
+        yield AccountService(session=session, instagram=c.instagram, tokens=c.tokens)
+
+
+def _accounts(_: argparse.Namespace) -> int:
+    with account_service() as service:
+        listed = service.listed()
+    if not listed:
+        print("no accounts: add one with `fab account-add --token …`")
+    for account in listed:
+        print(
+            f"{account['id']}  @{account['username'] or '?'}  {account['status']}  "
+            f"token {account['token_state']}  {account['conversation_count']} conversations  "
+            f"last webhook {account['last_webhook_at'] or 'never'}"
+        )
+    return 0
+
+
+def _account_add(arguments: argparse.Namespace) -> int:
+    token = arguments.token or os.environ.get(ACCOUNT_TOKEN_VARIABLE, "").strip()
+    if not token:
+        print(f"give the token: --token, or the {ACCOUNT_TOKEN_VARIABLE} environment variable")
+        return 2
+    try:
+        with account_service() as service:
+            account, created = service.add(access_token=token)
+    except AppError as exc:
+        print(f"not added: {exc.message} ({exc.code})")
         return 1
+    print(
+        f"{'added' if created else 'new token for'} account {account['id']} "
+        f"(@{account['username']}), subscribed to {', '.join(account['subscribed_fields'] or [])}"
+    )
+    return 0
+
+
+def _account_remove(arguments: argparse.Namespace) -> int:
+    try:
+        with account_service() as service:
+            service.remove(account_id=arguments.id)
+    except AppError as exc:
+        print(f"not removed: {exc.message}")
+        return 1
+    print(f"account {arguments.id} removed: its conversations stay readable")
+    return 0
+
+
+def _token_key(_: argparse.Namespace) -> int:
+    print(new_key())
     return 0
 
 
@@ -92,11 +181,29 @@ def main(argv: list[str] | None = None) -> int:
     doctor = commands.add_parser(
         "doctor", help="check the configuration, the database and the Instagram account"
     )
+    doctor.add_argument("--account", default=None, help="check only this account (IG_ID)")
     doctor.set_defaults(run=_doctor)
     subscribe_command = commands.add_parser(
-        "subscribe", help=f"subscribe the account to the webhook fields {', '.join(WEBHOOK_FIELDS)}"
+        "subscribe",
+        help=f"subscribe every account to the webhook fields {', '.join(WEBHOOK_FIELDS)}",
     )
+    subscribe_command.add_argument("--account", default=None, help="only this account (IG_ID)")
     subscribe_command.set_defaults(run=_subscribe)
+    commands.add_parser("accounts", help="list the business accounts").set_defaults(run=_accounts)
+    add = commands.add_parser("account-add", help="add an account by its access token")
+    add.add_argument(
+        "--token",
+        default=None,
+        help=f"the account's Instagram user token (better: the {ACCOUNT_TOKEN_VARIABLE} "
+        "environment variable, which no process listing shows)",
+    )
+    add.set_defaults(run=_account_add)
+    remove = commands.add_parser("account-remove", help="stop serving an account")
+    remove.add_argument("--id", required=True, help="the account's IG_ID")
+    remove.set_defaults(run=_account_remove)
+    commands.add_parser(
+        "token-key", help="print a new Fernet key for TOKEN_ENCRYPTION_KEY"
+    ).set_defaults(run=_token_key)
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     code: int = arguments.run(arguments)

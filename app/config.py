@@ -1,5 +1,7 @@
 """All settings, read from the environment and `.env` (names kept from the original README)."""
 
+import base64
+import binascii
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -9,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
 
 DEFAULT_SQLITE_PATH = "insta_service.db"
+FERNET_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -48,6 +51,9 @@ class Settings(BaseSettings):
     # take every worker thread (webhooks and reads keep theirs).
     instagram_max_concurrency: int = Field(default=64, ge=1)
     instagram_queue_timeout: float = Field(default=1.0, ge=0)
+    # At most this many of those calls for one business account: a slow or rate-limited
+    # account waits on its own slots and never takes every shared one.
+    instagram_account_max_concurrency: int = Field(default=16, ge=1)
 
     # The service itself. Without API_KEY the service refuses to start unless ALLOW_OPEN_API.
     api_key: SecretStr | None = None
@@ -66,7 +72,11 @@ class Settings(BaseSettings):
     # A claimed profile is left to its fetcher this long (longer than any Graph call takes).
     profile_claim_seconds: int = Field(default=60, ge=1)
 
-    # The access token's lifecycle (app/services/tokens/).
+    # The access tokens' lifecycle (app/services/tokens/).
+    # Fernet keys (comma-separated) sealing the stored tokens: the first encrypts, every one
+    # decrypts, so keys rotate without downtime. Unset: a key derived from
+    # INSTAGRAM_APP_SECRET (see docs/configuration.md for what that costs).
+    token_encryption_key: SecretStr | None = None
     token_refresh_enabled: bool = True
     # Refresh once the token is a day old and expires within this many days.
     token_refresh_days_before_expiry: int = Field(default=10, ge=1, le=59)
@@ -97,6 +107,23 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        for key in (part.strip() for part in value.get_secret_value().split(",")):
+            try:
+                valid = len(base64.urlsafe_b64decode(key.encode())) == FERNET_KEY_BYTES
+            except (ValueError, binascii.Error):
+                valid = False
+            if key and not valid:
+                raise ValueError(
+                    "TOKEN_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes each), "
+                    "comma-separated"
+                )
+        return value
 
     @field_validator("instagram_graph_url")
     @classmethod

@@ -20,12 +20,14 @@ from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
-from app.services.accounts import BusinessAccount
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
+from app.services.intake.pending import PendingWorker, apply_pending
 from app.services.profiles import ProfileFetcher, ProfileWorker
+from app.services.routing import EnvironmentAccount
 from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
 from app.services.tokens import TokenRefresher, TokenStore, TokenWorker
+from app.services.tokens.cipher import UNSET_COST
 
 logger = logging.getLogger("app")
 
@@ -48,7 +50,12 @@ def _warn_about_configuration(settings: Settings) -> None:
     if settings.instagram_webhook_token is None:
         logger.warning("INSTAGRAM_WEBHOOK_TOKEN is not set: Meta cannot verify the webhook")
     if settings.instagram_user_token is None:
-        logger.warning("INSTAGRAM_USER_TOKEN is not set: profiles and sending are unavailable")
+        logger.info(
+            "INSTAGRAM_USER_TOKEN is not set: the service serves the accounts added through "
+            "POST /api/v1/accounts (`fab account-add`)"
+        )
+    if settings.token_encryption_key is None:
+        logger.warning(UNSET_COST)
     if settings.is_sqlite:
         logger.info("using the embedded SQLite database %s", settings.sqlalchemy_url)
     if settings.instagram_pool_size < settings.instagram_max_concurrency:
@@ -77,14 +84,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_db_engine(settings)
     session_factory = create_session_factory(engine)
     tokens = TokenStore(settings=settings, session_factory=session_factory)
-    instagram = InstagramClient(settings, token=tokens)
+    instagram = InstagramClient(settings, accounts=tokens)
     token_worker = TokenWorker(
         TokenRefresher(store=tokens, instagram=instagram, settings=settings),
         interval_seconds=settings.token_refresh_check_seconds,
     )
     unrecorded_sends = UnrecordedSends()
     sent_recorder = UnrecordedSendsWorker(session_factory, unrecorded_sends)
-    business_account = BusinessAccount(settings=settings, instagram=instagram)
+
+    def adopt_resolved(account_id: str) -> None:
+        # The environment's IG_ID came from /me: store the account, apply what waited for it.
+        tokens.adopt(account_id)
+        apply_pending(session_factory, account_id=account_id)
+
+    environment_account = EnvironmentAccount(
+        settings=settings, instagram=instagram, on_resolved=adopt_resolved
+    )
+    pending_worker = PendingWorker(session_factory)
     housekeeping = HousekeepingWorker(
         Housekeeper(session_factory=session_factory, settings=settings)
     )
@@ -101,8 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, log_format=settings.log_format)
         _warn_about_configuration(settings)
         tokens.adopt_at_start()
-        business_account.start()
+        environment_account.start()
         sent_recorder.start()
+        pending_worker.start()
         housekeeping.start()
         if settings.profile_worker_enabled:
             profile_worker.start()
@@ -114,7 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.profile_worker_enabled:
             profile_worker.stop()
         housekeeping.stop()
-        business_account.stop()
+        pending_worker.stop()
+        environment_account.stop()
         sent_recorder.stop()
         instagram.close()
         engine.dispose()
@@ -131,11 +149,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.instagram = instagram
-    app.state.business_account = business_account
+    app.state.environment_account = environment_account
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
     # The background threads (each started by the lifespan when enabled); tests pause them.
-    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping)
+    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping, pending_worker)
     app.state.status_reporter = StatusReporter(
         engine=engine,
         session_factory=session_factory,

@@ -60,8 +60,9 @@ WEBHOOK_SIGNATURE_FAILURES = Counter(
 WEBHOOK_EVENTS = Counter(
     "insta_webhook_events_total",
     "Webhook events by type and outcome: applied, duplicate (already stored: nothing "
-    "changed), ignored (kept raw only), failed (kept for `fab replay`).",
-    ["type", "outcome"],
+    "changed), ignored (kept raw only), failed (kept for `fab replay`), pending (its account "
+    "is not served yet: applied when it is added), by business account (entry.id).",
+    ["account", "type", "outcome"],
     registry=REGISTRY,
 )
 WEBHOOK_LAG = Histogram(
@@ -72,8 +73,9 @@ WEBHOOK_LAG = Histogram(
 )
 GRAPH_REQUESTS = Counter(
     "insta_graph_requests_total",
-    "Graph API calls by endpoint, outcome (ok, error, timeout, unreachable) and Meta's error code.",
-    ["endpoint", "outcome", "code"],
+    "Graph API calls by business account (empty: not made for one), endpoint, outcome (ok, "
+    "error, timeout, unreachable) and Meta's error code.",
+    ["account", "endpoint", "outcome", "code"],
     registry=REGISTRY,
 )
 GRAPH_LATENCY = Histogram(
@@ -85,8 +87,8 @@ GRAPH_LATENCY = Histogram(
 )
 TOKEN_REFRESHES = Counter(
     "insta_token_refreshes_total",
-    "Access token refreshes by outcome (ok, failed).",
-    ["outcome"],
+    "Access token refreshes by business account and outcome (ok, failed).",
+    ["account", "outcome"],
     registry=REGISTRY,
 )
 
@@ -97,8 +99,9 @@ class StateSample:
 
     database_up: bool
     schema_at_head: bool
-    token_days_left: float | None = None
-    token_invalid: bool | None = None
+    # By business account (IG_ID): days until its token expires, whether Meta rejected it.
+    token_days_left: dict[str, float] | None = None
+    token_invalid: dict[str, bool] | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
     last_webhook_timestamp: float | None = None
@@ -118,15 +121,19 @@ def state_metrics(sample: StateSample) -> bytes:
         "1 when the database is migrated to the newest revision.",
         float(sample.schema_at_head),
     )
-    gauge(
+    by_account(
+        registry,
         "insta_token_days_left",
-        "Days until the Instagram access token expires (negative: expired).",
+        "Days until a business account's access token expires (negative: expired).",
         sample.token_days_left,
     )
-    gauge(
+    by_account(
+        registry,
         "insta_token_invalid",
-        "1 when Meta rejected the access token (190): re-authentication needed.",
-        None if sample.token_invalid is None else float(sample.token_invalid),
+        "1 when Meta rejected a business account's access token (190): re-authentication needed.",
+        None
+        if sample.token_invalid is None
+        else {account: float(invalid) for account, invalid in sample.token_invalid.items()},
     )
     backlog = Gauge(
         "insta_background_backlog",
@@ -144,6 +151,20 @@ def state_metrics(sample: StateSample) -> bytes:
         sample.last_webhook_timestamp,
     )
     return generate_latest(registry)
+
+
+def by_account(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    values: dict[str, float] | None,
+) -> None:
+    """A gauge labelled by account (one series per account: bounded by their number)."""
+    if not values:
+        return
+    gauge = Gauge(name, documentation, ["account"], registry=registry)
+    for account, value in sorted(values.items()):
+        gauge.labels(account=account).set(value)
 
 
 def render(sample: StateSample) -> bytes:

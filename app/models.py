@@ -1,4 +1,4 @@
-"""The data model (DESIGN.md): users, conversations, messages, webhook deliveries.
+"""The data model (DESIGN.md): users, conversations, messages, webhook deliveries, accounts.
 
 Instagram ids are strings everywhere: they exceed 2^53, which JavaScript cannot hold.
 """
@@ -246,33 +246,71 @@ class WebhookDelivery(Base):
     replay_count: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
 
 
-class InstagramToken(Base):
-    """The access token in use, descended from one configured INSTAGRAM_USER_TOKEN.
+ACCOUNT_STATUSES = ("active", "needs_reauth", "removed")
 
-    Keyed by the sha256 of the configured token: refreshes replace `access_token` in the row,
-    and a newly configured token starts a row of its own. `access_token` is encrypted with a
-    key derived from the configured token (app/services/tokens/), never stored in clear.
+
+class Account(Base):
+    """A business account the service speaks for, keyed by its IG_ID (`/me` → `user_id`, the
+    `entry.id` of its webhooks), with its own access token.
+
+    `access_token` is sealed (app/services/tokens/cipher.py), never stored in clear; it is
+    NULL only for an account configured by INSTAGRAM_ACCOUNT_ID without a token. Its expiry is
+    assumed (60 days) until a refresh answer tells the real one.
     """
 
-    __tablename__ = "instagram_tokens"
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('active', 'needs_reauth', 'removed')",
+            name="status",
+        ),
+    )
 
-    source_fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
-    access_token: Mapped[str] = mapped_column(Text)
+    id: Mapped[str] = mapped_column(String(IG_ID_LENGTH), primary_key=True)
+    username: Mapped[str | None] = mapped_column(String(255))
+    # active → needs_reauth (Meta answered 190) → active (a call accepted, a new token);
+    # removed: never called for again, its conversations stay readable.
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    access_token: Mapped[str | None] = mapped_column(Text)
+    # The sha256 of the INSTAGRAM_USER_TOKEN this account's token descends from (the
+    # environment's account only): a newly configured token replaces the stored one.
+    configured_token_sha256: Mapped[str | None] = mapped_column(String(64))
     # When this access token was obtained (first seen, or refreshed): Meta refreshes only
     # tokens at least a day old.
-    issued_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
+    issued_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
     # True until a refresh answer tells the real expiry (then 60 days is only a guess).
     expiry_assumed: Mapped[bool] = mapped_column(default=True, server_default=sql_text("true"))
     refreshed_at: Mapped[datetime | None]
     # A lease: the one process refreshing the token (after a failure: when to try again).
     refresh_claimed_until: Mapped[datetime | None]
     refresh_error: Mapped[str | None] = mapped_column(Text)
-    # Meta rejected the token (code 190): re-authentication needed. Only reported; the first
-    # call Meta accepts clears it.
+    # Meta rejected the token (code 190): the first time, and why.
     invalid_since: Mapped[datetime | None]
     invalid_reason: Mapped[str | None] = mapped_column(Text)
+    # The webhook fields Meta reported after the last subscribe (NULL: never subscribed here).
+    subscribed_fields: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    subscribed_at: Mapped[datetime | None]
+    # The last delivery with an entry of this account (to the minute: see accounts repository).
+    last_webhook_at: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+
+
+class PendingEntry(Base):
+    """A delivery holding entries of an account the service does not serve (yet): applied
+    through the normal intake when that account is added, then deleted."""
+
+    __tablename__ = "pending_entries"
+
+    account_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigId,
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -22,6 +22,8 @@ ACCOUNT_ID = "17841400123456789"  # the business IG_ID of the example payloads
 CUSTOMER_ID = "1187429836452190"  # the customer of the example payloads
 APP_SECRET = "test-app-secret-0123456789abcdef012345"
 USER_TOKEN = "IGAAtest-user-token"
+# A Fernet key for TOKEN_ENCRYPTION_KEY (tests only).
+TOKEN_KEY = "p7yIBX94-OSAwa5vpUK3FT47dt-zGWEtLepmKoeu1Lk="
 VERIFY_TOKEN = "test-verify-token-0123456789abcdef01234"
 API_KEY = "test-api-key-0123456789abcdef0123456789"
 
@@ -139,6 +141,15 @@ def customer_writes(
     result = response.json()
     assert result["delivery"]["status_code"] == 200, result["delivery"]
     return result
+
+
+def serve_account(api: ServiceClient, meta: ServiceClient, account_id: str) -> dict[str, Any]:
+    """Another business account: played by the sandbox, added to the service by its token."""
+    made = meta.post("/_sandbox/accounts", json={"id": account_id})
+    assert made.status_code == 201, made.text
+    added = api.post("/api/v1/accounts", json={"access_token": made.json()["access_token"]})
+    assert added.status_code == 201, added.text
+    return made.json()
 
 
 def graph_calls(meta: ServiceClient, kind: str | None = None) -> list[dict[str, Any]]:

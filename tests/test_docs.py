@@ -352,8 +352,8 @@ def metric_names() -> set[str]:
     every_state = metrics.StateSample(
         database_up=True,
         schema_at_head=True,
-        token_days_left=1,
-        token_invalid=False,
+        token_days_left={"17841400123456789": 1},
+        token_invalid={"17841400123456789": False},
         profiles_due=0,
         failed_deliveries=0,
         last_webhook_timestamp=1,
@@ -378,7 +378,7 @@ def test_every_fab_task_is_in_the_operations_guide() -> None:
     tasks = {value.name for value in vars(fabfile).values() if isinstance(value, Task)}
     table = section(text_of("docs/operations.md"), "Tasks")
 
-    assert set(re.findall(r"^\| `fab (\w+)", table, re.M)) == tasks
+    assert set(re.findall(r"^\| `fab ([\w-]+)", table, re.M)) == tasks
 
 
 # --- links -----------------------------------------------------------------------------------

@@ -1,13 +1,20 @@
 """Migrations that carry data over, checked with data on both databases."""
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
 
+from app.config import Settings
+from app.services.tokens import TokenStore, fingerprint
+from app.services.tokens.cipher import derived_key
 from tests.conftest import alembic_config, postgres_url_for_schema
+from tests.helpers import ACCOUNT_ID, USER_TOKEN
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -51,3 +58,73 @@ def test_0007_hashes_stored_deliveries_and_keeps_every_copy(database_url_at_0006
         hashlib.sha256(b"other").hexdigest(),
     ]
     assert kept == 3
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url_at_0007(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    else:
+        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
+    command.upgrade(alembic_config(url), "0007")
+    return url
+
+
+def test_0008_carries_the_single_token_over_to_the_account_of_the_stored_conversations(
+    database_url_at_0007: str,
+) -> None:
+    # A database of the single-account days (its token refreshed since it was configured)
+    # upgrades to an account row the service keeps using, with no setting changed.
+    url = database_url_at_0007
+    refreshed = "IGAArefreshed-since-configured"
+    sealed = Fernet(derived_key(USER_TOKEN)).encrypt(refreshed.encode()).decode()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (id, profile_status) VALUES ('1187429836452190', 'ok')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO conversations (account_id, customer_id) "
+                "VALUES (:account, '1187429836452190')"
+            ),
+            {"account": ACCOUNT_ID},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO instagram_tokens (source_fingerprint, access_token, issued_at, "
+                "expires_at, expiry_assumed, refreshed_at) VALUES (:sha, :token, :issued, "
+                ":expires, false, :issued)"
+            ),
+            {
+                "sha": fingerprint(USER_TOKEN),
+                "token": sealed,
+                "issued": datetime(2026, 11, 1, tzinfo=UTC),
+                "expires": datetime(2026, 12, 31, tzinfo=UTC),
+            },
+        )
+
+    command.upgrade(alembic_config(url), "0008")
+
+    with engine.connect() as connection:
+        account = connection.execute(
+            text("SELECT id, status, configured_token_sha256, expiry_assumed FROM accounts")
+        ).one()
+    assert tuple(account) == (ACCOUNT_ID, "active", fingerprint(USER_TOKEN), False)
+    # The service, configured as before (no INSTAGRAM_ACCOUNT_ID, the same token), adopts the
+    # account without replacing the refreshed token, and calls with it.
+    settings = Settings(
+        _env_file=None, database_url=url, instagram_user_token=USER_TOKEN, token_cache_seconds=0
+    )
+    store = TokenStore(settings=settings, session_factory=sessionmaker(bind=engine))
+    store.adopt(ACCOUNT_ID)
+    assert store.current(ACCOUNT_ID) == refreshed
+    assert store.status(ACCOUNT_ID).expires_at == datetime(2026, 12, 31, tzinfo=UTC)
+
+    command.downgrade(alembic_config(url), "0007")
+    with engine.connect() as connection:
+        carried_back = connection.execute(
+            text("SELECT source_fingerprint FROM instagram_tokens")
+        ).scalars()
+        assert list(carried_back) == [fingerprint(USER_TOKEN)]
+    engine.dispose()

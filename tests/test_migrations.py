@@ -18,7 +18,8 @@ TABLES = {
     "messages",
     "reactions",
     "webhook_deliveries",
-    "instagram_tokens",
+    "accounts",
+    "pending_entries",
 }
 
 

@@ -18,11 +18,13 @@ from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.errors import UnauthorizedError
 from app.security import secrets_equal
-from app.services.accounts import BusinessAccount
+from app.services.accounts import AccountService
 from app.services.conversations import ConversationService
 from app.services.health import StatusReporter
 from app.services.messages import HistoryService
+from app.services.routing import EnvironmentAccount
 from app.services.sending import ReactionService, SenderActionService, SendService
+from app.services.tokens import TokenStore
 from app.services.users import UserService
 from app.services.webhooks import WebhookService
 
@@ -68,12 +70,20 @@ async def get_instagram(request: Request) -> InstagramClient:
 InstagramDep = Annotated[InstagramClient, Depends(get_instagram)]
 
 
-async def get_business_account(request: Request) -> BusinessAccount:
-    account: BusinessAccount = request.app.state.business_account
+async def get_environment_account(request: Request) -> EnvironmentAccount:
+    account: EnvironmentAccount = request.app.state.environment_account
     return account
 
 
-BusinessAccountDep = Annotated[BusinessAccount, Depends(get_business_account)]
+EnvironmentAccountDep = Annotated[EnvironmentAccount, Depends(get_environment_account)]
+
+
+async def get_tokens(request: Request) -> TokenStore:
+    tokens: TokenStore = request.app.state.tokens
+    return tokens
+
+
+TokenStoreDep = Annotated[TokenStore, Depends(get_tokens)]
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -123,12 +133,15 @@ HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
 
 
 async def get_send_service(
-    request: Request, session: SessionDep, instagram: InstagramDep, account: BusinessAccountDep
+    request: Request,
+    session: SessionDep,
+    instagram: InstagramDep,
+    environment: EnvironmentAccountDep,
 ) -> SendService:
     return SendService(
         session=session,
         instagram=instagram,
-        account=account,
+        environment=environment,
         unrecorded=request.app.state.unrecorded_sends,
     )
 
@@ -136,17 +149,19 @@ async def get_send_service(
 SendServiceDep = Annotated[SendService, Depends(get_send_service)]
 
 
-async def get_sender_action_service(instagram: InstagramDep) -> SenderActionService:
-    return SenderActionService(instagram=instagram)
+async def get_sender_action_service(
+    session: SessionDep, instagram: InstagramDep, environment: EnvironmentAccountDep
+) -> SenderActionService:
+    return SenderActionService(session=session, instagram=instagram, environment=environment)
 
 
 SenderActionServiceDep = Annotated[SenderActionService, Depends(get_sender_action_service)]
 
 
 async def get_reaction_service(
-    session: SessionDep, actions: SenderActionServiceDep, account: BusinessAccountDep
+    session: SessionDep, actions: SenderActionServiceDep, environment: EnvironmentAccountDep
 ) -> ReactionService:
-    return ReactionService(session=session, actions=actions, account=account)
+    return ReactionService(session=session, actions=actions, environment=environment)
 
 
 ReactionServiceDep = Annotated[ReactionService, Depends(get_reaction_service)]
@@ -157,6 +172,15 @@ async def get_conversation_service(session: SessionDep) -> ConversationService:
 
 
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
+
+
+async def get_account_service(
+    session: SessionDep, instagram: InstagramDep, tokens: TokenStoreDep
+) -> AccountService:
+    return AccountService(session=session, instagram=instagram, tokens=tokens)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 async def get_status_reporter(request: Request) -> StatusReporter:

@@ -11,6 +11,7 @@ database), which also hears whether Meta accepted it: a `TokenInvalidError` (cod
 for re-authentication.
 """
 
+import copy
 import logging
 import os
 import re
@@ -68,13 +69,17 @@ class TokenProvider(Protocol):
 
 
 class ConfiguredToken:
-    """INSTAGRAM_USER_TOKEN as it is (for tools and tests that need no token lifecycle)."""
+    """A token as it is: INSTAGRAM_USER_TOKEN by default (for tools and tests that need no
+    token lifecycle), or one given (a token being checked before it is stored)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._token = settings.instagram_user_token
+    def __init__(self, settings: Settings, *, token: str | None = None) -> None:
+        configured = settings.instagram_user_token
+        self._token = (
+            token if token is not None else (configured.get_secret_value() if configured else None)
+        )
 
     def current(self) -> str | None:
-        return self._token.get_secret_value() if self._token else None
+        return self._token
 
     def rejected(self, error: GraphErrorDetails) -> None:
         pass
@@ -83,11 +88,50 @@ class ConfiguredToken:
         pass
 
 
-class InstagramClient:
-    """The Graph API calls the service makes."""
+class AccountTokens(Protocol):
+    """Where each business account's `TokenProvider` comes from."""
 
-    def __init__(self, settings: Settings, *, token: TokenProvider | None = None) -> None:
+    def provider(self, account_id: str) -> TokenProvider: ...
+
+
+class _AccountSlots:
+    """A semaphore per business account, made on first use (at most one per account)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def of(self, account_id: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            slots = self._slots.get(account_id)
+            if slots is None:
+                slots = self._slots[account_id] = threading.BoundedSemaphore(self._size)
+            return slots
+
+
+class InstagramClient:
+    """The Graph API calls the service makes.
+
+    The client built by the app calls with INSTAGRAM_USER_TOKEN (or `token`); the service
+    calls through `for_account(account_id)`: the same connections and shared limit, that
+    account's token, and slots of its own (INSTAGRAM_ACCOUNT_MAX_CONCURRENCY), so one slow or
+    rate-limited account never holds every shared slot.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        token: TokenProvider | None = None,
+        accounts: AccountTokens | None = None,
+    ) -> None:
+        self._settings = settings
         self._token: TokenProvider = token or ConfiguredToken(settings)
+        self._accounts = accounts
+        self._account_id = ""  # "" for calls not made for one account (metrics label)
+        self._account_slots: threading.BoundedSemaphore | None = None
+        self._slots_by_account = _AccountSlots(settings.instagram_account_max_concurrency)
         self._graph_url = settings.instagram_graph_url
         self._base_url = settings.graph_base_url
         self._send_url = settings.send_message_url
@@ -120,6 +164,23 @@ class InstagramClient:
 
     def close(self) -> None:
         self._session.close()
+
+    def for_account(self, account_id: str) -> "InstagramClient":
+        """This client calling for one business account, with its token and its slots (a
+        view: it shares the connections and is never closed on its own). A client built
+        without account tokens (tools, tests) calls every account with its one token."""
+        view = copy.copy(self)
+        if self._accounts is not None:
+            view._token = self._accounts.provider(account_id)
+        view._account_id = account_id
+        view._account_slots = self._slots_by_account.of(account_id)
+        return view
+
+    def with_token(self, token: str) -> "InstagramClient":
+        """This client calling with a token given as it is (to check one before storing it)."""
+        view = copy.copy(self)
+        view._token = ConfiguredToken(self._settings, token=token)
+        return view
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         """The proxies the environment names for this URL's host (HTTPS_PROXY, NO_PROXY…)."""
@@ -227,7 +288,8 @@ class InstagramClient:
         token = self._token.current()
         if token is None:
             raise InstagramNotConfiguredError(
-                "INSTAGRAM_USER_TOKEN is not set: the service cannot call the Instagram API."
+                "No access token for this business account: add the account "
+                "(POST /api/v1/accounts, `fab account-add`) or set INSTAGRAM_USER_TOKEN."
             )
         headers: dict[str, str] = {}
         if token_in_query:
@@ -240,7 +302,7 @@ class InstagramClient:
         )
         if not response.ok:
             raise self._failure(endpoint, started, response, profile_read=profile_read)
-        _observe(endpoint, started, outcome="ok")
+        self._observe(endpoint, started, outcome="ok")
         self._token.accepted()
         try:
             data = response.json()
@@ -260,7 +322,38 @@ class InstagramClient:
         json: dict[str, Any] | None,
         headers: dict[str, str],
     ) -> tuple[requests.Response, float]:
-        """The HTTP exchange in a call slot; the response and when it started."""
+        """The HTTP exchange in a call slot (the account's, then a shared one); the response
+        and when it started."""
+        account_slots = self._account_slots
+        if account_slots is not None and not account_slots.acquire(timeout=self._queue_timeout):
+            logger.warning(
+                "instagram %s not called: every slot of account %s is busy",
+                endpoint,
+                self._account_id,
+            )
+            raise InstagramBusyError(
+                "Too many calls to the Instagram API are in progress for this account; "
+                "retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        try:
+            return self._send_in_shared_slot(
+                endpoint, method, url, params=params, json=json, headers=headers
+            )
+        finally:
+            if account_slots is not None:
+                account_slots.release()
+
+    def _send_in_shared_slot(
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> tuple[requests.Response, float]:
         if not self._slots.acquire(timeout=self._queue_timeout):
             logger.warning("instagram %s not called: every slot is busy", endpoint)
             raise InstagramBusyError(
@@ -279,13 +372,13 @@ class InstagramClient:
                 proxies=self._proxies_for(url),
             )
         except requests.Timeout as exc:
-            _observe(endpoint, started, outcome="timeout")
+            self._observe(endpoint, started, outcome="timeout")
             logger.warning("instagram %s timed out: %s", endpoint, type(exc).__name__)
             raise InstagramTimeoutError(
                 "The Instagram API did not answer in time; retry later."
             ) from None
         except requests.RequestException as exc:
-            _observe(endpoint, started, outcome="unreachable")
+            self._observe(endpoint, started, outcome="unreachable")
             logger.warning("instagram %s unreachable: %s", endpoint, type(exc).__name__)
             raise InstagramUnreachableError(
                 "The Instagram API is unreachable; retry later."
@@ -294,12 +387,23 @@ class InstagramClient:
             self._slots.release()
         return response, started
 
+    def _observe(
+        self, endpoint: str, started: float, *, outcome: str, code: int | None = None
+    ) -> None:
+        metrics.GRAPH_REQUESTS.labels(
+            account=self._account_id,
+            endpoint=endpoint,
+            outcome=outcome,
+            code="" if code is None else str(code),
+        ).inc()
+        metrics.GRAPH_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+
     def _failure(
         self, endpoint: str, started: float, response: requests.Response, *, profile_read: bool
     ) -> InstagramError:
         """Meta's error answer: observed, logged, told to the token provider, typed."""
         details = graph_error_details(response)
-        _observe(endpoint, started, outcome="error", code=details.code)
+        self._observe(endpoint, started, outcome="error", code=details.code)
         logger.warning(
             "instagram %s failed: http=%s code=%s subcode=%s type=%s fbtrace_id=%s message=%s",
             endpoint,
@@ -316,13 +420,6 @@ class InstagramClient:
         if isinstance(error, TokenInvalidError):
             self._token.rejected(details)
         return error
-
-
-def _observe(endpoint: str, started: float, *, outcome: str, code: int | None = None) -> None:
-    metrics.GRAPH_REQUESTS.labels(
-        endpoint=endpoint, outcome=outcome, code="" if code is None else str(code)
-    ).inc()
-    metrics.GRAPH_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
 
 
 def _endpoint_name(method: str, url: str) -> str:

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, tuple_
+from sqlalchemy import Row, bindparam, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.models import Conversation, User, utcnow
+from app.models import Conversation, User, UTCDateTime, utcnow
 from app.repositories.base import Position, rows_upsert
 from app.repositories.rows import ConversationClocks
 from app.repositories.rules import CONVERSATION_CLOCKS
@@ -160,13 +160,34 @@ _CUSTOMERS_CONVERSATION = (
 )
 
 
-def page(session: Session, *, limit: int, after: Position | None = None) -> Sequence[Row[Any]]:
+def page(
+    session: Session,
+    *,
+    limit: int,
+    after: Position | None = None,
+    account_id: str | None = None,
+) -> Sequence[Row[Any]]:
     """Conversations with messages, newest activity first, from just after `after`; with
-    their customers. One statement, walking the (last_message_at, id) index."""
+    their customers; of one business account when `account_id`. One statement, walking the
+    (last_message_at, id) index."""
+    if account_id is not None:
+        return _account_page(session, limit=limit, after=after, account_id=account_id)
     if after is None:
         return session.connection().execute(_FIRST_PAGE, {"limit": limit}).all()
     parameters = {"limit": limit, "after_at": after.at, "after_id": after.id}
     return session.connection().execute(_NEXT_PAGE, parameters).all()
+
+
+def _account_page(
+    session: Session, *, limit: int, after: Position | None, account_id: str
+) -> Sequence[Row[Any]]:
+    query = _INBOX.where(Conversation.account_id == account_id)
+    if after is not None:
+        query = query.where(
+            tuple_(Conversation.last_message_at, Conversation.id)
+            < tuple_(literal(after.at, UTCDateTime()), literal(after.id))
+        )
+    return session.execute(query.order_by(*_INBOX_ORDER).limit(limit)).all()
 
 
 def with_customer(session: Session, *, customer_id: str) -> Row[Any] | None:

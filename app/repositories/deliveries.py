@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.models import WebhookDelivery
+from app.models import PendingEntry, WebhookDelivery
 from app.repositories.base import rows_upsert
 
 
@@ -18,9 +18,9 @@ def add(
     event_count: int,
     status: str,
     error: str | None,
-) -> bool:
-    """Store a raw delivery (an INSERT compiled once: this runs for every webhook); False
-    when the same body is stored already (Meta sent it again), and nothing was stored."""
+) -> int | None:
+    """Store a raw delivery (an INSERT compiled once: this runs for every webhook); its id,
+    or None when the same body is stored already (Meta sent it again): nothing was stored."""
     table = WebhookDelivery.__table__
     stored = rows_upsert(
         session,
@@ -43,7 +43,7 @@ def add(
             index_elements=[table.c.body_sha256]
         ).returning(table.c.id),
     )
-    return bool(stored)
+    return int(stored[0][0]) if stored else None
 
 
 def delete_older(session: Session, *, received_before: datetime, limit: int) -> int:
@@ -51,7 +51,14 @@ def delete_older(session: Session, *, received_before: datetime, limit: int) -> 
     `fab replay` applies them); how many went."""
     doomed = (
         select(WebhookDelivery.id)
-        .where(WebhookDelivery.received_at < received_before, WebhookDelivery.status != "failed")
+        .where(
+            WebhookDelivery.received_at < received_before,
+            WebhookDelivery.status != "failed",
+            # Entries waiting for their account to be added are kept until it is.
+            ~select(PendingEntry.delivery_id)
+            .where(PendingEntry.delivery_id == WebhookDelivery.id)
+            .exists(),
+        )
         .order_by(WebhookDelivery.id)
         .limit(limit)
     )
@@ -81,6 +88,13 @@ def failed_ids(session: Session, *, limit: int | None = None) -> list[int]:
 
 def get(session: Session, delivery_id: int) -> WebhookDelivery | None:
     return session.get(WebhookDelivery, delivery_id)
+
+
+def record_failures(delivery: WebhookDelivery, *, error: str) -> None:
+    """Webhook events of `delivery` applied later (pending entries) failed: kept for
+    `fab replay` with the others' reasons."""
+    delivery.status = "failed"
+    delivery.error = f"{delivery.error}\n{error}" if delivery.error else error
 
 
 def record_replay(

@@ -162,3 +162,14 @@ def backlog(session: Session, *, now: datetime) -> int:
     """How many profiles are due for a fetch."""
     query = select(func.count()).select_from(User).where(User.profile_due_at <= now)
     return session.scalar(query) or 0
+
+
+def stop_fetching(session: Session, *, user_id: str) -> None:
+    """No account may read this profile now: not due again (until the customer writes), the
+    claim released."""
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(profile_due_at=None, profile_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )

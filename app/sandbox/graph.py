@@ -20,7 +20,14 @@ from fastapi.routing import APIRoute
 from app.sandbox.clock import now_ms
 from app.sandbox.deps import SandboxStateDep
 from app.sandbox.ids import new_cdn_url, new_fbtrace_id, new_mid
-from app.sandbox.state import CallKind, Customer, GraphCall, SandboxState, SendCall
+from app.sandbox.state import (
+    CallKind,
+    Customer,
+    GraphCall,
+    SandboxAccount,
+    SandboxState,
+    SendCall,
+)
 from app.sandbox.webhooks import delivery, echo_item
 from app.services import window
 
@@ -203,7 +210,7 @@ class GraphRoute(APIRoute):
                 response = error_response(status_code=fault.status_code, error=fault.error)
             else:
                 try:
-                    check_token(request=request, state=state)
+                    request.state.account = check_token(request=request, state=state)
                     check_version(request)
                     response = await endpoint_handler(request)
                 except GraphError as error:
@@ -238,17 +245,25 @@ def presented_token(request: Request) -> str:
     return token or request.query_params.get("access_token", "")
 
 
-def check_token(*, request: Request, state: SandboxState) -> None:
-    """Accept a token the sandbox issued (the configured one, or a refresh of it) that is
-    neither expired nor revoked."""
+def check_token(*, request: Request, state: SandboxState) -> SandboxAccount:
+    """The account of a token the sandbox issued (an account's first one, or a refresh of
+    it) that is neither expired nor revoked."""
     token = presented_token(request)
-    problem = state.business.check_token(token) if token else "unknown"
+    account = state.account_of_token(token) if token else None
+    problem = account.business.check_token(token) if account else "unknown"
     if problem == "expired":
         raise token_expired()
     if problem == "revoked":
         raise token_revoked()
-    if problem is not None:
+    if problem is not None or account is None:
         raise invalid_token()
+    return account
+
+
+def calling_account(request: Request) -> SandboxAccount:
+    """The account whose token the call carries (checked by the route class)."""
+    account: SandboxAccount = request.state.account
+    return account
 
 
 def check_version(request: Request) -> None:
@@ -261,8 +276,15 @@ def check_version(request: Request) -> None:
 def arrived(*, request: Request, kind: CallKind, state: SandboxState) -> GraphCall:
     """Log a Graph call as it arrives (never the access token)."""
     query = {key: value for key, value in request.query_params.items() if key != "access_token"}
+    token = presented_token(request)
+    account = state.account_of_token(token) if token else None
     call = GraphCall(
-        method=request.method, path=request.url.path, query=query, kind=kind, at_ms=now_ms()
+        method=request.method,
+        path=request.url.path,
+        query=query,
+        kind=kind,
+        at_ms=now_ms(),
+        account_id=account.id if account else None,
     )
     state.record_call(call)
     return call
@@ -304,53 +326,62 @@ router = APIRouter(route_class=GraphRoute)
 
 
 @router.get("/{version}/me")
-def read_me(state: SandboxStateDep, fields: str | None = None) -> dict[str, Any]:
-    """The business account: `user_id` is the IG_ID webhooks carry, `id` is app-scoped."""
-    config = state.config
+def read_me(request: Request, fields: str | None = None) -> dict[str, Any]:
+    """The token's business account: `user_id` is the IG_ID webhooks carry, `id` is
+    app-scoped."""
+    me = calling_account(request)
     account = {
-        "user_id": config.account_id,
-        "username": config.account_username,
-        "name": config.account_name,
+        "user_id": me.id,
+        "username": me.username,
+        "name": me.name,
         "account_type": "BUSINESS",
-        "profile_picture_url": (
-            f"https://scontent.cdninstagram.com/v/t51.2885-19/{config.account_id}_n.jpg"
-        ),
+        "profile_picture_url": f"https://scontent.cdninstagram.com/v/t51.2885-19/{me.id}_n.jpg",
     }
     node = pick_fields(account, requested_fields(fields) or list(ME_DEFAULT_FIELDS))
     # Every Graph node answers with its `id`; on `/me` it is NOT the IG_ID.
-    return {**node, "id": config.app_scoped_id}
+    return {**node, "id": me.app_scoped_id}
 
 
 @router.post("/{version}/me/messages")
 def send_via_me(
+    request: Request,
     state: SandboxStateDep,
     background_tasks: BackgroundTasks,
     body: Annotated[Any, Body()] = None,
 ) -> dict[str, Any]:
     """Send API through `/me/messages`."""
-    return send(state=state, body=body, background_tasks=background_tasks)
+    return send(
+        state=state,
+        account=calling_account(request),
+        body=body,
+        background_tasks=background_tasks,
+    )
 
 
 @router.post("/{version}/{owner_id}/messages")
 def send_via_account_id(
     owner_id: str,
+    request: Request,
     state: SandboxStateDep,
     background_tasks: BackgroundTasks,
     body: Annotated[Any, Body()] = None,
 ) -> dict[str, Any]:
-    """Send API through `/{IG_ID}/messages`; any other id (e.g. the app-scoped one) fails."""
-    if owner_id != state.config.account_id:
+    """Send API through `/{IG_ID}/messages`; any other id (e.g. the app-scoped one, or
+    another account's) fails."""
+    account = calling_account(request)
+    if owner_id != account.id:
         raise object_not_found(method="post", object_id=owner_id)
-    return send(state=state, body=body, background_tasks=background_tasks)
+    return send(state=state, account=account, body=body, background_tasks=background_tasks)
 
 
 @router.get("/{version}/{object_id}")
 def read_profile(
-    object_id: str, state: SandboxStateDep, fields: str | None = None
+    object_id: str, request: Request, state: SandboxStateDep, fields: str | None = None
 ) -> dict[str, Any]:
-    """User Profile API: a customer's profile, once they have messaged the business."""
+    """User Profile API: a customer's profile, once they have messaged the business (an
+    IGSID exists only for the account it writes to)."""
     customer = state.get_customer(object_id)
-    if customer is None:
+    if customer is None or customer.account_id != calling_account(request).id:
         raise object_not_found(method="get", object_id=object_id)
     if not customer.consented:
         raise consent_required()
@@ -382,20 +413,27 @@ class SendRequest:
     tag: str | None
 
 
-def send(*, state: SandboxState, body: Any, background_tasks: BackgroundTasks) -> dict[str, Any]:
-    """Validate, check recipient and window, answer like Meta and schedule the echo."""
+def send(
+    *,
+    state: SandboxState,
+    account: SandboxAccount,
+    body: Any,
+    background_tasks: BackgroundTasks,
+) -> dict[str, Any]:
+    """Validate, check recipient (one of the account's customers) and window, answer like
+    Meta and schedule the echo (its entry is the account's)."""
     request = parse_send_request(body)
     customer = state.get_customer(request.recipient_id)
-    if customer is None:
+    if customer is None or customer.account_id != account.id:
         raise user_not_found()
     check_window(customer=customer, tag=request.tag)
     if request.message is None:
         # Sender actions (typing, seen, reactions) are answered without a mid and not echoed.
         return {"recipient_id": customer.id}
 
-    mid = new_mid(account_id=state.config.account_id)
+    mid = new_mid(account_id=account.id)
     echo = echo_delivery(
-        account_id=state.config.account_id,
+        account_id=account.id,
         customer_id=customer.id,
         mid=mid,
         message=request.message,

@@ -24,6 +24,16 @@ def new_igsid() -> str:
     return str(1 + secrets.randbelow(3)) + random_digits(15)
 
 
+def new_account_id() -> str:
+    """A business account's IG_ID: 17 digits starting 1784, like Meta's."""
+    return "1784" + random_digits(13)
+
+
+def new_app_scoped_id() -> str:
+    """The app-scoped id `/me` answers as `id` (not the IG_ID webhooks carry)."""
+    return "9" + random_digits(15)
+
+
 def new_username() -> str:
     """An Instagram-like handle for a customer created without one."""
     return f"customer_{random_digits(4)}"

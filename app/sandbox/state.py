@@ -6,6 +6,7 @@ readers get copies, never the live objects.
 
 import dataclasses
 import logging
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -14,6 +15,7 @@ import requests
 
 from app.sandbox.business import BusinessState
 from app.sandbox.config import EchoMode, SandboxConfig
+from app.sandbox.ids import new_app_scoped_id
 from app.sandbox.webhooks import DeliveryResult, deliver
 
 logger = logging.getLogger(__name__)
@@ -30,9 +32,36 @@ class CustomerExistsError(ValueError):
     """A customer with this IGSID already exists."""
 
 
+class AccountExistsError(ValueError):
+    """A business account with this IG_ID already exists."""
+
+
+@dataclass
+class SandboxAccount:
+    """A business account the sandbox plays: its IG_ID, profile, tokens and subscription."""
+
+    id: str
+    username: str
+    name: str
+    app_scoped_id: str  # what its /me answers as `id` (not the IG_ID)
+    business: BusinessState
+
+    def describe(self) -> dict[str, Any]:
+        """What the control API shows (its first token included: tests configure with it)."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "name": self.name,
+            "app_scoped_id": self.app_scoped_id,
+            "access_token": self.business.tokens()[0].value,
+            "subscribed_fields": self.business.subscribed_fields(),
+        }
+
+
 @dataclass
 class Customer:
-    """An Instagram user who writes to the business; the profile fields mirror Meta's."""
+    """An Instagram user who writes to a business; the profile fields mirror Meta's. An IGSID
+    belongs to one business account (`account_id`): other accounts' tokens cannot see it."""
 
     id: str
     username: str
@@ -46,6 +75,8 @@ class Customer:
     consented: bool = False
     # The messaging window (app/services/window.py) counts from this message.
     last_inbound_ms: int | None = None
+    # The business account the customer writes to ("": the configured one).
+    account_id: str = ""
 
 
 @dataclass
@@ -71,6 +102,8 @@ class GraphCall:
     query: dict[str, str]
     kind: CallKind
     at_ms: int
+    # The business account whose token the call carried (None: no token the sandbox knows).
+    account_id: str | None = None
     # None until answered, and for good when the client gave up first (a timeout).
     status_code: int | None = None
 
@@ -103,9 +136,51 @@ class SandboxState:
         # holding (delay_seconds) are let go.
         self.generation = 0
         self.released = 0
-        # The business account's tokens and webhook subscription (app/sandbox/business.py).
-        self.business = BusinessState(config.access_token.get_secret_value())
+        # The business accounts: the configured one first, then those tests add.
+        self.primary = SandboxAccount(
+            id=config.account_id,
+            username=config.account_username,
+            name=config.account_name,
+            app_scoped_id=config.app_scoped_id,
+            business=BusinessState(config.access_token.get_secret_value()),
+        )
+        self._accounts: dict[str, SandboxAccount] = {self.primary.id: self.primary}
         self._restore_settings()
+
+    @property
+    def business(self) -> BusinessState:
+        """The configured account's tokens and webhook subscription."""
+        return self.primary.business
+
+    def add_account(self, *, account_id: str, username: str, name: str) -> SandboxAccount:
+        """Another business account with a token of its own (issued now)."""
+        account = SandboxAccount(
+            id=account_id,
+            username=username,
+            name=name,
+            app_scoped_id=new_app_scoped_id(),
+            business=BusinessState(f"IGAAsandbox{secrets.token_hex(24)}"),
+        )
+        with self._lock:
+            if account_id in self._accounts:
+                raise AccountExistsError(account_id)
+            self._accounts[account_id] = account
+        return account
+
+    def accounts(self) -> list[SandboxAccount]:
+        with self._lock:
+            return list(self._accounts.values())
+
+    def account(self, account_id: str) -> SandboxAccount | None:
+        with self._lock:
+            return self._accounts.get(account_id or self.primary.id)
+
+    def account_of_token(self, token: str) -> SandboxAccount | None:
+        """The account that issued this token (valid or not); None for an unknown token."""
+        for account in self.accounts():
+            if account.business.check_token(token) != "unknown":
+                return account
+        return None
 
     def _restore_settings(self) -> None:
         self.echo_mode: EchoMode = self.config.echo_mode
@@ -147,7 +222,8 @@ class SandboxState:
             self._sent.clear()
             self._faults.clear()
             self._edit_counts.clear()
-            self.business.reset()
+            self._accounts = {self.primary.id: self.primary}
+            self.primary.business.reset()
             self._restore_settings()
             self.generation += 1
             self.released += 1
@@ -172,8 +248,11 @@ class SandboxState:
         with self._lock:
             if customer.id in self._customers:
                 raise CustomerExistsError(f"customer {customer.id} already exists")
-            self._customers[customer.id] = dataclasses.replace(customer)
-            return dataclasses.replace(customer)
+            stored = dataclasses.replace(
+                customer, account_id=customer.account_id or self.primary.id
+            )
+            self._customers[customer.id] = stored
+            return dataclasses.replace(stored)
 
     def _customer(self, igsid: str) -> Customer:
         # The live object: callers hold the lock.

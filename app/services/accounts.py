@@ -1,89 +1,139 @@
-"""Which business account (IG_ID) this service speaks for."""
+"""The accounts API's use cases: add an account by its token (or give it a new one), list,
+read and remove accounts (`/api/v1/accounts`, `fab accounts|account-add|account-remove`)."""
 
 import logging
-import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from app.clients.instagram import InstagramClient
-from app.clients.instagram_errors import InstagramError
-from app.config import Settings
-from app.errors import ServiceUnavailableError
+from app.clients.instagram_errors import InstagramError, TokenInvalidError
+from app.errors import InvalidInputError
+from app.models import Account, utcnow
+from app.repositories import accounts
+from app.schemas.common import IG_ID
+from app.schemas.v1.accounts import account_json
+from app.services.account_changes import account_updated, on_account_removed
+from app.services.intake.pending import apply_pending
+from app.services.routing import AccountNotFoundError
+from app.services.subscription import subscribe
+from app.services.tokens import TokenStore
 
 logger = logging.getLogger(__name__)
 
-# How long a request that needs the IG_ID waits for `/me` before it is answered 503.
-RESOLVE_WAIT_SECONDS = 2.0
-RETRY_SECONDS = (1.0, 5.0, 30.0, 120.0)
 
-
-class AccountUnresolvedError(ServiceUnavailableError):
-    code = "account_unresolved"
-
-
-class BusinessAccount:
-    """The configured IG_ID, else the one `/me` reports for the token.
-
-    Without INSTAGRAM_ACCOUNT_ID, `/me` is asked once, by a thread of its own started with the
-    app (and retried with backoff until it answers): no request thread ever waits on a lock
-    behind a slow Meta. A request that needs the id before it is known waits a moment on that
-    answer, then gets 503 `account_unresolved` with Retry-After.
-    """
+class AccountService:
+    """Business accounts as data: each with its own token, status and subscription."""
 
     def __init__(
         self,
         *,
-        settings: Settings,
+        session: Session,
         instagram: InstagramClient,
-        wait_seconds: float = RESOLVE_WAIT_SECONDS,
+        tokens: TokenStore,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._configured = settings.account_id
-        self._instagram = instagram
-        self._wait_seconds = wait_seconds
-        self._discovered: str | None = None
-        self._resolved = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._starting = threading.Lock()  # guards only the thread's creation, never a call
+        self.session = session
+        self.instagram = instagram
+        self.tokens = tokens
+        self.clock = clock
 
-    def start(self) -> None:
-        """Resolve the id in the background (nothing to do when it is configured)."""
-        if self._configured:
-            return
-        with self._starting:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._resolve, name="account-resolver", daemon=True
-                )
-                self._thread.start()
+    def add(self, *, access_token: str) -> tuple[dict[str, Any], bool]:
+        """Ask `/me` who the token belongs to, store the account (or its new token: never a
+        second row), apply its pending entries and subscribe it to the webhook fields the
+        service handles. The account's JSON, and whether it is new.
 
-    def stop(self) -> None:
-        self._stopped.set()
+        422 `instagram_token_invalid` when Meta refuses the token; Meta's other errors as
+        everywhere (502/503/504). The subscription comes last: when it fails the account is
+        stored, and posting the token again (or `fab subscribe`) finishes the job.
+        """
+        self.session.commit()  # no transaction held while Meta answers
+        client = self.instagram.with_token(access_token)
+        account_id, username = _whose(client)
+        created = self._store(account_id=account_id, username=username, token=access_token)
+        apply_pending(self.tokens.session_factory, account_id=account_id)
+        subscription = subscribe(self.instagram.for_account(account_id))
+        now = self.clock()
+        accounts.update_fields(
+            self.session,
+            account_id=account_id,
+            values={
+                "subscribed_fields": subscription.fields,
+                "subscribed_at": now,
+                "updated_at": now,
+            },
+        )
+        self.session.commit()
+        return self.get(account_id), created
 
-    def id(self) -> str:
-        if self._configured:
-            return self._configured
-        if self._discovered is None:
-            self.start()
-            self._resolved.wait(self._wait_seconds)
-        if self._discovered is None:
-            raise AccountUnresolvedError(
-                "The business account is not known yet: INSTAGRAM_ACCOUNT_ID is not set and the "
-                "Instagram API has not answered /me. Retry shortly, or set INSTAGRAM_ACCOUNT_ID.",
-                headers={"Retry-After": "5"},
+    def _store(self, *, account_id: str, username: str | None, token: str) -> bool:
+        now = self.clock()
+        values = {"username": username, **self.tokens.token_values(token, now=now)}
+        created = accounts.insert_new(
+            self.session, values={"id": account_id, "created_at": now, **values}
+        )
+        if created:
+            account_updated(self.session, account_id=account_id, change="added")
+        else:
+            accounts.replace_token(self.session, account_id=account_id, values=values)
+            account_updated(self.session, account_id=account_id, change="token_replaced")
+        self.session.commit()
+        self.tokens.forget(account_id)
+        logger.info(
+            "account %s (%s) %s", account_id, username, "added" if created else "has a new token"
+        )
+        return created
+
+    def listed(self) -> list[dict[str, Any]]:
+        """Every account (removed ones too, with their status), oldest first."""
+        rows = accounts.listed(self.session, include_removed=True)
+        return self._describe(rows)
+
+    def get(self, account_id: str) -> dict[str, Any]:
+        """One account; 404 `account_not_found`."""
+        return self._describe([self._row(account_id)])[0]
+
+    def remove(self, *, account_id: str) -> None:
+        """Stop using the account: no sends, profile fetches or refreshes; its token is
+        dropped, its conversations stay readable. Removing a removed account changes nothing."""
+        self._row(account_id)
+        if accounts.mark_removed(self.session, account_id=account_id, now=self.clock()):
+            on_account_removed(self.session, account_id=account_id)
+        self.session.commit()
+        self.tokens.forget(account_id)
+
+    def _row(self, account_id: str) -> Account:
+        row = accounts.get(self.session, account_id)
+        if row is None:
+            raise AccountNotFoundError(f"No business account {account_id}.")
+        return row
+
+    def _describe(self, rows: list[Account]) -> list[dict[str, Any]]:
+        counts = accounts.conversation_counts(self.session, [row.id for row in rows])
+        described = [
+            account_json(
+                row, token=self.tokens.status_of(row), conversation_count=counts.get(row.id, 0)
             )
-        return self._discovered
+            for row in rows
+        ]
+        self.session.commit()
+        return described
 
-    def _resolve(self) -> None:
-        attempt = 0
-        while not self._stopped.is_set():
-            try:
-                self._discovered = str(self._instagram.get_me()["user_id"])
-            except (InstagramError, KeyError) as exc:
-                delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-                reason = exc.code if isinstance(exc, InstagramError) else "no user_id"
-                logger.warning("the business account's IG_ID is not known yet (%s)", reason)
-                attempt += 1
-                self._stopped.wait(delay)
-                continue
-            logger.info("the business account is %s (from /me)", self._discovered)
-            self._resolved.set()
-            return
+
+def _whose(client: InstagramClient) -> tuple[str, str | None]:
+    """The IG_ID and username a token belongs to (`/me`)."""
+    try:
+        me = client.get_me()
+    except TokenInvalidError:
+        raise InvalidInputError(
+            "Instagram refused this access token (invalid, expired or revoked): generate a "
+            "new one for the account.",
+            code="instagram_token_invalid",
+        ) from None
+    account_id = str(me.get("user_id") or "")
+    if not IG_ID.fullmatch(account_id):
+        raise InstagramError("The Instagram API answered /me without the account's user_id.")
+    username = me.get("username")
+    return account_id, str(username) if username else None

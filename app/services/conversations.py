@@ -26,10 +26,10 @@ class ConversationService:
     def __init__(self, *, session: Session) -> None:
         self.session = session
 
-    def page(self, *, limit: int, cursor: str | None) -> JsonObject:
-        """A ConversationPage."""
+    def page(self, *, limit: int, cursor: str | None, account_id: str | None = None) -> JsonObject:
+        """A ConversationPage (of one business account's conversations when `account_id`)."""
         after = decode_cursor(cursor, parameter="cursor") if cursor else None
-        rows = conversations.page(self.session, limit=limit + 1, after=after)
+        rows = conversations.page(self.session, limit=limit + 1, after=after, account_id=account_id)
         has_more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = None

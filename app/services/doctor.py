@@ -1,6 +1,7 @@
 """`fab doctor`: check the configuration against the database and the Graph API, one line per
 check, with a fix for each failure."""
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -13,10 +14,13 @@ from app.clients.graph_versions import version_status
 from app.clients.instagram import InstagramClient
 from app.clients.instagram_errors import InstagramError, TokenInvalidError
 from app.config import Settings
+from app.models import Account
+from app.repositories import accounts
 from app.safety import refusals
 from app.services.health import readiness
 from app.services.subscription import read_subscription
 from app.services.tokens import RE_AUTHENTICATE, TokenStore
+from app.services.tokens.cipher import UNSET_COST
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,15 @@ class Check:
 
 
 def run_checks(
-    *, settings: Settings, engine: Engine, tokens: TokenStore, instagram: InstagramClient
+    *,
+    settings: Settings,
+    engine: Engine,
+    tokens: TokenStore,
+    instagram: InstagramClient,
+    account: str | None = None,
 ) -> list[Check]:
-    """Every check, in the order an operator fixes things."""
+    """Every check, in the order an operator fixes things: the settings, the database, the
+    environment's account, then every stored account (or only `account`)."""
     checks = [
         _configuration(settings),
         _setting(
@@ -55,19 +65,106 @@ def run_checks(
             "webhook settings; without it Meta cannot verify the callback URL",
         ),
     ]
+    checks.append(_encryption_key(settings))
     database = _database(engine)
     checks.append(database)
+    stored = _stored_accounts(tokens, database_ok=not database.failed)
+    if account is None or account == settings.account_id:
+        checks += _environment_checks(
+            settings, tokens, instagram, stored=stored, database_ok=not database.failed
+        )
+    for row in stored:
+        if tokens.is_environments(row) or account not in (None, row.id):
+            continue
+        checks += _account_checks(row, tokens, instagram.for_account(row.id))
+    known = {row.id for row in stored} | {settings.account_id}
+    if account is not None and account not in known:
+        checks.append(Check(f"account {account}", "fail", "not stored", "`fab account-add`"))
+    checks.append(_graph_version(settings.instagram_api_version, today=date.today()))
+    return checks
+
+
+def _environment_checks(
+    settings: Settings,
+    tokens: TokenStore,
+    instagram: InstagramClient,
+    *,
+    stored: list[Account],
+    database_ok: bool,
+) -> list[Check]:
+    """The account INSTAGRAM_USER_TOKEN configures (the only one before accounts were data)."""
+    if settings.instagram_user_token is None and any(
+        row.status != "removed" and row.access_token for row in stored
+    ):
+        return [Check("token", "ok", "INSTAGRAM_USER_TOKEN is not set: accounts are stored")]
+    if settings.account_id is not None:
+        instagram = instagram.for_account(settings.account_id)  # the stored token, as served
     token, me = _token_valid(settings, instagram)
-    checks.append(token)
+    checks = [token]
     if me is None:
         checks.append(Check("account id", "skip", "not checked: needs a valid token"))
         checks.append(Check("webhook subscription", "skip", "not checked: needs a valid token"))
     else:
         checks.append(_account_id(settings, me))
         checks.append(_subscription(instagram))
-    checks.append(_expiry(tokens, database_ok=not database.failed))
-    checks.append(_graph_version(settings.instagram_api_version, today=date.today()))
+    # Read after the /me call: Meta's 190 has marked it.
+    row = next(
+        (
+            row
+            for row in _stored_accounts(tokens, database_ok=database_ok)
+            if tokens.is_environments(row)
+        ),
+        None,
+    )
+    checks.append(_expiry(tokens, row, database_ok=database_ok))
     return checks
+
+
+def _account_checks(row: Account, tokens: TokenStore, instagram: InstagramClient) -> list[Check]:
+    """A stored account: its token (Meta answers /me with its IG_ID), its subscription, its
+    expiry."""
+    name = f"account {row.id}"
+    if row.status == "removed":
+        return [Check(name, "ok", "removed: not used")]
+    try:
+        me = instagram.get_me()
+    except TokenInvalidError as exc:
+        return [Check(f"{name} token", "fail", f"GET /me: {exc.message}", RE_AUTHENTICATE)]
+    except InstagramError as exc:
+        return [Check(f"{name} token", "fail", f"GET /me could not be checked: {exc.message}")]
+    if str(me.get("user_id")) != row.id:
+        return [
+            Check(
+                f"{name} token",
+                "fail",
+                f"the stored token belongs to account {me.get('user_id')}",
+                "add the right token: `fab account-add --token …`",
+            )
+        ]
+    checks = [Check(f"{name} token", "ok", f"valid: GET /me answers for @{me.get('username')}")]
+    subscription = _subscription(instagram)
+    checks.append(dataclasses.replace(subscription, name=f"{name} webhook subscription"))
+    expiry = _expiry(tokens, row, database_ok=True)
+    checks.append(dataclasses.replace(expiry, name=f"{name} token expiry"))
+    return checks
+
+
+def _stored_accounts(tokens: TokenStore, *, database_ok: bool) -> list[Account]:
+    """The stored accounts (the environment's adopted first); none without a database."""
+    if not database_ok:
+        return []
+    try:
+        tokens.adopt()
+        with tokens.session_factory() as session:
+            return accounts.listed(session, include_removed=True)
+    except sa_exc.SQLAlchemyError:
+        return []  # the database check says why
+
+
+def _encryption_key(settings: Settings) -> Check:
+    if settings.token_encryption_key is None:
+        return Check("token encryption key", "warn", UNSET_COST, "`fab token-key` prints a key")
+    return Check("token encryption key", "ok", "set (TOKEN_ENCRYPTION_KEY)")
 
 
 def _configuration(settings: Settings) -> Check:
@@ -187,20 +284,12 @@ def _subscription(instagram: InstagramClient) -> Check:
     return Check("webhook subscription", "ok", f"subscribed to {', '.join(subscription.fields)}")
 
 
-def _expiry(tokens: TokenStore, *, database_ok: bool) -> Check:
-    if tokens.configured is None:
+def _expiry(tokens: TokenStore, row: Account | None, *, database_ok: bool) -> Check:
+    if tokens.configured is None and row is None:
         return Check("token expiry", "skip", "not checked: no token configured")
     if not database_ok:
         return Check("token expiry", "skip", "not checked: needs the database")
-    try:
-        tokens.adopt()
-        status = tokens.status()
-    except sa_exc.SQLAlchemyError as exc:
-        # Any database error: the database answered (checked above), so most likely a schema
-        # behind the code's (the token table missing or changed).
-        return Check(
-            "token expiry", "fail", f"database error: {type(exc).__name__}", "run `fab migrate`"
-        )
+    status = tokens.status_of(row)
     if status.state in ("invalid", "expired"):
         return Check("token expiry", "fail", status.detail, RE_AUTHENTICATE)
     if status.state == "expiring" and status.refresh_error:

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.graph_versions import VersionStatus, version_status
 from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
-from app.models import utcnow
-from app.repositories import deliveries, users
+from app.models import Account, utcnow
+from app.repositories import accounts, deliveries, users
 from app.services.tokens import TokenStatus, TokenStore
+from app.services.tokens.status import NOT_CONFIGURED
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
 
@@ -70,23 +71,46 @@ def readiness(engine: Engine) -> Readiness:
 
 
 @dataclass(frozen=True)
+class AccountHealth:
+    """One served account and its token's state."""
+
+    account_id: str
+    username: str | None
+    status: str
+    token: TokenStatus
+    pending_entries: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.account_id,
+            "username": self.username,
+            "status": self.status,
+            "token": self.token.as_dict(),
+            "pending_entries": self.pending_entries,
+        }
+
+
+@dataclass(frozen=True)
 class StatusReport:
     """Readiness, plus what an operator wants to see next to it."""
 
     readiness: Readiness
-    token: TokenStatus
+    token: TokenStatus  # the environment's account's (INSTAGRAM_USER_TOKEN)
     graph_version: VersionStatus
+    accounts: list[AccountHealth] | None = None  # None: unknown (no database)
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
 
     def metrics_sample(self) -> StateSample:
-        token = self.token
+        known = [account for account in self.accounts or [] if account.token.days_left is not None]
         return StateSample(
             database_up=self.readiness.database == "ok",
             schema_at_head=self.readiness.ready,
-            token_days_left=token.days_left,
-            token_invalid=token.state == "invalid" if token.state != "unknown" else None,
+            token_days_left={account.account_id: account.token.days_left or 0 for account in known},
+            token_invalid={
+                account.account_id: account.token.state == "invalid" for account in known
+            },
             profiles_due=self.profiles_due,
             failed_deliveries=self.failed_deliveries,
             last_webhook_timestamp=self.last_webhook_at.timestamp()
@@ -122,7 +146,7 @@ class StatusReporter:
         ready = readiness(self.engine)
         version = version_status(self.graph_api_version, today=self.clock().date())
         if self.tokens.configured is None:
-            unknown = self.tokens.status()
+            unknown = NOT_CONFIGURED
         else:
             why = "the database is unreachable" if ready.database != "ok" else "schema not at head"
             unknown = TokenStatus(state="unknown", detail=f"unknown: {why}")
@@ -133,16 +157,35 @@ class StatusReporter:
                 last_webhook_at = deliveries.last_received_at(session)
                 failed = deliveries.count_failed(session)
                 due = users.backlog(session, now=self.clock())
+                served = accounts.listed(session)
+                pending = accounts.count_pending(session)
                 session.commit()
-            token = self.tokens.status()
         except DATABASE_UNAVAILABLE:
             # The database went away between the checks: what it would have said is unknown.
             return StatusReport(readiness=ready, token=unknown, graph_version=version)
+        health = [
+            AccountHealth(
+                account_id=row.id,
+                username=row.username,
+                status=row.status,
+                token=self.tokens.status_of(row),
+                pending_entries=pending.get(row.id, 0),
+            )
+            for row in served
+        ]
         return StatusReport(
             readiness=ready,
-            token=token,
+            token=self._environment_token(served),
             graph_version=version,
+            accounts=health,
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,
         )
+
+    def _environment_token(self, served: list[Account]) -> TokenStatus:
+        """The environment's account's token (INSTAGRAM_USER_TOKEN), as before accounts."""
+        if self.tokens.configured is None:
+            return NOT_CONFIGURED
+        row = next((row for row in served if self.tokens.is_environments(row)), None)
+        return self.tokens.status_of(row)

@@ -6,6 +6,7 @@ number of service processes may run one against the same database: the lease mak
 profile is fetched by one of them at a time.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -13,10 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.instagram import InstagramClient
 from app.config import Settings
+from app.errors import NotFoundError
 from app.models import utcnow
 from app.repositories import users
 from app.services.background import BackgroundWorker
+from app.services.routing import AccountRemovedError
 from app.services.users import UserService
+
+logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 10
 
@@ -51,7 +56,11 @@ class ProfileFetcher:
             for user_id in claimed:
                 current = users.get(session, user_id)
                 session.commit()
-                service.refresh(user_id, current=current)
+                try:
+                    service.refresh(user_id, current=current)
+                except (AccountRemovedError, NotFoundError) as exc:
+                    # No served account may read it: parked until the customer writes.
+                    logger.info("profile of %s not fetched: %s", user_id, exc.code)
         return len(claimed)
 
 

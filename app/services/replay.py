@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import utcnow
-from app.repositories import deliveries
+from app.repositories import accounts, deliveries
 from app.services.intake import apply_delivery
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def replay_failed(
             if delivery is None or delivery.status != "failed":
                 continue  # another replay got there first
             outcome = apply_delivery(session, json.loads(delivery.body))
+            accounts.add_pending(session, delivery_id=delivery_id, account_ids=outcome.pending)
             deliveries.record_replay(
                 delivery, status=outcome.status, error=outcome.error, now=utcnow()
             )

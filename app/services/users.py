@@ -16,7 +16,8 @@ from app.clients.instagram_errors import ConsentRequiredError, InstagramError
 from app.config import Settings
 from app.errors import NotFoundError
 from app.models import User, utcnow
-from app.repositories import conversations, users
+from app.repositories import accounts, conversations, users
+from app.services.routing import AccountRemovedError, require_served
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,13 @@ class UserService:
         now = self.clock()
         try:
             profile = self._fetch(user_id)
+        except (AccountRemovedError, NotFoundError):
+            # No account may read it (removed, or none to tell): not fetched again until
+            # the customer writes.
+            if current is not None:
+                users.stop_fetching(self.session, user_id=user_id)
+            self.session.commit()
+            raise
         except InstagramError as exc:
             logger.info("profile of %s not fetched: %s", user_id, exc.code)
             if current is None:
@@ -127,18 +135,39 @@ class UserService:
         age = self.clock() - user.fetched_at
         return age < timedelta(seconds=self.settings.profile_cache_ttl_seconds)
 
-    def _is_business_account(self, user_id: str) -> bool:
-        if user_id == self.settings.account_id:
-            return True
-        is_business = conversations.has_account(self.session, user_id)
-        self._release_connection()
-        return is_business
+    def _account_of(self, user_id: str) -> tuple[str, bool]:
+        """Whose token reads this profile, and whether the user is that business account
+        itself: the account, else the customer's conversation's, else the only account."""
+        account = accounts.get(self.session, user_id)
+        if account is not None or user_id == self.settings.account_id:
+            require_served(self.session, account_id=user_id)
+            return user_id, True
+        known = conversations.latest_for_customer(self.session, customer_id=user_id)
+        if known is not None:
+            require_served(self.session, account_id=str(known.account_id))
+            return str(known.account_id), False
+        if conversations.has_account(self.session, user_id):
+            return user_id, True  # an account whose conversations predate its row
+        served = accounts.listed(self.session)
+        if len(served) == 1:
+            return served[0].id, False
+        if not served and self.settings.account_id:
+            return self.settings.account_id, False  # the environment's, not stored yet
+        raise NotFoundError(
+            f"User {user_id} has no conversation with any business account: the service "
+            "cannot tell whose token may read the profile.",
+            code="user_not_found",
+        )
 
     def _fetch(self, user_id: str) -> dict[str, Any]:
-        """The profile from Instagram; a business account's own through `/me`."""
-        if not self._is_business_account(user_id):
-            return self.instagram.get_user_profile(user_id)
-        me = self.instagram.get_own_profile()
+        """The profile from Instagram with the token of the customer's account; a business
+        account's own through `/me`."""
+        account_id, is_account = self._account_of(user_id)
+        self._release_connection()
+        instagram = self.instagram.for_account(account_id)
+        if not is_account:
+            return instagram.get_user_profile(user_id)
+        me = instagram.get_own_profile()
         if str(me.get("user_id")) != user_id:
             raise InstagramError(
                 f"The token belongs to account {me.get('user_id')}, not {user_id}.",

@@ -12,7 +12,7 @@ from app import metrics
 from app.config import Settings
 from app.errors import BadRequestError, ForbiddenError
 from app.models import utcnow
-from app.repositories import deliveries
+from app.repositories import accounts, deliveries
 from app.security import secrets_equal, signature_matches
 from app.services.intake import DeliveryOutcome, apply_delivery
 
@@ -62,7 +62,7 @@ class WebhookService:
             raise
         received_at = utcnow()
         outcome = apply_delivery(self.session, payload)
-        stored = deliveries.add(
+        delivery_id = deliveries.add(
             self.session,
             body=body,
             body_sha256=hashlib.sha256(body).hexdigest(),
@@ -71,14 +71,22 @@ class WebhookService:
             status=outcome.status,
             error=outcome.error,
         )
-        if not stored:
+        if delivery_id is None:
             # Meta sent this very delivery again (its 200 was lost): it is stored and applied
             # already, so what this one wrote (the same thing, again) is undone.
             self.session.rollback()
             metrics.WEBHOOK_DELIVERIES.labels(outcome="duplicate").inc()
             logger.info("webhook delivery received again byte for byte: stored once")
             return
+        accounts.add_pending(self.session, delivery_id=delivery_id, account_ids=outcome.pending)
+        accounts.touch_webhook_clock(self.session, account_ids=outcome.served, now=received_at)
         self.session.commit()
+        if outcome.pending:
+            logger.info(
+                "webhook delivery %s holds entries of account(s) not served, kept until added: %s",
+                delivery_id,
+                ", ".join(sorted(outcome.pending)),
+            )
         _count(outcome, received_at=received_at)
         if outcome.failures:
             logger.error(
@@ -111,7 +119,9 @@ def _count(outcome: DeliveryOutcome, *, received_at: datetime) -> None:
     """Metrics of a stored delivery: its outcome, each event's, and how late each came."""
     metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome.status).inc()
     for result in outcome.results:
-        metrics.WEBHOOK_EVENTS.labels(type=result.kind, outcome=result.outcome).inc()
-        if result.timestamp_ms is not None and result.outcome != "failed":
+        metrics.WEBHOOK_EVENTS.labels(
+            account=result.account, type=result.kind, outcome=result.outcome
+        ).inc()
+        if result.timestamp_ms is not None and result.outcome not in ("failed", "pending"):
             lag = received_at.timestamp() - result.timestamp_ms / 1000
             metrics.WEBHOOK_LAG.observe(max(lag, 0))

@@ -17,6 +17,7 @@ from tests.helpers import (
     graph_calls,
     messages_delivery,
     new_customer,
+    serve_account,
     text_message,
     wait_for_profiles,
 )
@@ -216,10 +217,14 @@ def test_the_cost_of_a_read_does_not_grow_with_the_history(
     assert "LIMIT" in history_query
 
 
-def test_a_customer_of_another_business_account_is_served_too(api: ServiceClient) -> None:
-    # One Meta app can deliver for several accounts; every conversation is stored and readable.
+def test_a_customer_of_another_business_account_is_served_once_it_is_added(
+    api: ServiceClient, meta: ServiceClient
+) -> None:
+    # One Meta app delivers for all its accounts; an account's entries wait until it is added.
     assert api.deliver(example_bytes("two_entries_one_delivery")).status_code == 200
+    assert api.get("/messages", params={"user_id": "7731902284650017"}).status_code == 404
 
+    serve_account(api, meta, "17841400987654321")
     response = api.get("/messages", params={"user_id": "7731902284650017"})
 
     assert response.status_code == 200

@@ -156,6 +156,16 @@ CALLS: dict[tuple[str, str], Call] = {
     ("get", "/api/v1/users/{user_id}"): lambda api, ids: api.get(
         f"/api/v1/users/{ids['customer']}"
     ),
+    ("post", "/api/v1/accounts"): lambda api, ids: api.post(
+        "/api/v1/accounts", json={"access_token": ids["token"]}
+    ),
+    ("get", "/api/v1/accounts"): lambda api, ids: api.get("/api/v1/accounts"),
+    ("get", "/api/v1/accounts/{ig_id}"): lambda api, ids: api.get(
+        f"/api/v1/accounts/{ids['account']}"
+    ),
+    ("delete", "/api/v1/accounts/{ig_id}"): lambda api, ids: api.delete(
+        f"/api/v1/accounts/{ids['account']}"
+    ),
 }
 
 
@@ -169,7 +179,9 @@ def test_every_route_in_the_document_answers_as_documented(
     customer = new_customer(meta, username="walker")
     mid = customer_writes(meta, customer["id"], "hello")["mid"]
     wait_for_profiles(db, customer["id"], ACCOUNT_ID)
-    ids = {"customer": customer["id"], "mid": mid}
+    other = meta.post("/_sandbox/accounts", json={}).json()  # a second business account
+    ids = {"customer": customer["id"], "mid": mid, "token": other["access_token"]}
+    ids["account"] = other["id"]
 
     for (method, path), call in calls.items():
         response = call(api, ids)

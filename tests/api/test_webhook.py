@@ -21,6 +21,7 @@ from tests.helpers import (
     encode,
     example,
     example_bytes,
+    serve_account,
     signed_headers,
     text_message,
 )
@@ -163,8 +164,10 @@ def test_the_same_message_in_two_different_deliveries_is_stored_once(
 
 
 def test_two_entries_in_one_delivery_store_both_conversations(
-    api: ServiceClient, db: Session
+    api: ServiceClient, meta: ServiceClient, db: Session
 ) -> None:
+    serve_account(api, meta, "17841400987654321")  # both accounts are served
+
     assert api.deliver(example_bytes("two_entries_one_delivery")).status_code == 200
 
     pairs = {(c.account_id, c.customer_id) for c in db.scalars(select(Conversation))}
@@ -310,8 +313,9 @@ def test_dashboard_test_entry_creates_no_conversation(api: ServiceClient, db: Se
 
 
 def test_the_original_readmes_sample_with_numeric_ids_is_stored_with_string_ids(
-    api: ServiceClient, db: Session
+    api: ServiceClient, meta: ServiceClient, db: Session
 ) -> None:
+    serve_account(api, meta, "17841472223448520")
     sample = {
         "object": "instagram",
         "entry": [

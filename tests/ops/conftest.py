@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.db import create_db_engine
-from app.models import InstagramToken
-from app.repositories import tokens
+from app.models import Account
+from app.repositories import accounts
 from app.sandbox.server import BackgroundServer
-from app.services.tokens import TokenRefresher, TokenStore, fingerprint
+from app.services.tokens import TokenRefresher, TokenStore
 from tests.helpers import (
     ACCOUNT_ID,
     API_KEY,
@@ -64,19 +64,21 @@ def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
 
 
 class Process:
-    """What one service process holds: a token store and the Graph client that uses it."""
+    """What one service process holds: a token store and the Graph client that uses it (for
+    the environment's account)."""
 
     def __init__(
         self, settings: Settings, session_factory: sessionmaker[Session], clock: Clock
     ) -> None:
         self.store = TokenStore(settings=settings, session_factory=session_factory, clock=clock)
-        self.instagram = InstagramClient(settings, token=self.store)
+        self.root = InstagramClient(settings, accounts=self.store)
+        self.instagram = self.root.for_account(ACCOUNT_ID)
         self.refresher = TokenRefresher(
             store=self.store, instagram=self.instagram, settings=settings, clock=clock
         )
 
     def close(self) -> None:
-        self.instagram.close()
+        self.root.close()
 
 
 @pytest.fixture
@@ -88,11 +90,9 @@ def process(
     made.close()
 
 
-def stored_token(
-    session_factory: sessionmaker[Session], configured: str = USER_TOKEN
-) -> InstagramToken:
+def stored_token(session_factory: sessionmaker[Session], account_id: str = ACCOUNT_ID) -> Account:
     with session_factory() as session:
-        row = tokens.get(session, fingerprint(configured))
+        row = accounts.get(session, account_id)
         session.commit()
     assert row is not None
     return row
@@ -101,11 +101,7 @@ def stored_token(
 def change_stored_token(session_factory: sessionmaker[Session], **values: Any) -> None:
     """Play a token state the clock alone cannot reach (e.g. a short real expiry)."""
     with session_factory() as session:
-        session.execute(
-            update(InstagramToken)
-            .where(InstagramToken.source_fingerprint == fingerprint(USER_TOKEN))
-            .values(**values)
-        )
+        session.execute(update(Account).where(Account.id == ACCOUNT_ID).values(**values))
         session.commit()
 
 

@@ -14,11 +14,11 @@ from sqlalchemy.orm import sessionmaker
 
 from app import cli
 from app.config import Settings, get_settings
-from app.models import InstagramToken, utcnow
+from app.models import Account, utcnow
 from app.services.doctor import Check, run_checks
 from app.services.subscription import WEBHOOK_FIELDS
 from tests.conftest import alembic_config
-from tests.helpers import ACCOUNT_ID, ServiceClient
+from tests.helpers import ACCOUNT_ID, TOKEN_KEY, ServiceClient
 from tests.ops.conftest import MakeSettings, Process, update_sandbox_tokens
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def doctor(make_settings: MakeSettings, clock: Any) -> Iterator[Any]:
         made.append(engine)
         process = Process(settings, sessionmaker(bind=engine), clock)
         checks = run_checks(
-            settings=settings, engine=engine, tokens=process.store, instagram=process.instagram
+            settings=settings, engine=engine, tokens=process.store, instagram=process.root
         )
         process.close()
         assert len({check.name for check in checks}) == len(checks)
@@ -61,12 +61,13 @@ def doctor(make_settings: MakeSettings, clock: Any) -> Iterator[Any]:
 def test_every_check_passes_on_a_good_setup(doctor: Any, meta: ServiceClient) -> None:
     subscribe_all(meta)
 
-    checks = doctor()
+    checks = doctor(token_encryption_key=TOKEN_KEY)
 
     assert list(checks) == [
         "configuration",
         "app secret",
         "verify token",
+        "token encryption key",
         "database",
         "token",
         "account id",
@@ -231,7 +232,7 @@ def test_an_expired_token_fails(doctor: Any, meta: ServiceClient, database_url: 
     doctor()  # stores the token
     engine = create_engine(database_url)
     with engine.begin() as connection:
-        connection.execute(update(InstagramToken).values(expires_at=utcnow()))
+        connection.execute(update(Account).values(expires_at=utcnow()))
     engine.dispose()
 
     check = doctor()["token expiry"]
@@ -278,10 +279,13 @@ def test_subscribe_then_doctor_from_the_command_line(
     failing = capsys.readouterr().out
     assert "FAIL  webhook subscription: not subscribed to messages" in failing
     assert "fix: run `fab subscribe`" in failing
-    assert "1 of 9 checks failed" in failing
+    assert "1 of 10 checks failed" in failing
 
     assert cli.main(["subscribe"]) == 0
-    assert capsys.readouterr().out.strip() == f"subscribed to: {', '.join(WEBHOOK_FIELDS)}"
+    assert (
+        capsys.readouterr().out.strip()
+        == f"account {ACCOUNT_ID}: subscribed to {', '.join(WEBHOOK_FIELDS)}"
+    )
     assert meta.get("/_sandbox/subscription").json()["subscribed_fields"] == list(WEBHOOK_FIELDS)
 
     assert cli.main(["doctor"]) == 0
@@ -330,7 +334,7 @@ def test_refreshes_failing_near_the_end_fail_the_expiry(
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(
-            update(InstagramToken).values(
+            update(Account).values(
                 expires_at=utcnow() + timedelta(days=3),
                 expiry_assumed=False,
                 refresh_error="Instagram API error 2: down",

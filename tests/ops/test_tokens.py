@@ -12,9 +12,9 @@ from app import metrics
 from app.clients.instagram_errors import TokenInvalidError
 from app.config import Settings
 from app.db import create_db_engine
-from app.models import InstagramToken
+from app.models import Account
 from app.services.tokens import ASSUMED_LIFETIME, fingerprint
-from tests.helpers import USER_TOKEN, Clock, ServiceClient, add_fault
+from tests.helpers import ACCOUNT_ID, USER_TOKEN, Clock, ServiceClient, add_fault
 from tests.ops.conftest import (
     DAY,
     MakeSettings,
@@ -34,13 +34,13 @@ def test_the_configured_token_is_stored_encrypted_with_an_assumed_expiry(
     assert process.refresher.run_once() is False
 
     row = stored_token(session_factory)
-    assert row.source_fingerprint == fingerprint(USER_TOKEN)
+    assert row.configured_token_sha256 == fingerprint(USER_TOKEN)
     assert USER_TOKEN not in row.access_token
-    assert process.store.decrypt(row) == USER_TOKEN
+    assert process.store.cipher.open(row.access_token or "") == USER_TOKEN
     assert (row.issued_at, row.expires_at) == (clock.now, clock.now + ASSUMED_LIFETIME)
     assert row.expiry_assumed is True
     assert refresh_calls(meta) == 0
-    assert process.store.status().state == "valid"
+    assert process.store.status(ACCOUNT_ID).state == "valid"
 
 
 def test_a_token_is_refreshed_once_it_is_a_day_old_and_used_at_once(
@@ -54,16 +54,19 @@ def test_a_token_is_refreshed_once_it_is_a_day_old_and_used_at_once(
     assert refresh_calls(meta) == 0
 
     clock.advance(minutes=2)
-    refreshed_before = metrics.TOKEN_REFRESHES.labels(outcome="ok")._value.get()
+    refreshed_before = metrics.TOKEN_REFRESHES.labels(account=ACCOUNT_ID, outcome="ok")._value.get()
     assert process.refresher.run_once() is True
 
     fresh = sandbox_tokens(meta)[-1]["value"]
     row = stored_token(session_factory)
-    assert process.store.decrypt(row) == fresh
+    assert process.store.cipher.open(row.access_token or "") == fresh
     assert (row.refreshed_at, row.issued_at) == (clock.now, clock.now)
     assert row.expires_at == clock.now + timedelta(days=60)  # from Meta's expires_in
     assert row.expiry_assumed is False
-    assert metrics.TOKEN_REFRESHES.labels(outcome="ok")._value.get() == refreshed_before + 1
+    assert (
+        metrics.TOKEN_REFRESHES.labels(account=ACCOUNT_ID, outcome="ok")._value.get()
+        == refreshed_before + 1
+    )
     # The old token dies: calls go on with the new one, no restart.
     update_sandbox_tokens(meta, token=USER_TOKEN, revoked=True)
     assert process.instagram.get_me()["user_id"]
@@ -81,7 +84,7 @@ def test_a_known_expiry_is_refreshed_within_the_configured_days(
     clock.advance(minutes=2)
     assert process.refresher.run_once() is True
     assert refresh_calls(meta) == 2
-    assert process.store.status().state == "valid"
+    assert process.store.status(ACCOUNT_ID).state == "valid"
 
 
 def test_a_token_younger_than_a_day_is_not_refreshed_even_close_to_expiry(
@@ -98,7 +101,7 @@ def test_a_token_younger_than_a_day_is_not_refreshed_even_close_to_expiry(
 
     clock.advance(hours=22)
     assert process.refresher.run_once() is False
-    assert process.store.status().state == "expiring"
+    assert process.store.status(ACCOUNT_ID).state == "expiring"
     clock.advance(hours=2)
     assert process.refresher.run_once() is True
 
@@ -130,16 +133,21 @@ def test_a_failed_refresh_keeps_the_token_and_retries_after_the_delay(
 ) -> None:
     a_day_later(process, meta, clock)
     add_fault(meta, kind="refresh", status=500, error={"message": "down", "code": 2})
-    failed_before = metrics.TOKEN_REFRESHES.labels(outcome="failed")._value.get()
+    failed_before = metrics.TOKEN_REFRESHES.labels(
+        account=ACCOUNT_ID, outcome="failed"
+    )._value.get()
 
     assert process.refresher.run_once() is False
 
     row = stored_token(session_factory)
-    assert process.store.decrypt(row) == USER_TOKEN
+    assert process.store.cipher.open(row.access_token or "") == USER_TOKEN
     assert row.refresh_error is not None
     assert "down" in row.refresh_error
     assert row.refresh_claimed_until == clock.now + timedelta(seconds=3600)
-    assert metrics.TOKEN_REFRESHES.labels(outcome="failed")._value.get() == failed_before + 1
+    assert (
+        metrics.TOKEN_REFRESHES.labels(account=ACCOUNT_ID, outcome="failed")._value.get()
+        == failed_before + 1
+    )
     clock.advance(seconds=3599)
     assert process.refresher.run_once() is False
     assert refresh_calls(meta) == 1
@@ -166,7 +174,7 @@ def test_a_rejected_token_is_marked_and_the_first_success_clears_the_mark(
     assert row.invalid_since == clock.now
     assert row.invalid_reason is not None
     assert "190/460" in row.invalid_reason
-    status = process.store.status()
+    status = process.store.status(ACCOUNT_ID)
     assert status.state == "invalid"
     assert "INSTAGRAM_USER_TOKEN" in status.detail
     assert "re-authentication needed" in caplog.text
@@ -183,7 +191,7 @@ def test_a_rejected_token_is_marked_and_the_first_success_clears_the_mark(
 
     row = stored_token(session_factory)
     assert (row.invalid_since, row.invalid_reason) == (None, None)
-    assert process.store.status().state == "valid"
+    assert process.store.status(ACCOUNT_ID).state == "valid"
 
 
 def test_a_refresh_rejected_with_190_marks_the_token(
@@ -198,7 +206,7 @@ def test_a_refresh_rejected_with_190_marks_the_token(
     row = stored_token(session_factory)
     assert row.invalid_since is not None
     assert row.refresh_error is not None
-    assert process.store.status().state == "invalid"
+    assert process.store.status(ACCOUNT_ID).state == "invalid"
 
 
 def test_a_newly_configured_token_replaces_the_stored_one(
@@ -218,20 +226,14 @@ def test_a_newly_configured_token_replaces_the_stored_one(
     restarted = Process(make_settings(instagram_user_token=new_token), session_factory, clock)
     restarted.refresher.run_once()
 
-    assert restarted.store.current() == new_token
-    assert restarted.store.status().state == "valid"  # the mark was the old token's
-    row = stored_token(session_factory, new_token)
-    assert restarted.store.decrypt(row) == new_token
+    assert restarted.store.current(ACCOUNT_ID) == new_token
+    assert restarted.store.status(ACCOUNT_ID).state == "valid"  # the mark was the old token's
+    row = stored_token(session_factory)
+    assert restarted.store.cipher.open(row.access_token or "") == new_token
+    assert row.configured_token_sha256 == fingerprint(new_token)
     restarted.close()
-
-    # Once the old token's row has expired, adopting another token deletes it.
-    clock.advance(days=61)
-    third = Process(make_settings(instagram_user_token="IGAAthird-token"), session_factory, clock)
-    third.store.adopt()
-    third.close()
-    with session_factory() as session:
-        left = set(session.scalars(select(InstagramToken.source_fingerprint)))
-    assert fingerprint(USER_TOKEN) not in left
+    with session_factory() as session:  # one row per account, whatever the tokens
+        assert len(session.scalars(select(Account)).all()) == 1
 
 
 def test_processes_racing_to_refresh_refresh_once(
@@ -253,7 +255,7 @@ def test_processes_racing_to_refresh_refresh_once(
     assert sorted(refreshed) == [False, False, False, True]
     assert refresh_calls(meta) == 1
     fresh = sandbox_tokens(meta)[-1]["value"]
-    assert {process.store.current() for process in processes} == {fresh}
+    assert {process.store.current(ACCOUNT_ID) for process in processes} == {fresh}
     for process in processes:
         process.close()
     for engine in engines:
@@ -266,7 +268,7 @@ def test_without_a_token_there_is_nothing_to_store_or_refresh(
     process = Process(make_settings(instagram_user_token=None), session_factory, clock)
 
     assert process.refresher.run_once() is False
-    assert process.store.current() is None
-    assert process.store.status().state == "not_configured"
-    with session_factory() as session:
-        assert session.scalars(select(InstagramToken)).all() == []
+    assert process.store.current(ACCOUNT_ID) is None
+    # The configured INSTAGRAM_ACCOUNT_ID is served (webhooks apply), with no token to call with.
+    assert process.store.status(ACCOUNT_ID).state == "unknown"
+    assert stored_token(session_factory).access_token is None

@@ -20,6 +20,21 @@ READY_EXAMPLE = {
         "expiry_assumed": False,
         "refreshed_at": "2026-11-21T10:15:00+00:00",
     },
+    "accounts": [
+        {
+            "id": "17841400123456789",
+            "username": "acme_shop",
+            "status": "active",
+            "token": {
+                "state": "valid",
+                "detail": "valid, expires in 52 days, 2027-01-20 10:15 UTC",
+                "expires_at": "2027-01-20T10:15:00+00:00",
+                "days_left": 52,
+                "expiry_assumed": False,
+            },
+            "pending_entries": 0,
+        }
+    ],
     "graph_api_version": {
         "version": "v25.0",
         "state": "ok",
@@ -58,8 +73,9 @@ def ready(reporter: StatusReporterDep, full: CarriesApiKeyDep) -> JSONResponse:
     """200 when the database answers and its schema is at the newest migration, else 503.
 
     Without the API key: only the status and the names of the failing checks (what a probe
-    needs). With it: also the access token (valid / expiring / expired / invalid / not
-    configured), the Graph API version's end of life, the last webhook received and the
+    needs). With it: also the environment's access token (valid / expiring / expired /
+    invalid / not configured), every served account with its token's state and its pending
+    webhook entries, the Graph API version's end of life, the last webhook received and the
     background backlog — an invalid token does not make the service unready: webhooks must
     still be stored."""
     if not full:
@@ -100,6 +116,9 @@ def ready_body(report: StatusReport) -> dict[str, object]:
         "checks": {"database": ready.database, "schema": ready.schema},
         "schema_version": ready.schema_version,
         "instagram_token": report.token.as_dict(),
+        "accounts": None
+        if report.accounts is None
+        else [account.as_dict() for account in report.accounts],
         "graph_api_version": report.graph_version.as_dict(),
         "last_webhook_received_at": report.last_webhook_at.isoformat()
         if report.last_webhook_at

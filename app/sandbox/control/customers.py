@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from app.sandbox.deps import SandboxStateDep
@@ -24,6 +24,11 @@ class CustomerCreate(BaseModel):
     is_user_follow_business: bool = False
     is_business_follow_user: bool = False
     is_verified_user: bool = False
+    account_id: str | None = Field(
+        default=None,
+        pattern=r"^\d+$",
+        description="The business account the customer writes to (default: the configured one)",
+    )
 
 
 def known_customer(igsid: str, state: SandboxStateDep) -> Customer:
@@ -37,9 +42,15 @@ KnownCustomerDep = Annotated[Customer, Depends(known_customer)]
 @router.post("/customers", status_code=201)
 def create_customer(body: CustomerCreate, state: SandboxStateDep) -> dict[str, Any]:
     """Create a customer (an Instagram user with an IGSID for this business)."""
-    fields = body.model_dump(exclude={"id", "username"})
+    fields = body.model_dump(exclude={"id", "username", "account_id"})
+    account = state.account(body.account_id or "")
+    if account is None:
+        raise HTTPException(status_code=404, detail="no such business account")
     customer = Customer(
-        id=body.id or new_igsid(), username=body.username or new_username(), **fields
+        account_id=account.id,
+        id=body.id or new_igsid(),
+        username=body.username or new_username(),
+        **fields,
     )
     return dataclasses.asdict(state.add_customer(customer))
 

@@ -172,7 +172,7 @@ def push_event(
         # Messages, postbacks and referrals count as the customer writing; reactions, reads,
         # edits and unsends do not.
         state.record_inbound(igsid=customer.id, timestamp_ms=timestamp_ms)
-    account_id = state.config.account_id
+    account_id = customer.account_id or state.config.account_id
     item = build(
         customer_id=customer.id, account_id=account_id, timestamp_ms=timestamp_ms, **content
     )
@@ -190,7 +190,7 @@ def written_event(
     **content: Any,
 ) -> dict[str, Any]:
     """Something the customer writes (a message, a postback): new mid, consent, window, webhook."""
-    mid = new_mid(account_id=state.config.account_id)
+    mid = new_mid(account_id=customer.account_id or state.config.account_id)
     event = push_event(
         state=state,
         customer=customer,

@@ -209,6 +209,7 @@ class MessageRead(BaseModel):
                 {
                     "id": "42",
                     "mid": SAMPLE_MID,
+                    "account_id": "17841400123456789",
                     "direction": "outbound",
                     "sender_id": "17841400123456789",
                     "recipient_id": SAMPLE_CUSTOMER_ID,
@@ -241,6 +242,10 @@ class MessageRead(BaseModel):
 
     id: str = Field(description="The service's id (a pending send has no `mid` yet).")
     mid: str | None
+    account_id: str = Field(
+        description="The business account (IG_ID) of the conversation: the sender of an "
+        "outbound message, the recipient of an inbound one."
+    )
     direction: Literal["inbound", "outbound"]
     sender_id: str
     recipient_id: str
@@ -282,6 +287,7 @@ def message_json(
     return {
         "id": str(message["id"]),
         "mid": message["mid"],
+        "account_id": message["sender_id"] if outbound else message["recipient_id"],
         "direction": message["direction"],
         "sender_id": message["sender_id"],
         "recipient_id": message["recipient_id"],

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db import DATABASE_UNAVAILABLE
+from app.repositories import accounts
 from app.services.intake.batch import Batch
 from app.services.intake.collectors import collect, event_kind
 from app.services.intake.envelope import EventShapeError, WebhookEvent, extract_events
@@ -15,6 +16,9 @@ from app.services.intake.envelope import EventShapeError, WebhookEvent, extract_
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_TEXT = 500
+# The metrics label of events whose account is not served (any entry.id would otherwise make
+# a label of its own).
+UNSERVED = "unserved"
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,12 @@ class EventResult:
     """How one webhook event went (for the metrics)."""
 
     kind: str  # message, reaction, ...; "unknown" (kept raw), "malformed" (no known shape)
-    outcome: str  # applied | duplicate (already stored: nothing changed) | ignored | failed
+    # applied | duplicate (already stored: nothing changed) | ignored | failed | pending (its
+    # account is not served: applied when it is added)
+    outcome: str
     timestamp_ms: int | None  # Meta's event time
+    # The served account (entry.id); UNSERVED for an account the service does not serve.
+    account: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,8 @@ class DeliveryOutcome:
     event_count: int
     failures: list[str]  # one line per event that could not be applied: where, and why
     results: list[EventResult] = field(default_factory=list)
+    served: set[str] = field(default_factory=set)  # accounts whose events were applied
+    pending: set[str] = field(default_factory=set)  # accounts not served: kept for later
 
     @property
     def status(self) -> str:
@@ -41,8 +51,16 @@ class DeliveryOutcome:
         return "\n".join(self.failures) or None
 
 
-def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
-    """Apply every webhook event of a delivery; an event that fails is recorded, not fatal.
+def apply_delivery(
+    session: Session, payload: Any, *, only_account: str | None = None
+) -> DeliveryOutcome:
+    """Apply every webhook event of a delivery to the account its entry names; an event that
+    fails is recorded, not fatal.
+
+    Events of an account the service does not serve (unknown, or removed) are not applied:
+    the outcome names their accounts (`pending`), and they are applied when that account is
+    added (`only_account`: only that account's events, the rest of the delivery having been
+    applied already).
 
     The common case (everything applies) writes all the events together: one statement per
     table, whatever their number. Only when that fails is the transaction rolled back and each
@@ -51,11 +69,28 @@ def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
     (503, and Meta retries) rather than be recorded as a bad event.
     """
     events = list(extract_events(payload))
-    failures = [str(event) for event in events if isinstance(event, EventShapeError)]
-    results = [EventResult("malformed", "failed", None) for _ in failures]
+    if only_account is None:
+        failures = [str(event) for event in events if isinstance(event, EventShapeError)]
+    else:
+        failures = []  # recorded when the delivery was received
+    results = [EventResult("malformed", "failed", None, UNSERVED) for _ in failures]
+    found = [event for event in events if isinstance(event, WebhookEvent)]
+    if only_account is not None:
+        found = [event for event in found if event.account_id == only_account]
+    served = (
+        {only_account}
+        if only_account is not None
+        else accounts.served_among(session, {event.account_id for event in found})
+    )
+    pending = {event.account_id for event in found if event.account_id not in served}
+    results.extend(
+        _result(event, "pending", account=UNSERVED)
+        for event in found
+        if event.account_id in pending
+    )
     batch = Batch()
     collected: list[WebhookEvent] = []
-    for event in (event for event in events if isinstance(event, WebhookEvent)):
+    for event in (event for event in found if event.account_id in served):
         try:
             collect(batch, event)
             collected.append(event)
@@ -73,7 +108,13 @@ def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
     results.extend(
         _result(event, outcome) for event, outcome in zip(collected, outcomes, strict=True)
     )
-    return DeliveryOutcome(event_count=len(events), failures=failures, results=results)
+    return DeliveryOutcome(
+        event_count=len(events),
+        failures=failures,
+        results=results,
+        served={event.account_id for event in found} & served,
+        pending=pending,
+    )
 
 
 def _apply_one_by_one(
@@ -95,13 +136,14 @@ def _apply_one_by_one(
     return outcomes
 
 
-def _result(event: WebhookEvent, outcome: str) -> EventResult:
+def _result(event: WebhookEvent, outcome: str, *, account: str | None = None) -> EventResult:
+    account = event.account_id if account is None else account
     item = event.item
     if not isinstance(item, dict):
-        return EventResult("malformed", outcome, None)
+        return EventResult("malformed", outcome, None, account)
     timestamp = item.get("timestamp")
     known = isinstance(timestamp, int) and not isinstance(timestamp, bool)
-    return EventResult(event_kind(item), outcome, timestamp if known else None)
+    return EventResult(event_kind(item), outcome, timestamp if known else None, account)
 
 
 def _describe(exc: Exception) -> str:

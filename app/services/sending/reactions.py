@@ -9,7 +9,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.models import Reaction, utcnow
 from app.repositories import conversations, messages, reactions
 from app.services import window
-from app.services.accounts import BusinessAccount
+from app.services.routing import EnvironmentAccount, account_for_customer
 from app.services.sending.actions import SenderActionService
 
 
@@ -21,17 +21,19 @@ class ReactionService:
         *,
         session: Session,
         actions: SenderActionService,
-        account: BusinessAccount,
+        environment: EnvironmentAccount,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.session = session
         self.actions = actions
-        self.account = account
+        self.environment = environment
         self.clock = clock
 
     def react(self, *, customer_id: str, mid: str, reaction: str | None) -> Reaction:
         """React to a customer's message as the business (`reaction` None: unreact)."""
-        account_id = self.account.id()
+        account_id = account_for_customer(
+            self.session, customer_id=customer_id, environment=self.environment
+        )
         target = messages.get_by_mid(self.session, mid)
         conversation = conversations.window_of(
             self.session, account_id=account_id, customer_id=customer_id
@@ -50,13 +52,17 @@ class ReactionService:
         self.session.commit()  # no transaction (nor SQLite lock) held while Meta answers
         if reaction is None:
             self.actions.send(
-                customer_id=customer_id, action="unreact", payload={"message_id": mid}
+                customer_id=customer_id,
+                action="unreact",
+                payload={"message_id": mid},
+                account_id=account_id,
             )
         else:
             self.actions.send(
                 customer_id=customer_id,
                 action="react",
                 payload={"message_id": mid, "reaction": reaction},
+                account_id=account_id,
             )
         reactions.store(
             self.session,

@@ -18,7 +18,7 @@ from app.errors import AppError, ConflictError, InvalidInputError
 from app.models import Message, utcnow
 from app.repositories import conversations, messages, users
 from app.services import window
-from app.services.accounts import BusinessAccount
+from app.services.routing import EnvironmentAccount, account_for_customer
 from app.services.sending.payload import stored_attachments
 from app.services.sending.recording import DeliveredSend, UnrecordedSends, record_sent
 
@@ -33,13 +33,13 @@ class SendService:
         *,
         session: Session,
         instagram: InstagramClient,
-        account: BusinessAccount,
+        environment: EnvironmentAccount,
         clock: Callable[[], datetime] = utcnow,
         unrecorded: UnrecordedSends | None = None,
     ) -> None:
         self.session = session
         self.instagram = instagram
-        self.account = account
+        self.environment = environment
         self.clock = clock
         self.unrecorded = unrecorded if unrecorded is not None else UnrecordedSends()
 
@@ -64,7 +64,9 @@ class SendService:
             earlier = messages.get_by_idempotency_key(self.session, idempotency_key)
             if earlier is not None:
                 return _repeat(earlier, fingerprint=fingerprint)
-        account_id = self.account.id()
+        account_id = account_for_customer(
+            self.session, customer_id=customer_id, environment=self.environment
+        )
         now = self.clock()
         conversation_id = self._open_conversation(
             account_id=account_id, customer_id=customer_id, tag=tag, now=now
@@ -97,7 +99,7 @@ class SendService:
             if earlier is None:
                 raise
             return _repeat(earlier, fingerprint=fingerprint)
-        mid = self._call_meta(message, content=content, tag=tag)
+        mid = self._call_meta(message, account_id=account_id, content=content, tag=tag)
         self._record(message, account_id=account_id, mid=mid)
         return message
 
@@ -115,11 +117,13 @@ class SendService:
         users.ensure(self.session, user_ids=[customer_id, account_id])
         return conversations.upsert(self.session, account_id=account_id, customer_id=customer_id)
 
-    def _call_meta(self, message: Message, *, content: dict[str, Any], tag: str | None) -> str:
-        """Meta's mid for the message; when Meta refuses it, the row is marked failed (and
-        committed) and Meta's error raised."""
+    def _call_meta(
+        self, message: Message, *, account_id: str, content: dict[str, Any], tag: str | None
+    ) -> str:
+        """Meta's mid for the message (sent with the account's token); when Meta refuses it,
+        the row is marked failed (and committed) and Meta's error raised."""
         try:
-            answer = self.instagram.send_message(
+            answer = self.instagram.for_account(account_id).send_message(
                 recipient_id=message.recipient_id, message=content, tag=tag
             )
         except InstagramError as exc:

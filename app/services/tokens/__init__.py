@@ -1,27 +1,28 @@
-"""The access token's lifecycle: stored, refreshed before it expires, marked when Meta rejects it.
+"""Each account's access token: stored sealed, refreshed before it expires, marked when Meta
+rejects it.
 
-An Instagram user token lives 60 days. The configured INSTAGRAM_USER_TOKEN is stored (keyed by
-its sha256, encrypted with a key derived from it: `crypto`) with its expiry — assumed 60 days
-until a refresh answer tells the real one. A background job (`refresh`) refreshes it with
-`ig_refresh_token` once it is a day old and expires within TOKEN_REFRESH_DAYS_BEFORE_EXPIRY days
-(or its expiry is only assumed: the first refresh learns the real one), one process at a time.
-Every process reads the token in use from the database (`store`, cached for
-TOKEN_CACHE_SECONDS), so a refreshed token is used everywhere without a restart. A newly
-configured token starts a row of its own.
+An Instagram user token lives 60 days. Each account's token is stored in its `accounts` row,
+sealed (`cipher`: TOKEN_ENCRYPTION_KEY, else a key derived from a secret the service holds),
+with its expiry — assumed 60 days until a refresh answer tells the real one. A background job
+(`refresh`) refreshes each token with `ig_refresh_token` once it is a day old and expires
+within TOKEN_REFRESH_DAYS_BEFORE_EXPIRY days (or its expiry is only assumed), one process at a
+time per account. Every process reads the tokens from the database (`store`, cached for
+TOKEN_CACHE_SECONDS), so a refreshed or replaced token is used everywhere without a restart.
+The environment's account (INSTAGRAM_USER_TOKEN) is adopted as an ordinary row.
 
-When Meta answers code 190 the token is marked invalid: `/ready` and `fab doctor` say so
-(`status`) and the log says what to do. The mark only reports — calls still go out — and the
-first call Meta accepts clears it.
+When Meta answers code 190 the account is marked `needs_reauth`: `/ready`, `fab doctor` and
+the accounts API say so (`status`) and the log says what to do. Other accounts are untouched;
+the mark only reports — calls still go out — and the first call Meta accepts clears it.
 """
 
-from app.services.tokens.crypto import fingerprint
 from app.services.tokens.refresh import TokenRefresher, TokenWorker
 from app.services.tokens.status import RE_AUTHENTICATE, TokenStatus
-from app.services.tokens.store import ASSUMED_LIFETIME, TokenStore
+from app.services.tokens.store import ASSUMED_LIFETIME, AccountToken, TokenStore, fingerprint
 
 __all__ = [
     "ASSUMED_LIFETIME",
     "RE_AUTHENTICATE",
+    "AccountToken",
     "TokenRefresher",
     "TokenStatus",
     "TokenStore",

@@ -1,14 +1,16 @@
-"""What `/ready`, `/metrics` and `fab doctor` say about the access token."""
+"""What `/ready`, `/metrics`, `fab doctor` and the accounts API say about an account's token."""
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.models import InstagramToken
+from app.models import Account
 
 RE_AUTHENTICATE = (
     "generate a new token (App Dashboard → Instagram → API setup with Instagram login → "
-    "Generate token), set INSTAGRAM_USER_TOKEN and restart the service; `fab doctor` checks it"
+    "Generate token), then give it to `fab account-add --token …` (or POST /api/v1/accounts), "
+    "or, for the environment's account, set INSTAGRAM_USER_TOKEN and restart the service; "
+    "`fab doctor` checks it"
 )
 
 
@@ -41,15 +43,18 @@ NOT_CONFIGURED = TokenStatus(
     detail="INSTAGRAM_USER_TOKEN is not set: profiles and sending are unavailable",
 )
 NOT_STORED = TokenStatus(
-    state="unknown", detail="not stored yet (the refresh job stores it when it runs)"
+    state="unknown", detail="no token stored for this account (add one: `fab account-add`)"
 )
 
 
-def status_of(row: InstagramToken, *, now: datetime, refresh_window: timedelta) -> TokenStatus:
+def status_of(row: Account, *, now: datetime, refresh_window: timedelta) -> TokenStatus:
     """The stored token's state at `now`; `refresh_window` is how long before its expiry the
     refresh job renews it."""
+    assert row.expires_at is not None
     days_left = (row.expires_at - now).total_seconds() / 86400
-    state, detail = _describe(row, days_left=days_left, refresh_window=refresh_window)
+    state, detail = _describe(
+        row, expires_at=row.expires_at, days_left=days_left, refresh_window=refresh_window
+    )
     return TokenStatus(
         state=state,
         detail=detail,
@@ -63,9 +68,9 @@ def status_of(row: InstagramToken, *, now: datetime, refresh_window: timedelta) 
 
 
 def _describe(
-    row: InstagramToken, *, days_left: float, refresh_window: timedelta
+    row: Account, *, expires_at: datetime, days_left: float, refresh_window: timedelta
 ) -> tuple[str, str]:
-    when = f"{row.expires_at:%Y-%m-%d %H:%M} UTC"
+    when = f"{expires_at:%Y-%m-%d %H:%M} UTC"
     if row.invalid_since is not None:
         return "invalid", (
             f"Instagram rejected it ({row.invalid_reason}) since "

@@ -48,12 +48,20 @@ def list_conversations(
     service: ConversationServiceDep,
     limit: Limit = 20,
     cursor: Annotated[str | None, Query(max_length=200, description=CURSOR)] = None,
+    account_id: Annotated[
+        str | None,
+        Query(
+            pattern=IG_ID_PATTERN,
+            description="Only this business account's conversations (its IG_ID); all when absent.",
+        ),
+    ] = None,
 ) -> Response:
     """Conversations with at least one message, newest activity first, with the customer,
     a preview of the last message, the messaging window (`can_reply_until`, 24 h after the
     customer's last message; `human_agent_until`, 7 days) and the unread count (customer
-    messages after the business's last one). Follow `next_cursor` for the next page."""
-    return json_response(service.page(limit=limit, cursor=cursor))
+    messages after the business's last one). Follow `next_cursor` for the next page (with
+    the same `account_id`)."""
+    return json_response(service.page(limit=limit, cursor=cursor, account_id=account_id))
 
 
 @router.get(

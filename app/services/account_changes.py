@@ -1,0 +1,31 @@
+"""The one place an account's state changes are announced, inside the transaction that makes
+them: status (active → needs_reauth → active, removed), token replaced or refreshed.
+
+Features that follow accounts hook in here rather than into each use case: the events outbox
+writes `account.updated` from `account_updated`; the media store deletes an account's media
+from a hook registered in `ON_ACCOUNT_REMOVED`.
+"""
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+# Called with (session, account_id) inside the transaction that removes the account.
+AccountRemovedHook = Callable[[Session, str], None]
+ON_ACCOUNT_REMOVED: list[AccountRemovedHook] = []
+
+
+def account_updated(session: Session, *, account_id: str, change: str) -> None:
+    """An account changed (`change`: added, token_replaced, token_refreshed, needs_reauth,
+    reauthenticated, removed); called before the caller commits."""
+    logger.info("account %s: %s", account_id, change.replace("_", " "))
+
+
+def on_account_removed(session: Session, *, account_id: str) -> None:
+    """Run every removal hook; called before the removal commits."""
+    account_updated(session, account_id=account_id, change="removed")
+    for hook in ON_ACCOUNT_REMOVED:
+        hook(session, account_id)
