@@ -147,6 +147,7 @@ def account_for_customer(
         session.commit()  # no transaction (nor SQLite's lock) held while `/me` is awaited
         from_environment = environment.id()
         if from_environment is not None:
+            require_served(session, account_id=from_environment)
             return from_environment
     raise NotFoundError(
         f"No conversation with customer {customer_id}: "

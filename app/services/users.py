@@ -152,7 +152,9 @@ class UserService:
         if len(served) == 1:
             return served[0].id, False
         if not served and self.settings.account_id:
-            return self.settings.account_id, False  # the environment's, not stored yet
+            # The environment's (not stored yet, or removed: then 409).
+            require_served(self.session, account_id=self.settings.account_id)
+            return self.settings.account_id, False
         raise NotFoundError(
             f"User {user_id} has no conversation with any business account: the service "
             "cannot tell whose token may read the profile.",

@@ -17,7 +17,7 @@ router = APIRouter(tags=["original API"])
     summary="A user's profile",
     deprecated=True,
     response_model=SeedUserRead,
-    responses=error_responses(401, 404, 422, 429, 502, 503, 504),
+    responses=error_responses(401, 404, 409, 422, 429, 502, 503, 504),
 )
 @router.get("/user/", include_in_schema=False, response_model=SeedUserRead, deprecated=True)
 def get_user(

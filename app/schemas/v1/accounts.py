@@ -1,14 +1,17 @@
 """The accounts API's schemas: what `POST /api/v1/accounts` takes and what it answers."""
 
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from app.models import Account
 from app.services.tokens import TokenStatus
 
 SAMPLE_ACCOUNT_ID = "17841400123456789"
+# Meta's tokens are visible ASCII (an HTTP header carries them).
+TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
 
 
 class AccountCreate(BaseModel):
@@ -24,6 +27,13 @@ class AccountCreate(BaseModel):
         description="The account's long-lived Instagram user access token (`IGAA…`). It is "
         "stored sealed and never appears in an answer or a log.",
     )
+
+    @field_validator("access_token")
+    @classmethod
+    def _visible_ascii(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_SHAPE.fullmatch(value.get_secret_value()):
+            raise ValueError("an access token is visible ASCII characters only")
+        return value
 
 
 ACCOUNT_EXAMPLE = {

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/users", tags=["users"])
     "/{user_id}",
     summary="Get a user's profile",
     response_model=UserRead,
-    responses=error_responses(401, 404, 422, 429, 502, 503, 504),
+    responses=error_responses(401, 404, 409, 422, 429, 502, 503, 504),
 )
 def get_user(
     service: UserServiceDep,
