@@ -19,6 +19,7 @@ from app.models import Message, utcnow
 from app.repositories import conversations, messages, users
 from app.services import window
 from app.services.accounts import BusinessAccount
+from app.services.events import outbox
 from app.services.sending.payload import stored_attachments
 from app.services.sending.recording import DeliveredSend, UnrecordedSends, record_sent
 
@@ -124,6 +125,7 @@ class SendService:
             )
         except InstagramError as exc:
             messages.mark_failed(self.session, row_id=message.id, error=exc.as_record())
+            outbox.record_message(self.session, "message.failed", row_id=message.id)
             self.session.commit()
             raise
         mid = str(answer.get("message_id") or "")
@@ -134,6 +136,7 @@ class SendService:
                 row_id=message.id,
                 error={"code": "instagram_error", "detail": "no message_id in the answer"},
             )
+            outbox.record_message(self.session, "message.failed", row_id=message.id)
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
         return mid
