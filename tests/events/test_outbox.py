@@ -84,9 +84,7 @@ def test_the_snapshot_is_the_message_then_not_now(api: ServiceClient) -> None:
 def test_reactions_reads_and_echoes_have_their_events(api: ServiceClient) -> None:
     deliver(api, webhooks.message_item(**IDS, mid="m-1", timestamp_ms=MS, text="Hi"))
     deliver(api, webhooks.echo_item(**IDS, mid="e-1", timestamp_ms=MS + 1, text="Hello!"))
-    deliver(
-        api, webhooks.reaction_item(**IDS, mid="e-1", timestamp_ms=MS + 2, reaction="love")
-    )
+    deliver(api, webhooks.reaction_item(**IDS, mid="e-1", timestamp_ms=MS + 2, reaction="love"))
     deliver(api, webhooks.reaction_item(**IDS, mid="e-1", timestamp_ms=MS + 3, action="unreact"))
     deliver(api, webhooks.read_item(**IDS, mid="e-1", timestamp_ms=MS + 4))
     deliver(api, webhooks.read_item(**IDS, mid="e-1", timestamp_ms=MS + 4))  # the same read
@@ -142,9 +140,7 @@ def test_the_feed_pages_and_filters(api: ServiceClient) -> None:
     ("params", "code"),
     [({"types": "message.nope"}, "invalid_event_type"), ({"after": -1}, "validation_error")],
 )
-def test_bad_feed_parameters_are_422(
-    api: ServiceClient, params: dict[str, Any], code: str
-) -> None:
+def test_bad_feed_parameters_are_422(api: ServiceClient, params: dict[str, Any], code: str) -> None:
     response = api.get("/api/v1/events", params=params)
 
     assert response.status_code == 422
