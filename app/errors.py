@@ -63,6 +63,11 @@ class ConflictError(AppError):
     code = "conflict"
 
 
+class GoneError(AppError):
+    status_code = 410
+    code = "gone"
+
+
 class InvalidInputError(AppError):
     """A request that parsed but makes no sense (rendered like a validation error)."""
 

@@ -20,6 +20,7 @@ from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
+from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
 from app.services.intake.pending import PendingWorker, apply_pending
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.environment_account = environment_account
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
+    app.state.events_horizon = Horizon()
     # The background threads (each started by the lifespan when enabled); tests pause them.
     app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping, pending_worker)
     app.state.status_reporter = StatusReporter(

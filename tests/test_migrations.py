@@ -20,6 +20,7 @@ TABLES = {
     "webhook_deliveries",
     "accounts",
     "pending_entries",
+    "events",
 }
 
 

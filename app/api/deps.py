@@ -20,6 +20,8 @@ from app.errors import UnauthorizedError
 from app.security import secrets_equal
 from app.services.accounts import AccountService
 from app.services.conversations import ConversationService
+from app.services.events.feed import EventFeed
+from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
 from app.services.messages import HistoryService
 from app.services.routing import EnvironmentAccount
@@ -181,6 +183,14 @@ async def get_account_service(
 
 
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+async def get_event_feed(request: Request, session: SessionDep) -> EventFeed:
+    horizon: Horizon = request.app.state.events_horizon
+    return EventFeed(session=session, horizon=horizon)
+
+
+EventFeedDep = Annotated[EventFeed, Depends(get_event_feed)]
 
 
 async def get_status_reporter(request: Request) -> StatusReporter:

@@ -1,15 +1,17 @@
 """The one place an account's state changes are announced, inside the transaction that makes
-them: status (active → needs_reauth → active, removed), token replaced or refreshed.
+them: added, status (active → needs_reauth → active, removed), token replaced or refreshed.
 
-Features that follow accounts hook in here rather than into each use case: the events outbox
-writes `account.updated` from `account_updated`; the media store deletes an account's media
-from a hook registered in `ON_ACCOUNT_REMOVED`.
+Features that follow accounts hook in here rather than into each use case: `account_updated`
+writes the outbox's `account.updated` event; a feature that keeps data per account (media)
+registers a hook in `ON_ACCOUNT_REMOVED`.
 """
 
 import logging
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
+
+from app.services.events import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ def account_updated(session: Session, *, account_id: str, change: str) -> None:
     """An account changed (`change`: added, token_replaced, token_refreshed, needs_reauth,
     reauthenticated, removed); called before the caller commits."""
     logger.info("account %s: %s", account_id, change.replace("_", " "))
+    outbox.record_account(session, account_id=account_id, change=change)
 
 
 def on_account_removed(session: Session, *, account_id: str) -> None:

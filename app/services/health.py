@@ -17,8 +17,8 @@ from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import Account, utcnow
 from app.repositories import accounts, deliveries, users
+from app.services.token_status import NOT_CONFIGURED
 from app.services.tokens import TokenStatus, TokenStore
-from app.services.tokens.status import NOT_CONFIGURED
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
 

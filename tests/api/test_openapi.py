@@ -166,6 +166,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("delete", "/api/v1/accounts/{ig_id}"): lambda api, ids: api.delete(
         f"/api/v1/accounts/{ids['account']}"
     ),
+    ("get", "/api/v1/events"): lambda api, ids: api.get("/api/v1/events"),
 }
 
 

@@ -2,12 +2,14 @@
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from app.models import Account
-from app.services.tokens import TokenStatus
+
+if TYPE_CHECKING:  # a service's type, read only for its attributes (no import cycle at run time)
+    from app.services.token_status import TokenStatus
 
 SAMPLE_ACCOUNT_ID = "17841400123456789"
 # Meta's tokens are visible ASCII (an HTTP header carries them).
@@ -36,7 +38,7 @@ class AccountCreate(BaseModel):
         return value
 
 
-ACCOUNT_EXAMPLE = {
+ACCOUNT_EXAMPLE: dict[str, Any] = {
     "id": SAMPLE_ACCOUNT_ID,
     "username": "acme_shop",
     "status": "active",
@@ -84,7 +86,7 @@ class AccountList(BaseModel):
     data: list[AccountRead]
 
 
-def token_state(status: TokenStatus) -> str:
+def token_state(status: "TokenStatus") -> str:
     """The issue's three words: valid, expiring in N days, invalid."""
     if status.state == "valid":
         return "valid"
@@ -93,7 +95,7 @@ def token_state(status: TokenStatus) -> str:
     return "invalid"
 
 
-def account_json(row: Account, *, token: TokenStatus, conversation_count: int) -> dict[str, Any]:
+def account_json(row: Account, *, token: "TokenStatus", conversation_count: int) -> dict[str, Any]:
     return {
         "id": row.id,
         "username": row.username,

@@ -8,7 +8,9 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInputError, NotFoundError
 from app.models import Reaction, utcnow
 from app.repositories import conversations, messages, reactions
+from app.repositories.rows import ReactionRow
 from app.services import window
+from app.services.events import outbox
 from app.services.routing import EnvironmentAccount, account_for_customer
 from app.services.sending.actions import SenderActionService
 
@@ -64,8 +66,7 @@ class ReactionService:
                 payload={"message_id": mid, "reaction": reaction},
                 account_id=account_id,
             )
-        reactions.store(
-            self.session,
+        row = ReactionRow(
             mid=mid,
             user_id=account_id,
             reaction=reaction,
@@ -73,6 +74,8 @@ class ReactionService:
             emoji=reaction if reaction and not reaction.isascii() else None,
             reacted_at=now,
         )
+        if reactions.store_many(self.session, [row]):
+            outbox.record_reaction(self.session, row)
         self.session.commit()
         stored = reactions.get(self.session, mid=mid, user_id=account_id)
         assert stored is not None

@@ -18,6 +18,7 @@ from app.errors import AppError, ConflictError, InvalidInputError
 from app.models import Message, utcnow
 from app.repositories import conversations, messages, users
 from app.services import window
+from app.services.events import outbox
 from app.services.routing import EnvironmentAccount, account_for_customer
 from app.services.sending.payload import stored_attachments
 from app.services.sending.recording import DeliveredSend, UnrecordedSends, record_sent
@@ -128,6 +129,7 @@ class SendService:
             )
         except InstagramError as exc:
             messages.mark_failed(self.session, row_id=message.id, error=exc.as_record())
+            outbox.record_message(self.session, "message.failed", row_id=message.id)
             self.session.commit()
             raise
         mid = str(answer.get("message_id") or "")
@@ -138,6 +140,7 @@ class SendService:
                 row_id=message.id,
                 error={"code": "instagram_error", "detail": "no message_id in the answer"},
             )
+            outbox.record_message(self.session, "message.failed", row_id=message.id)
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
         return mid

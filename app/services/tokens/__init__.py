@@ -15,8 +15,8 @@ the accounts API say so (`status`) and the log says what to do. Other accounts a
 the mark only reports — calls still go out — and the first call Meta accepts clears it.
 """
 
+from app.services.token_status import RE_AUTHENTICATE, TokenStatus
 from app.services.tokens.refresh import TokenRefresher, TokenWorker
-from app.services.tokens.status import RE_AUTHENTICATE, TokenStatus
 from app.services.tokens.store import ASSUMED_LIFETIME, AccountToken, TokenStore, fingerprint
 
 __all__ = [

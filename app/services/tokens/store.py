@@ -23,9 +23,9 @@ from app.config import Settings
 from app.models import Account, utcnow
 from app.repositories import accounts
 from app.services.account_changes import account_updated
+from app.services.token_status import NOT_STORED, RE_AUTHENTICATE, TokenStatus
+from app.services.token_status import status_of as status_of_row
 from app.services.tokens.cipher import Cipher, InvalidToken, cipher_for
-from app.services.tokens.status import NOT_STORED, RE_AUTHENTICATE, TokenStatus
-from app.services.tokens.status import status_of as status_of_row
 
 logger = logging.getLogger(__name__)
 

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from app.api.routes.v1 import accounts, conversations, messages, users
+from app.api.routes.v1 import accounts, conversations, events, messages, users
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(accounts.router)
 router.include_router(conversations.router)
 router.include_router(messages.router)
 router.include_router(users.router)
+router.include_router(events.router)
