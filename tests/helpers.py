@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Message, User
+from app.models import Account, Message, User
 from app.sandbox import webhooks
 from app.security import sign_body
 
@@ -169,6 +169,13 @@ def add_fault(meta: ServiceClient, **fault: Any) -> None:
 
 
 # --- what the service stored -------------------------------------------------------------------
+
+
+def serve(db: Session, account_id: str = ACCOUNT_ID) -> None:
+    """Store a business account (no token) so intake applies its entries, as the service's
+    start does for INSTAGRAM_ACCOUNT_ID."""
+    db.add(Account(id=account_id))
+    db.commit()
 
 
 def count_rows(db: Session, model: type) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Event
 from app.sandbox import webhooks
 from app.services.intake import apply_delivery
-from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, add_fault, text_message
+from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, add_fault, serve, text_message
 
 MS = 1745923800000
 IDS = {"account_id": ACCOUNT_ID, "customer_id": CUSTOMER_ID}
@@ -108,6 +108,7 @@ def test_reactions_reads_and_echoes_have_their_events(api: ServiceClient) -> Non
 
 
 def test_a_rolled_back_transaction_leaves_no_event(db: Session) -> None:
+    serve(db)  # the account whose entries intake applies
     apply_delivery(db, text_message(mid="m-rolled-back"))
     assert db.scalar(select(func.count()).select_from(Event)) == 1  # in the transaction
     db.rollback()

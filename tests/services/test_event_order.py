@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Conversation, Message, Reaction, User
+from app.models import Account, Conversation, Message, Reaction, User
 from app.sandbox import webhooks
 from app.services.intake import apply_delivery
 from tests.conftest import Databases
+from tests.helpers import serve
 
 ACCOUNT = "17841400123456789"
 CUSTOMER = "1187429836452190"
@@ -146,6 +147,8 @@ def session_on(url: str) -> Iterator[Session]:
 
 def apply_all(url: str, batches: list[list[dict[str, Any]]]) -> None:
     with session_on(url) as session:
+        if session.get(Account, ACCOUNT) is None:
+            serve(session, ACCOUNT)  # intake applies only the entries of served accounts
         for batch in batches:
             outcome = apply_delivery(session, webhooks.delivery(account_id=ACCOUNT, items=batch))
             assert outcome.failures == []

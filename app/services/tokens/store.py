@@ -176,7 +176,8 @@ class TokenStore:
             session,
             values={"id": account_id, "configured_token_sha256": sha, "created_at": now, **token},
         ):
-            account_updated(session, account_id=account_id, change="added")
+            # Adopted, not added: the deployment has served it since it was configured (no
+            # account.updated for what no consumer saw change).
             return
         stored = accounts.get(session, account_id)
         if stored is not None and stored.configured_token_sha256 != sha:
