@@ -377,3 +377,18 @@ def unread_counts(session: Session, conversation_ids: list[int]) -> dict[int, in
         return {}
     rows = session.connection().execute(_UNREAD_COUNTS, {"conversation_ids": conversation_ids})
     return dict(rows.tuples().all())
+
+
+def newer_in_conversation(session: Session, *, conversation_id: int, sent_at: datetime) -> int:
+    """How many delivered messages of the conversation are newer than `sent_at` (Meta gives
+    content, and fresh media URLs, only for a conversation's 20 newest)."""
+    newer = (
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.sent_at > sent_at,
+            Message.mid.is_not(None),
+        )
+    )
+    return session.scalar(newer) or 0
