@@ -165,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session_factory=session_factory,
         tokens=tokens,
         graph_api_version=settings.instagram_api_version,
+        media_store=media_store,
     )
 
     install_error_handlers(app)

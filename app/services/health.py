@@ -16,7 +16,8 @@ from app.clients.graph_versions import VersionStatus, version_status
 from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import utcnow
-from app.repositories import deliveries, users
+from app.repositories import deliveries, media, users
+from app.services.media.storage import MediaStore
 from app.services.tokens import TokenStatus, TokenStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
@@ -79,6 +80,8 @@ class StatusReport:
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
+    # With MEDIA_ARCHIVE on: the store (`ok` or its problem) and the downloads waiting.
+    media: dict[str, object] | None = None
 
     def metrics_sample(self) -> StateSample:
         token = self.token
@@ -105,8 +108,10 @@ class StatusReporter:
         session_factory: sessionmaker[Session],
         tokens: TokenStore,
         graph_api_version: str,
+        media_store: MediaStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.media_store = media_store
         self.engine = engine
         self.session_factory = session_factory
         self.tokens = tokens
@@ -133,6 +138,7 @@ class StatusReporter:
                 last_webhook_at = deliveries.last_received_at(session)
                 failed = deliveries.count_failed(session)
                 due = users.backlog(session, now=self.clock())
+                media_pending = media.pending_count(session) if self.media_store else None
                 session.commit()
             token = self.tokens.status()
         except DATABASE_UNAVAILABLE:
@@ -145,4 +151,12 @@ class StatusReporter:
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,
+            media=self._media(pending=media_pending),
         )
+
+    def _media(self, *, pending: int | None) -> dict[str, object] | None:
+        """The archive's store and backlog; None when media is not archived."""
+        if self.media_store is None:
+            return None
+        problem = self.media_store.problem()
+        return {"archive": self.media_store.name, "store": problem or "ok", "pending": pending}
