@@ -19,6 +19,7 @@ TABLES = {
     "reactions",
     "webhook_deliveries",
     "instagram_tokens",
+    "events",
     "media",
 }
 

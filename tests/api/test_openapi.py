@@ -156,6 +156,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("get", "/api/v1/users/{user_id}"): lambda api, ids: api.get(
         f"/api/v1/users/{ids['customer']}"
     ),
+    ("get", "/api/v1/events"): lambda api, ids: api.get("/api/v1/events"),
 }
 
 

@@ -25,6 +25,7 @@ from app.repositories.rules import (
     FirstStands,
     Latest,
 )
+from app.services.events import intake as intake_events
 from app.services.media import attachments
 
 ConversationKey = tuple[str, str]  # (account_id, customer_id)
@@ -106,6 +107,8 @@ class Batch:
             for merging in (self.messages, self.unsends, self.edits, self.reactions)
         }
         self._collected: list[Collected] = []  # per webhook event, in order
+        # Whose conversation each reaction is in (a reaction may come before its message).
+        self.reaction_conversations: dict[Hashable, ConversationKey] = {}
 
     def note(self, collected: Collected) -> None:
         """Record what the webhook event being collected left in the batch."""
@@ -126,8 +129,10 @@ class Batch:
     def edit(self, row: EditRow, *, conversation: ConversationKey) -> Ticket:
         return self._offer(self.edits, row.mid, row, conversation=conversation)
 
-    def reaction(self, row: ReactionRow) -> Ticket:
-        return self._offer(self.reactions, (row.mid, row.user_id), row, conversation=None)
+    def reaction(self, row: ReactionRow, *, conversation: ConversationKey) -> Ticket:
+        key = (row.mid, row.user_id)
+        self.reaction_conversations.setdefault(key, conversation)
+        return self._offer(self.reactions, key, row, conversation=None)
 
     def _offer(
         self,
@@ -142,8 +147,10 @@ class Batch:
         return merging.offer(key, row, owner=owner, conversation=conversation)
 
     def write(self, session: Session) -> list[str]:
-        """Write everything; per collected webhook event `applied`, `duplicate` (it changed
-        nothing, or another event in the batch wrote its row) or `ignored`."""
+        """Write everything, and the events of what changed (the outbox); per collected
+        webhook event `applied`, `duplicate` (it changed nothing, or another event in the batch
+        wrote its row) or `ignored`."""
+        reads = intake_events.reads_before(session, self.clocks)
         # A conversation's users exist once it does (conversations.customer_id is checked at
         # commit): their rows, which queue their profiles, are written with new ones only.
         upserted = conversations.upsert_many(session, self.clocks.values())
@@ -158,6 +165,7 @@ class Batch:
             "reactions": reactions.store_many(session, self.reactions.rows(ids)),
         }
         self._write_media(session, unsent=changed["unsends"])
+        intake_events.record_changes(session, batch=self, changed=changed, reads=reads)
         return [
             self._outcome(number, collected, changed)
             for number, collected in enumerate(self._collected)

@@ -134,6 +134,7 @@ def collect_reaction(batch: Batch, account_id: str, item: dict[str, Any]) -> Tic
     parsed = ReactionItem.model_validate(item)
     reaction = parsed.reaction
     reacting = reaction.action == "react"
+    sides = _sides(parsed, account_id=account_id)
     row = ReactionRow(
         mid=reaction.mid,
         user_id=parsed.sender.id,
@@ -141,7 +142,7 @@ def collect_reaction(batch: Batch, account_id: str, item: dict[str, Any]) -> Tic
         emoji=reaction.emoji if reacting else None,
         reacted_at=parsed.timestamp,
     )
-    return batch.reaction(row)
+    return batch.reaction(row, conversation=(account_id, sides.customer_id))
 
 
 def collect_read(batch: Batch, account_id: str, item: dict[str, Any]) -> None:
