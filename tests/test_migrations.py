@@ -21,6 +21,7 @@ TABLES = {
     "accounts",
     "pending_entries",
     "events",
+    "media",
 }
 
 

@@ -8,6 +8,8 @@ import dataclasses
 import logging
 import secrets
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,12 +18,19 @@ import requests
 from app.sandbox.business import BusinessState
 from app.sandbox.config import EchoMode, SandboxConfig
 from app.sandbox.ids import new_app_scoped_id
+from app.sandbox.threads import Threads
 from app.sandbox.webhooks import DeliveryResult, deliver
 
 logger = logging.getLogger(__name__)
 
-CallKind = Literal["me", "profile", "send", "refresh", "subscription", "other"]
-FaultKind = Literal["me", "profile", "send", "refresh", "subscription", "any"]
+CallKind = Literal[
+    "me", "profile", "send", "refresh", "subscription", "conversations", "message", "other"
+]
+FaultKind = Literal[
+    "me", "profile", "send", "refresh", "subscription", "conversations", "message", "any"
+]
+# Meta's Conversations API limit: calls per second per account (answered with code 4).
+CONVERSATIONS_CALLS_PER_SECOND = 2
 
 
 class UnknownCustomerError(LookupError):
@@ -145,6 +154,9 @@ class SandboxState:
             business=BusinessState(config.access_token.get_secret_value()),
         )
         self._accounts: dict[str, SandboxAccount] = {self.primary.id: self.primary}
+        # Conversations' messages and their media files (the Conversations API, the CDN).
+        self.threads = Threads()
+        self._conversation_calls: deque[float] = deque()
         self._restore_settings()
 
     @property
@@ -186,6 +198,7 @@ class SandboxState:
         self.echo_mode: EchoMode = self.config.echo_mode
         self.latency_ms: int = self.config.latency_ms
         self.webhook_url: str = str(self.config.webhook_url)
+        self.conversations_rate_limit: bool = self.config.conversations_rate_limit
 
     def settings(self) -> dict[str, Any]:
         """The knobs a running sandbox lets tests change."""
@@ -194,6 +207,7 @@ class SandboxState:
                 "echo_mode": self.echo_mode,
                 "latency_ms": self.latency_ms,
                 "webhook_url": self.webhook_url,
+                "conversations_rate_limit": self.conversations_rate_limit,
             }
 
     def update_settings(
@@ -202,9 +216,12 @@ class SandboxState:
         echo_mode: EchoMode | None = None,
         latency_ms: int | None = None,
         webhook_url: str | None = None,
+        conversations_rate_limit: bool | None = None,
     ) -> dict[str, Any]:
         """Change the given knobs, keep the others; return all of them."""
         with self._lock:
+            if conversations_rate_limit is not None:
+                self.conversations_rate_limit = conversations_rate_limit
             if echo_mode is not None:
                 self.echo_mode = echo_mode
             if latency_ms is not None:
@@ -224,6 +241,8 @@ class SandboxState:
             self._edit_counts.clear()
             self._accounts = {self.primary.id: self.primary}
             self.primary.business.reset()
+            self.threads.reset()
+            self._conversation_calls.clear()
             self._restore_settings()
             self.generation += 1
             self.released += 1
@@ -286,6 +305,19 @@ class SandboxState:
             if customer.last_inbound_ms is None or timestamp_ms > customer.last_inbound_ms:
                 customer.last_inbound_ms = timestamp_ms
             return dataclasses.replace(customer)
+
+    def conversations_call_allowed(self) -> bool:
+        """Whether a Conversations API call fits in Meta's 2 calls per second per account (a
+        sliding second); always when the limit is switched off. An allowed call counts."""
+        now = time.monotonic()
+        with self._lock:
+            calls = self._conversation_calls
+            while calls and now - calls[0] >= 1.0:
+                calls.popleft()
+            if self.conversations_rate_limit and len(calls) >= CONVERSATIONS_CALLS_PER_SECOND:
+                return False
+            calls.append(now)
+            return True
 
     # Logs
 

@@ -3,7 +3,7 @@ them: added, status (active → needs_reauth → active, removed), token replace
 
 Features that follow accounts hook in here rather than into each use case: `account_updated`
 writes the outbox's `account.updated` event; a feature that keeps data per account (media)
-registers a hook in `ON_ACCOUNT_REMOVED`.
+has its hook in `ON_ACCOUNT_REMOVED`.
 """
 
 import logging
@@ -12,12 +12,15 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from app.services.events import outbox
+from app.services.media.downloads import delete_media_of_account
 
 logger = logging.getLogger(__name__)
 
 # Called with (session, account_id) inside the transaction that removes the account.
-AccountRemovedHook = Callable[[Session, str], None]
-ON_ACCOUNT_REMOVED: list[AccountRemovedHook] = []
+AccountRemovedHook = Callable[[Session, str], object]
+ON_ACCOUNT_REMOVED: list[AccountRemovedHook] = [
+    delete_media_of_account,  # its media never served again, their bytes purged
+]
 
 
 def account_updated(session: Session, *, account_id: str, change: str) -> None:

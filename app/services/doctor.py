@@ -18,6 +18,7 @@ from app.models import Account
 from app.repositories import accounts
 from app.safety import refusals
 from app.services.health import readiness
+from app.services.media.storage import build_store
 from app.services.subscription import read_subscription
 from app.services.tokens import RE_AUTHENTICATE, TokenStore
 from app.services.tokens.cipher import UNSET_COST
@@ -81,6 +82,7 @@ def run_checks(
     if account is not None and account not in known:
         checks.append(Check(f"account {account}", "fail", "not stored", "`fab account-add`"))
     checks.append(_graph_version(settings.instagram_api_version, today=date.today()))
+    checks.append(_media_archive(settings))
     return checks
 
 
@@ -189,6 +191,23 @@ def _graph_version(version: str, *, today: date) -> Check:
     if status.state == "ended":
         return Check("graph api version", "fail", status.detail, fix)
     return Check("graph api version", "warn", status.detail, fix)
+
+
+def _media_archive(settings: Settings) -> Check:
+    """Where archived attachments go, and whether that store can be used (docs/media.md)."""
+    if settings.media_archive == "off":
+        return Check("media archive", "ok", "off: only Meta's CDN URLs are kept (Meta's policy)")
+    store = build_store(settings)
+    assert store is not None
+    problem = store.problem()
+    if problem is not None:
+        fix = (
+            "make MEDIA_DIR a directory the service can write"
+            if settings.media_archive == "local"
+            else "check S3_BUCKET, S3_ENDPOINT_URL, S3_REGION and the AWS credentials"
+        )
+        return Check("media archive", "fail", problem, fix)
+    return Check("media archive", "ok", f"{store.name}: writable")
 
 
 def _setting(name: str, value: SecretStr | None, *, fix: str) -> Check:

@@ -16,7 +16,8 @@ from app.clients.graph_versions import VersionStatus, version_status
 from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import Account, utcnow
-from app.repositories import accounts, deliveries, users
+from app.repositories import accounts, deliveries, media, users
+from app.services.media.storage import MediaStore
 from app.services.token_status import NOT_CONFIGURED
 from app.services.tokens import TokenStatus, TokenStore
 
@@ -101,6 +102,8 @@ class StatusReport:
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
+    # With MEDIA_ARCHIVE on: the store (`ok` or its problem) and the downloads waiting.
+    media: dict[str, object] | None = None
 
     def metrics_sample(self) -> StateSample:
         known = [account for account in self.accounts or [] if account.token.days_left is not None]
@@ -129,8 +132,10 @@ class StatusReporter:
         session_factory: sessionmaker[Session],
         tokens: TokenStore,
         graph_api_version: str,
+        media_store: MediaStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.media_store = media_store
         self.engine = engine
         self.session_factory = session_factory
         self.tokens = tokens
@@ -159,6 +164,7 @@ class StatusReporter:
                 due = users.backlog(session, now=self.clock())
                 served = accounts.listed(session)
                 pending = accounts.count_pending(session)
+                media_pending = media.pending_count(session) if self.media_store else None
                 session.commit()
         except DATABASE_UNAVAILABLE:
             # The database went away between the checks: what it would have said is unknown.
@@ -181,6 +187,7 @@ class StatusReporter:
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,
+            media=self._media(pending=media_pending),
         )
 
     def _environment_token(self, served: list[Account]) -> TokenStatus:
@@ -189,3 +196,10 @@ class StatusReporter:
             return NOT_CONFIGURED
         row = next((row for row in served if self.tokens.is_environments(row)), None)
         return self.tokens.status_of(row)
+
+    def _media(self, *, pending: int | None) -> dict[str, object] | None:
+        """The archive's store and backlog; None when media is not archived."""
+        if self.media_store is None:
+            return None
+        problem = self.media_store.problem()
+        return {"archive": self.media_store.name, "store": problem or "ok", "pending": pending}

@@ -167,6 +167,9 @@ CALLS: dict[tuple[str, str], Call] = {
         f"/api/v1/accounts/{ids['account']}"
     ),
     ("get", "/api/v1/events"): lambda api, ids: api.get("/api/v1/events"),
+    ("get", "/api/v1/media/{media_id}"): lambda api, ids: api.get(
+        f"/api/v1/media/{ids['media']}", allow_redirects=False
+    ),
 }
 
 
@@ -178,11 +181,13 @@ def test_every_route_in_the_document_answers_as_documented(
     # A route added without a call here fails this test: every route gets exercised.
     assert set(documented) - set(CALLS) == set()
     customer = new_customer(meta, username="walker")
+    image = customer_writes(meta, customer["id"], None, attachments=[{"type": "image"}])["mid"]
     mid = customer_writes(meta, customer["id"], "hello")["mid"]
     wait_for_profiles(db, customer["id"], ACCOUNT_ID)
+    [attachment] = api.get(f"/api/v1/messages/{image}").json()["attachments"]
     other = meta.post("/_sandbox/accounts", json={}).json()  # a second business account
-    ids = {"customer": customer["id"], "mid": mid, "token": other["access_token"]}
-    ids["account"] = other["id"]
+    ids = {"customer": customer["id"], "mid": mid, "media": attachment["id"]}
+    ids.update(token=other["access_token"], account=other["id"])
 
     for (method, path), call in calls.items():
         response = call(api, ids)

@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.api.routes.v1 import accounts, conversations, events, messages, users
+from app.api.routes.v1 import accounts, conversations, events, media, messages, users
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(accounts.router)
 router.include_router(conversations.router)
 router.include_router(messages.router)
+router.include_router(media.router)
 router.include_router(users.router)
 router.include_router(events.router)
