@@ -21,6 +21,7 @@ from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
 from app.services.accounts import BusinessAccount
+from app.services.events.delivery import Deliverer, DeliveryWorker
 from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
@@ -89,6 +90,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     housekeeping = HousekeepingWorker(
         Housekeeper(session_factory=session_factory, settings=settings)
     )
+    events_horizon = Horizon()
+    delivery_worker = DeliveryWorker(
+        Deliverer(session_factory=session_factory, settings=settings, horizon=events_horizon)
+    )
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,
@@ -105,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         business_account.start()
         sent_recorder.start()
         housekeeping.start()
+        delivery_worker.start()
         if settings.profile_worker_enabled:
             profile_worker.start()
         if settings.token_refresh_enabled:
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_worker.stop()
         if settings.profile_worker_enabled:
             profile_worker.stop()
+        delivery_worker.stop()
         housekeeping.stop()
         business_account.stop()
         sent_recorder.stop()
@@ -135,9 +142,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.business_account = business_account
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
-    app.state.events_horizon = Horizon()
+    app.state.events_horizon = events_horizon
     # The background threads (each started by the lifespan when enabled); tests pause them.
-    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping)
+    app.state.workers = (
+        sent_recorder,
+        profile_worker,
+        token_worker,
+        housekeeping,
+        delivery_worker,
+    )
     app.state.status_reporter = StatusReporter(
         engine=engine,
         session_factory=session_factory,

@@ -50,7 +50,11 @@ def observe(session: Session) -> tuple[int, frozenset[str]]:
 
 _PAGE = (
     select(EVENTS)
-    .where(EVENTS.c.seq > bindparam("after"), EVENTS.c.seq <= bindparam("up_to"))
+    .where(
+        EVENTS.c.seq > bindparam("after"),
+        EVENTS.c.seq <= bindparam("up_to"),
+        EVENTS.c.type != "ping",  # a test of one endpoint, not news
+    )
     .order_by(EVENTS.c.seq)
     .limit(bindparam("limit"))
 )
@@ -92,3 +96,7 @@ def delete_older(session: Session, *, created_before: datetime, limit: int) -> i
     )
     result = session.execute(delete(Event).where(Event.seq.in_(doomed)))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def seq_of(session: Session, event_id: str) -> int:
+    return int(session.execute(select(Event.seq).where(Event.id == event_id)).scalar_one())

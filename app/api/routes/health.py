@@ -1,5 +1,7 @@
 """`/health` (the process is up) and `/ready` (it can serve, and how things stand)."""
 
+from datetime import datetime
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -105,4 +107,12 @@ def ready_body(report: StatusReport) -> dict[str, object]:
         if report.last_webhook_at
         else None,
         "backlog": backlog,
+        "disabled_webhook_endpoints": [
+            {**endpoint, "since": _iso(endpoint["since"])}
+            for endpoint in report.disabled_endpoints or []
+        ],
     }
+
+
+def _iso(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
