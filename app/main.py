@@ -23,6 +23,7 @@ from app.safety import UnsafeConfigurationError, check_safe_to_serve
 from app.services.accounts import BusinessAccount
 from app.services.events.delivery import Deliverer, DeliveryWorker
 from app.services.events.horizon import Horizon
+from app.services.events.stream import Broadcaster, StreamPoller
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
 from app.services.profiles import ProfileFetcher, ProfileWorker
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     delivery_worker = DeliveryWorker(
         Deliverer(session_factory=session_factory, settings=settings, horizon=events_horizon)
     )
+    broadcaster = Broadcaster(session_factory=session_factory, horizon=events_horizon)
+    stream_poller = StreamPoller(broadcaster)
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sent_recorder.start()
         housekeeping.start()
         delivery_worker.start()
+        stream_poller.start()
         if settings.profile_worker_enabled:
             profile_worker.start()
         if settings.token_refresh_enabled:
@@ -120,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_worker.stop()
         if settings.profile_worker_enabled:
             profile_worker.stop()
+        stream_poller.stop()
         delivery_worker.stop()
         housekeeping.stop()
         business_account.stop()
@@ -143,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
     app.state.events_horizon = events_horizon
+    app.state.events_broadcaster = broadcaster
     # The background threads (each started by the lifespan when enabled); tests pause them.
     app.state.workers = (
         sent_recorder,
@@ -150,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token_worker,
         housekeeping,
         delivery_worker,
+        stream_poller,
     )
     app.state.status_reporter = StatusReporter(
         engine=engine,
