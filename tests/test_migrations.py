@@ -20,6 +20,8 @@ TABLES = {
     "webhook_deliveries",
     "instagram_tokens",
     "events",
+    "webhook_endpoints",
+    "event_deliveries",
 }
 
 

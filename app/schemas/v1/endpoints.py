@@ -8,6 +8,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import WebhookEndpoint
 
+_ENDPOINT: dict[str, Any] = {
+    "id": "we_3oFq9bXk1vY2",
+    "url": "https://crm.example.com/instagram/events",
+    "description": "CRM inbox",
+    "event_types": ["message.received", "message.sent"],
+    "account_ids": None,
+    "enabled": True,
+    "disabled_reason": None,
+    "disabled_at": None,
+    "created_at": "2026-11-30T13:30:00Z",
+    "updated_at": "2026-11-30T13:30:00Z",
+}
+_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (an example)
+
 IgId = Annotated[str, Field(pattern=r"^[0-9]{1,64}$")]
 EventType = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -39,7 +53,10 @@ class WebhookEndpointCreate(BaseModel):
 class WebhookEndpointUpdate(BaseModel):
     """Only the fields given change; `null` filters mean all again."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"event_types": None, "enabled": True}]},
+    )
 
     url: str | None = Field(default=None, max_length=2000)
     event_types: list[EventType] | None = Field(default=None, max_length=20)
@@ -51,6 +68,8 @@ class WebhookEndpointUpdate(BaseModel):
 
 
 class WebhookEndpointRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_ENDPOINT]})
+
     id: str
     url: str
     description: str | None
@@ -64,26 +83,36 @@ class WebhookEndpointRead(BaseModel):
 
 
 class WebhookEndpointCreated(WebhookEndpointRead):
+    model_config = ConfigDict(json_schema_extra={"examples": [{**_ENDPOINT, "secret": _SECRET}]})
+
     secret: str = Field(description="`whsec_…`: verify signatures with it. Shown only here.")
 
 
 class SecretRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"secret": _SECRET}]})
+
     secret: str = Field(
         description="The new `whsec_…` secret; the previous one also signs for 24 hours."
     )
 
 
 class ReplayRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"since_seq": 42}]})
 
     since_seq: int = Field(ge=0, le=2**63 - 1, description="Re-deliver events from this seq.")
 
 
 class ReplayRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"deliveries": 17}]})
+
     deliveries: int = Field(description="How many deliveries are pending again.")
 
 
 class PingRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"event_id": "evt_kq3XoI2vJ8R0yZ3aW1bC5dEf"}]}
+    )
+
     event_id: str
 
 
@@ -103,6 +132,31 @@ class DeliveryRead(BaseModel):
 
 
 class DeliveryPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        {
+                            "id": "7",
+                            "event_id": "evt_kq3XoI2vJ8R0yZ3aW1bC5dEf",
+                            "event_seq": 42,
+                            "event_type": "message.received",
+                            "status": "pending",
+                            "attempts": 2,
+                            "status_code": 503,
+                            "duration_ms": 41,
+                            "error": "HTTP 503",
+                            "last_attempt_at": "2026-11-30T13:31:05Z",
+                            "next_attempt_at": "2026-11-30T14:01:05Z",
+                            "delivered_at": None,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     data: list[DeliveryRead]
 
 

@@ -44,7 +44,7 @@ def create_endpoint(service: EndpointServiceDep, body: WebhookEndpointCreate) ->
     "",
     summary="List webhook endpoints",
     response_model=list[WebhookEndpointRead],
-    responses=error_responses(401, 503),
+    responses=error_responses(401, 422, 503),
 )
 def list_endpoints(service: EndpointServiceDep) -> Response:
     """Every endpoint, oldest first (without secrets)."""
