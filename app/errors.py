@@ -64,6 +64,8 @@ class ConflictError(AppError):
 
 
 class GoneError(AppError):
+    """What was asked for existed but is gone for good (an expired or unsent attachment)."""
+
     status_code = 410
     code = "gone"
 

@@ -20,6 +20,7 @@ TABLES = {
     "webhook_deliveries",
     "instagram_tokens",
     "events",
+    "media",
     "webhook_endpoints",
     "event_deliveries",
 }

@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from app.api.middleware import API_KEY_VALID
+from app.clients.cdn import CdnClient
 from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.errors import UnauthorizedError
@@ -24,6 +25,8 @@ from app.services.events.endpoints import EndpointService
 from app.services.events.feed import EventFeed
 from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
+from app.services.media.serving import MediaService
+from app.services.media.storage import MediaStore
 from app.services.messages import HistoryService
 from app.services.sending import ReactionService, SenderActionService, SendService
 from app.services.users import UserService
@@ -192,3 +195,14 @@ async def carries_api_key(request: Request) -> bool:
 
 
 CarriesApiKeyDep = Annotated[bool, Depends(carries_api_key)]
+
+
+async def get_media_service(
+    request: Request, session: SessionDep, instagram: InstagramDep
+) -> MediaService:
+    cdn: CdnClient = request.app.state.cdn
+    store: MediaStore | None = request.app.state.media_store
+    return MediaService(session=session, cdn=cdn, instagram=instagram, store=store)
+
+
+MediaServiceDep = Annotated[MediaService, Depends(get_media_service)]

@@ -413,3 +413,18 @@ def with_conversation(session: Session, mids: list[str]) -> dict[str, Row[Any]]:
 def with_conversation_by_id(session: Session, row_id: int) -> Row[Any] | None:
     """One message by its row id, like `with_conversation`."""
     return session.connection().execute(_WITH_CONVERSATION_BY_ID, {"row_id": row_id}).first()
+
+
+def newer_in_conversation(session: Session, *, conversation_id: int, sent_at: datetime) -> int:
+    """How many delivered messages of the conversation are newer than `sent_at` (Meta gives
+    content, and fresh media URLs, only for a conversation's 20 newest)."""
+    newer = (
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.sent_at > sent_at,
+            Message.mid.is_not(None),
+        )
+    )
+    return session.scalar(newer) or 0

@@ -16,7 +16,8 @@ from app.clients.graph_versions import VersionStatus, version_status
 from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import utcnow
-from app.repositories import deliveries, endpoints, event_deliveries, users
+from app.repositories import deliveries, endpoints, event_deliveries, media, users
+from app.services.media.storage import MediaStore
 from app.services.tokens import TokenStatus, TokenStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
@@ -82,6 +83,8 @@ class StatusReport:
     # Webhook endpoints: the disabled ones (id, reason, since), and pending deliveries by id.
     disabled_endpoints: list[dict[str, object]] | None = None
     event_backlog: dict[str, int] | None = None
+    # With MEDIA_ARCHIVE on: the store (`ok` or its problem) and the downloads waiting.
+    media: dict[str, object] | None = None
 
     def metrics_sample(self) -> StateSample:
         token = self.token
@@ -109,8 +112,10 @@ class StatusReporter:
         session_factory: sessionmaker[Session],
         tokens: TokenStore,
         graph_api_version: str,
+        media_store: MediaStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.media_store = media_store
         self.engine = engine
         self.session_factory = session_factory
         self.tokens = tokens
@@ -142,6 +147,7 @@ class StatusReporter:
                     for row in endpoints.disabled(session)
                 ]
                 event_backlog = event_deliveries.backlog(session)
+                media_pending = media.pending_count(session) if self.media_store else None
                 session.commit()
             token = self.tokens.status()
         except DATABASE_UNAVAILABLE:
@@ -156,4 +162,12 @@ class StatusReporter:
             failed_deliveries=failed,
             disabled_endpoints=disabled,
             event_backlog=event_backlog,
+            media=self._media(pending=media_pending),
         )
+
+    def _media(self, *, pending: int | None) -> dict[str, object] | None:
+        """The archive's store and backlog; None when media is not archived."""
+        if self.media_store is None:
+            return None
+        problem = self.media_store.problem()
+        return {"archive": self.media_store.name, "store": problem or "ok", "pending": pending}

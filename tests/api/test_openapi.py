@@ -157,6 +157,9 @@ CALLS: dict[tuple[str, str], Call] = {
         f"/api/v1/users/{ids['customer']}"
     ),
     ("get", "/api/v1/events"): lambda api, ids: api.get("/api/v1/events"),
+    ("get", "/api/v1/media/{media_id}"): lambda api, ids: api.get(
+        f"/api/v1/media/{ids['media']}", allow_redirects=False
+    ),
     ("get", "/api/v1/events/stream"): lambda api, ids: _opened(api, "/api/v1/events/stream"),
     ("post", "/api/v1/webhook-endpoints"): lambda api, ids: api.post(
         "/api/v1/webhook-endpoints", json={"url": NOWHERE_HOOK}
@@ -209,9 +212,11 @@ def test_every_route_in_the_document_answers_as_documented(
     # A route added without a call here fails this test: every route gets exercised.
     assert set(documented) - set(CALLS) == set()
     customer = new_customer(meta, username="walker")
+    image = customer_writes(meta, customer["id"], None, attachments=[{"type": "image"}])["mid"]
     mid = customer_writes(meta, customer["id"], "hello")["mid"]
     wait_for_profiles(db, customer["id"], ACCOUNT_ID)
-    ids = {"customer": customer["id"], "mid": mid}
+    [attachment] = api.get(f"/api/v1/messages/{image}").json()["attachments"]
+    ids = {"customer": customer["id"], "mid": mid, "media": attachment["id"]}
 
     for (method, path), call in calls.items():
         response = call(api, ids)

@@ -15,6 +15,7 @@ from app.models import utcnow
 from app.repositories import events, messages, reactions
 from app.repositories.rows import ReactionRow
 from app.schemas.v1.read import JsonObject, message_json
+from app.services.media.attachments import media_by_message
 
 # The types a consumer can subscribe to (`ping` is sent only by `POST .../test`).
 EVENT_TYPES = (
@@ -84,6 +85,9 @@ def message_snapshots(
     standing: dict[str, list[Mapping[Any, Any]]] = {}
     for reaction in reactions.current_for(session, list(rows)):
         standing.setdefault(reaction._mapping["mid"], []).append(reaction._mapping)
+    media = media_by_message(
+        session, (row._mapping["id"] for row in rows.values() if row._mapping["attachments"])
+    )
     return {
         mid: (
             row,
@@ -91,6 +95,7 @@ def message_snapshots(
                 row._mapping,
                 reactions=standing.get(mid, []),
                 read_until=row._mapping["conversation_read_at"],
+                media=media.get(row._mapping["id"]),
             ),
         )
         for mid, row in rows.items()
@@ -117,8 +122,12 @@ def record_message(session: Session, type_: str, *, row_id: int, **extra: Any) -
     standing: list[Mapping[Any, Any]] = (
         [r._mapping for r in reactions.current_for(session, [mid])] if mid else []
     )
+    media = media_by_message(session, [row_id]) if row._mapping["attachments"] else {}
     snapshot = message_json(
-        row._mapping, reactions=standing, read_until=row._mapping["conversation_read_at"]
+        row._mapping,
+        reactions=standing,
+        read_until=row._mapping["conversation_read_at"],
+        media=media.get(row_id),
     )
     record(session, [message_draft(type_, row, snapshot, **extra)])
 

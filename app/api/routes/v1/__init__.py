@@ -2,11 +2,19 @@
 
 from fastapi import APIRouter
 
-from app.api.routes.v1 import conversations, events, messages, users, webhook_endpoints
+from app.api.routes.v1 import (
+    conversations,
+    events,
+    media,
+    messages,
+    users,
+    webhook_endpoints,
+)
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(conversations.router)
 router.include_router(messages.router)
+router.include_router(media.router)
 router.include_router(users.router)
 router.include_router(events.router)
 router.include_router(webhook_endpoints.router)
