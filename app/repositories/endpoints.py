@@ -34,15 +34,21 @@ def newest_seq_for_new_endpoint(session: Session) -> int:
     return int(session.execute(select(func.coalesce(func.max(Event.seq), 0))).scalar_one())
 
 
-def claim_for_dispatch(session: Session) -> Sequence[WebhookEndpoint]:
-    """The enabled endpoints, each locked for this transaction; on PostgreSQL one another
-    process is dispatching is skipped (SKIP LOCKED), so two never fan out the same events."""
+def claim_for_dispatch(
+    session: Session, *, ids: Sequence[str] | None = None
+) -> Sequence[WebhookEndpoint]:
+    """The enabled endpoints (of `ids`, if given), each locked for this transaction; on
+    PostgreSQL one another process is dispatching is skipped (SKIP LOCKED), so two never fan
+    out the same events."""
     query = (
         select(WebhookEndpoint)
         .where(WebhookEndpoint.enabled.is_(True))
         .order_by(WebhookEndpoint.id)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
+    if ids is not None:
+        query = query.where(WebhookEndpoint.id.in_(list(ids)))
     return session.scalars(query).all()
 
 

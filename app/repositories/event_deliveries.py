@@ -112,20 +112,26 @@ def _due(now: datetime) -> Any:
 
 
 def claim(session: Session, *, now: datetime, lease_until: datetime, limit: int) -> list[int]:
-    """Lease up to `limit` due deliveries (one statement: on PostgreSQL rows another process
-    is claiming are skipped, SKIP LOCKED); their ids."""
-    due = (
-        select(EventDelivery.id)
-        .where(_due(now))
-        .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .correlate(None)  # its own event_deliveries, not the UPDATE's
-        .scalar_subquery()
+    """Lease up to `limit` due deliveries; their ids. On PostgreSQL rows another process is
+    claiming are skipped (FOR UPDATE SKIP LOCKED); the UPDATE's own condition keeps two
+    processes from leasing one row on SQLite too. Nothing due: one SELECT, no write."""
+    due = list(
+        session.scalars(
+            select(EventDelivery.id)
+            .where(_due(now))
+            .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
     )
+    if not due:
+        return []
     claimed = session.execute(
         update(EventDelivery)
-        .where(EventDelivery.id.in_(due))
+        .where(
+            EventDelivery.id.in_(due),
+            (EventDelivery.claimed_until.is_(None)) | (EventDelivery.claimed_until < now),
+        )
         .values(claimed_until=lease_until)
         .returning(EventDelivery.id)
     )

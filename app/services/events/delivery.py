@@ -93,12 +93,19 @@ class Deliverer:
         self.clock = clock
         self.lease = timedelta(seconds=settings.events_timeout_seconds + 30)
 
-    def dispatch(self) -> None:
-        """Fan the events up to the safe horizon out to the endpoints that want them."""
+    def dispatch(self) -> bool:
+        """Fan the events up to the safe horizon out to the endpoints that want them; False
+        when no endpoint is enabled (nothing to deliver: one SELECT was the whole round)."""
         with self.session_factory() as session:
-            up_to = self.horizon.advance(session)
+            enabled = endpoints.claim_for_dispatch(session)
+            if not enabled:
+                session.rollback()
+                return False
+            ids = [endpoint.id for endpoint in enabled]
+            up_to = self.horizon.advance(session)  # ends the transaction: lock them again
+            enabled = endpoints.claim_for_dispatch(session, ids=ids)
             now = self.clock()
-            for endpoint in endpoints.claim_for_dispatch(session):
+            for endpoint in enabled:
                 if endpoint.dispatched_seq >= up_to:
                     continue
                 reached = event_deliveries.fan_out(
@@ -111,6 +118,7 @@ class Deliverer:
                 )
                 endpoints.set_dispatched(session, endpoint_id=endpoint.id, seq=reached)
             session.commit()
+        return True
 
     def claim(self, limit: int) -> list[Attempt]:
         """Lease up to `limit` due deliveries."""
@@ -230,7 +238,8 @@ class Deliverer:
 
     def run_once(self, limit: int = 100) -> int:
         """One round done here and now, attempts one after another; how many were made."""
-        self.dispatch()
+        if not self.dispatch():
+            return 0
         attempts = self.claim(limit)
         for attempt in attempts:
             self.send(attempt)
@@ -277,7 +286,8 @@ class DeliveryWorker(BackgroundWorker):
         super().__init__(self._round, name="event-delivery", idle_seconds=idle_seconds)
 
     def _round(self) -> bool:
-        self.deliverer.dispatch()
+        if not self.deliverer.dispatch():
+            return False  # no endpoint: no delivery can be pending
         with self._flight:
             free = self.slots - self._in_flight
         attempts = self.deliverer.claim(free)
