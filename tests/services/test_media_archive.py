@@ -418,3 +418,4 @@ def test_ready_reports_the_media_store_and_the_downloads_waiting(
 
     assert body["status"] == "ready"
     assert body["media"] == {"archive": "local", "store": "ok", "pending": 1}
+    assert 'insta_background_backlog{queue="media"} 1.0' in api.get("/metrics").text
