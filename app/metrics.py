@@ -116,6 +116,8 @@ class StateSample:
     failed_deliveries: int | None = None
     event_backlog: dict[str, int] | None = None  # pending event deliveries by endpoint
     last_webhook_timestamp: float | None = None
+    # Attachments waiting for the download worker (MEDIA_ARCHIVE on only).
+    media_pending: int | None = None
 
 
 def state_metrics(sample: StateSample) -> bytes:
@@ -152,6 +154,8 @@ def state_metrics(sample: StateSample) -> bytes:
         backlog.labels(queue="profiles").set(sample.profiles_due)
     if sample.failed_deliveries is not None:
         backlog.labels(queue="failed_deliveries").set(sample.failed_deliveries)
+    if sample.media_pending is not None:
+        backlog.labels(queue="media").set(sample.media_pending)
     if sample.event_backlog is not None:
         events = Gauge(
             "insta_event_backlog",
