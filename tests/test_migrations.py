@@ -22,6 +22,8 @@ TABLES = {
     "pending_entries",
     "events",
     "media",
+    "webhook_endpoints",
+    "event_deliveries",
 }
 
 

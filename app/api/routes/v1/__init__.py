@@ -2,7 +2,15 @@
 
 from fastapi import APIRouter
 
-from app.api.routes.v1 import accounts, conversations, events, media, messages, users
+from app.api.routes.v1 import (
+    accounts,
+    conversations,
+    events,
+    media,
+    messages,
+    users,
+    webhook_endpoints,
+)
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(accounts.router)
@@ -11,3 +19,4 @@ router.include_router(messages.router)
 router.include_router(media.router)
 router.include_router(users.router)
 router.include_router(events.router)
+router.include_router(webhook_endpoints.router)
