@@ -68,6 +68,19 @@ def count(engine: Engine, sql: str, **parameters: object) -> int:
         return int(connection.scalar(text(sql), parameters) or 0)
 
 
+def add_accounts(engine: Engine, account_ids: Iterable[str]) -> None:
+    """Business accounts the service serves (no token: intake needs none)."""
+    rows = [{"id": account_id} for account_id in account_ids]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO accounts (id, status, expiry_assumed, created_at, updated_at)"
+                " VALUES (:id, 'active', true, now(), now()) ON CONFLICT (id) DO NOTHING"
+            ),
+            rows,
+        )
+
+
 def add_profiles(engine: Engine, users: Iterable[tuple[str, str]]) -> None:
     """Cached, fresh profiles (id, username): reads find them, nothing calls the Graph API."""
     rows = [{"id": user_id, "username": username} for user_id, username in users]

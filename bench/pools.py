@@ -5,7 +5,7 @@ message with a `mid` of its own, so each delivery the service takes is new work.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,16 +42,22 @@ def write_webhook_pool(
     deliveries: int,
     events_per_delivery: int,
     image_urls: list[str] | None = None,
+    account_ids: Sequence[str] = (ACCOUNT_ID,),
 ) -> Pool:
     """`deliveries` signed deliveries of `events_per_delivery` new messages each.
 
     Message k of delivery n has mid `<prefix>-n-k` and comes from customer (n·events + k)
     modulo INGEST_CUSTOMERS, so one delivery carries distinct customers in ascending order.
     With `image_urls`, each message is an image (those URLs in turn) instead of a text.
+    Delivery n is for business account n modulo len(account_ids) (its entry.id); a customer
+    always writes to the same account (INGEST_CUSTOMERS is a multiple of their number).
     """
+    if INGEST_CUSTOMERS % len(account_ids):
+        raise ValueError("INGEST_CUSTOMERS must be a multiple of the number of accounts")
     start_ms = now_ms()
     with path.open("w") as pool:
         for number in range(deliveries):
+            account_id = account_ids[number % len(account_ids)]
             items = []
             for index in range(events_per_delivery):
                 sequence = number * events_per_delivery + index
@@ -61,18 +67,27 @@ def write_webhook_pool(
                     content = {"attachments": [{"type": "image", "payload": {"url": url}}]}
                 items.append(
                     webhooks.message_item(
-                        customer_id=customer_id(sequence % INGEST_CUSTOMERS),
-                        account_id=ACCOUNT_ID,
+                        customer_id=customer_id(
+                            _customer_of(sequence, number=number, accounts=len(account_ids))
+                        ),
+                        account_id=account_id,
                         mid=f"{prefix}-{number}-{index}",
                         timestamp_ms=start_ms + sequence,
                         **content,
                     )
                 )
             body = webhooks.encode(
-                webhooks.delivery(account_id=ACCOUNT_ID, items=items, time_ms=start_ms + number)
+                webhooks.delivery(account_id=account_id, items=items, time_ms=start_ms + number)
             )
             pool.write(f"{sign_body(secret=APP_SECRET, body=body)}\t{body.decode()}\n")
     return Pool(path=path, lines=deliveries, events_per_line=events_per_delivery)
+
+
+def _customer_of(sequence: int, *, number: int, accounts: int) -> int:
+    """Message `sequence` of delivery `number`: its customer, one of the delivery's account's
+    (customers c with c modulo `accounts` equal to the account's index)."""
+    customer = sequence % INGEST_CUSTOMERS
+    return customer - customer % accounts + number % accounts
 
 
 def write_request_pool(path: Path, requests: Iterable[tuple[str, str, Any]]) -> Pool:

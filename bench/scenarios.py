@@ -225,13 +225,19 @@ def bare(context: Context) -> Row:
         context.processes.stop(process)
 
 
-def _ingest(context: Context, *, events: int, media: str | None = None) -> Row:
+def _ingest(context: Context, *, events: int, media: str | None = None, accounts: int = 1) -> Row:
     """Webhook intake; with `media`, every message is an image on the sandbox's CDN and the
-    service runs with MEDIA_ARCHIVE=`media` (`local`: its download worker fetching them)."""
+    service runs with MEDIA_ARCHIVE=`media` (`local`: its download worker fetching them);
+    with `accounts`, that many business accounts are served and the deliveries go to each
+    in turn."""
     options = context.options
     rate = POOL_RATE_1_EVENT if events == 1 else POOL_RATE_10_EVENTS
     name = f"ingest-{events}" + (f"-image-{media}" if media else "")
-    context.prepare(("empty",), lambda: None)
+    name += f"-{accounts}-accounts" if accounts > 1 else ""
+    account_ids = [ACCOUNT_ID, *(f"1784140090000{n:04d}" for n in range(1, accounts))]
+    context.prepare(
+        ("accounts", accounts), lambda: database.add_accounts(context.engine, account_ids)
+    )
     context.written()
     sandbox = start_sandbox(context.processes, webhook_url="http://127.0.0.1:9/webhook")
     image_urls = None
@@ -250,6 +256,7 @@ def _ingest(context: Context, *, events: int, media: str | None = None) -> Row:
         deliveries=int(rate * options.seconds * 1.25) + 100,
         events_per_delivery=events,
         image_urls=image_urls,
+        account_ids=account_ids,
     )
     warmup = write_webhook_pool(
         context.workdir / f"{name}-warmup.pool",
@@ -257,6 +264,7 @@ def _ingest(context: Context, *, events: int, media: str | None = None) -> Row:
         deliveries=int(rate * options.warmup_seconds * 1.25) + 100,
         events_per_delivery=events,
         image_urls=image_urls,
+        account_ids=account_ids,
     )
     # Only the measured path runs: new customers' profiles are not fetched meanwhile.
     pid, url = _service(context, graph_url=sandbox.url, overrides=overrides)
@@ -265,7 +273,8 @@ def _ingest(context: Context, *, events: int, media: str | None = None) -> Row:
             context,
             name=name,
             description=f"POST /webhook, {events} new message(s) per signed delivery"
-            + (f", each an image (MEDIA_ARCHIVE={media})" if media else ""),
+            + (f", each an image (MEDIA_ARCHIVE={media})" if media else "")
+            + (f", {accounts} accounts served, each delivery for the next" if accounts > 1 else ""),
             url=url,
             server_pid=pid,
             pool=pool,
@@ -307,6 +316,10 @@ def ingest_1(context: Context) -> Row:
 
 def ingest_10(context: Context) -> Row:
     return _ingest(context, events=10)
+
+
+def ingest_1_ten_accounts(context: Context) -> Row:
+    return _ingest(context, events=1, accounts=10)
 
 
 def ingest_1_image_off(context: Context) -> Row:
@@ -497,6 +510,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("bare", "bare FastAPI app GET / (the ceiling)", bare),
         Scenario("ingest-1", "webhook ingest, 1 event per delivery", ingest_1),
         Scenario("ingest-10", "webhook ingest, 10 events per delivery", ingest_10),
+        Scenario(
+            "ingest-1-10-accounts",
+            "webhook ingest, 1 event per delivery, ten accounts configured (each in turn)",
+            ingest_1_ten_accounts,
+        ),
         Scenario(
             "ingest-1-image-off",
             "webhook ingest, 1 image per delivery, URLs only (MEDIA_ARCHIVE=off)",
