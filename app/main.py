@@ -20,11 +20,12 @@ from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
-from app.services.accounts import BusinessAccount
+from app.services.accounts import AccountUnresolvedError, BusinessAccount
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
 from app.services.profiles import ProfileFetcher, ProfileWorker
 from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
+from app.services.sync.runner import HistorySync, SyncWorker
 from app.services.tokens import TokenRefresher, TokenStore, TokenWorker
 
 logger = logging.getLogger("app")
@@ -88,6 +89,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     housekeeping = HousekeepingWorker(
         Housekeeper(session_factory=session_factory, settings=settings)
     )
+
+    def sync_accounts() -> list[str]:
+        """The accounts whose history is kept complete (none while the IG_ID is unknown)."""
+        try:
+            return [business_account.id()]
+        except AccountUnresolvedError:
+            return []
+
+    history_sync = HistorySync(
+        session_factory=session_factory,
+        instagram=instagram,
+        settings=settings,
+        accounts=sync_accounts,
+    )
+    sync_worker = SyncWorker(history_sync)
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,
@@ -108,7 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             profile_worker.start()
         if settings.token_refresh_enabled:
             token_worker.start()
+        if settings.sync_worker_enabled:
+            sync_worker.start()
         yield
+        if settings.sync_worker_enabled:
+            sync_worker.stop()
         if settings.token_refresh_enabled:
             token_worker.stop()
         if settings.profile_worker_enabled:
@@ -135,7 +155,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
     # The background threads (each started by the lifespan when enabled); tests pause them.
-    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping)
+    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping, sync_worker)
+    app.state.history_sync = history_sync
+    app.state.sync_accounts = sync_accounts
     app.state.status_reporter = StatusReporter(
         engine=engine,
         session_factory=session_factory,

@@ -19,6 +19,9 @@ TABLES = {
     "reactions",
     "webhook_deliveries",
     "instagram_tokens",
+    "sync_jobs",
+    "sync_job_conversations",
+    "account_sync",
 }
 
 

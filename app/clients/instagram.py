@@ -49,6 +49,13 @@ PROFILE_FIELDS = (
     "is_business_follow_user,is_verified_user"
 )
 ME_FIELDS = "user_id,username,name,account_type,profile_picture_url"
+CONVERSATION_FIELDS = "participants,updated_time"
+MESSAGE_ID_FIELDS = "id,created_time"
+MESSAGE_FIELDS = "id,created_time,from,to,message,attachments,is_unsupported"
+CONVERSATIONS_PAGE = 25
+MESSAGES_PAGE = 100
+# Mids and conversation ids are opaque base64-like strings: nothing that could leave the path.
+GRAPH_OBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,1024}")
 
 
 class TokenProvider(Protocol):
@@ -194,6 +201,51 @@ class InstagramClient:
             profile_read=True,
         )
 
+    # The Conversations API (history): 2 calls/s per account; a rate-limited call raises
+    # RateLimitedError (codes 4, 17, 32, 613, 80002), which callers back off from.
+
+    def list_conversations(
+        self,
+        *,
+        user_id: str | None = None,
+        after: str | None = None,
+        limit: int = CONVERSATIONS_PAGE,
+        fields: str = CONVERSATION_FIELDS,
+    ) -> dict[str, Any]:
+        """One page of the account's conversations, most recently updated first:
+        `{data: [{id, updated_time, participants}], paging: {cursors: {after}, next}}`.
+        `user_id` (an IGSID) narrows it to the thread with that person."""
+        params = {"platform": "instagram", "fields": fields, "limit": str(limit)}
+        if user_id is not None:
+            if not IG_ID.fullmatch(user_id):
+                raise ValueError("an Instagram user id is digits only")
+            params["user_id"] = user_id
+        if after is not None:
+            params["after"] = after
+        return self._request("GET", f"{self._base_url}/me/conversations", params=params)
+
+    def conversation_messages(
+        self,
+        conversation_id: str,
+        *,
+        after: str | None = None,
+        limit: int = MESSAGES_PAGE,
+        fields: str = MESSAGE_ID_FIELDS,
+    ) -> dict[str, Any]:
+        """One page of a conversation's messages, newest first: `{data: [{id, created_time,
+        ...}], paging}`. Meta gives every id, but content only for the 20 newest."""
+        params = {"fields": fields, "limit": str(limit)}
+        if after is not None:
+            params["after"] = after
+        return self._request(
+            "GET", f"{self._base_url}/{_path_id(conversation_id)}/messages", params=params
+        )
+
+    def get_message(self, mid: str, *, fields: str = MESSAGE_FIELDS) -> dict[str, Any]:
+        """One message by its mid, with fresh attachment URLs (`attachments.data[]`); one
+        older than the conversation's 20 newest answers as deleted (an error)."""
+        return self._request("GET", f"{self._base_url}/{_path_id(mid)}", params={"fields": fields})
+
     def send_message(
         self, *, recipient_id: str, message: dict[str, Any], tag: str | None = None
     ) -> dict[str, Any]:
@@ -318,6 +370,13 @@ class InstagramClient:
         return error
 
 
+def _path_id(object_id: str) -> str:
+    """A Graph object id safe to put in a path."""
+    if not GRAPH_OBJECT_ID.fullmatch(object_id):
+        raise ValueError("a Graph object id is letters, digits, '-' and '_' only")
+    return object_id
+
+
 def _observe(endpoint: str, started: float, *, outcome: str, code: int | None = None) -> None:
     metrics.GRAPH_REQUESTS.labels(
         endpoint=endpoint, outcome=outcome, code="" if code is None else str(code)
@@ -326,7 +385,8 @@ def _observe(endpoint: str, started: float, *, outcome: str, code: int | None = 
 
 
 def _endpoint_name(method: str, url: str) -> str:
-    """A log-safe name for a call: numeric ids collapsed, no query string."""
+    """A log-safe name for a call: ids (numbers, mids, conversation ids) collapsed, no query
+    string."""
     path = url.split("?", 1)[0].split("://", 1)[-1]
     path = path.split("/", 1)[1] if "/" in path else ""
-    return f"{method} /" + re.sub(r"/[0-9]{5,}", "/{id}", path)
+    return f"{method} /" + re.sub(r"/([0-9]{5,}|[A-Za-z0-9_-]{32,})(?=/|$)", "/{id}", path)

@@ -3,11 +3,14 @@ table takes one statement."""
 
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Final, Generic, Literal, TypeVar
 
 from sqlalchemy.orm import Session
 
+from app.models import utcnow
 from app.repositories import conversations, messages, reactions, users
+from app.repositories import sync as sync_rows
 from app.repositories.rows import (
     ConversationClocks,
     EditRow,
@@ -26,6 +29,9 @@ from app.repositories.rules import (
 )
 
 ConversationKey = tuple[str, str]  # (account_id, customer_id)
+# A message named by an event but not stored yet may still be on its way (Meta does not
+# deliver in order): its conversation is checked against Meta's list after this long.
+GAP_CHECK_DELAY = timedelta(seconds=60)
 RowT = TypeVar("RowT")
 
 
@@ -102,6 +108,9 @@ class Batch:
             for merging in (self.messages, self.unsends, self.edits, self.reactions)
         }
         self._collected: list[Collected] = []  # per webhook event, in order
+        # Messages the events name without being them (reacted to, read, edited, replied to):
+        # one the service does not have is a gap, checked against Meta's list later.
+        self.references: dict[ConversationKey, set[str]] = {}
 
     def note(self, collected: Collected) -> None:
         """Record what the webhook event being collected left in the batch."""
@@ -121,6 +130,10 @@ class Batch:
 
     def edit(self, row: EditRow, *, conversation: ConversationKey) -> Ticket:
         return self._offer(self.edits, row.mid, row, conversation=conversation)
+
+    def reference(self, mid: str, *, conversation: ConversationKey) -> None:
+        """An event of this conversation names the message `mid`."""
+        self.references.setdefault(conversation, set()).add(mid)
 
     def reaction(self, row: ReactionRow) -> Ticket:
         return self._offer(self.reactions, (row.mid, row.user_id), row, conversation=None)
@@ -153,6 +166,12 @@ class Batch:
             "edits": messages.store_edits(session, self.edits.rows(ids)),
             "reactions": reactions.store_many(session, self.reactions.rows(ids)),
         }
+        if self.references:
+            sync_rows.schedule_checks(
+                session,
+                {ids[key]: mids for key, mids in self.references.items()},
+                due_at=utcnow() + GAP_CHECK_DELAY,
+            )
         return [
             self._outcome(number, collected, changed)
             for number, collected in enumerate(self._collected)

@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from app.api.routes.v1 import conversations, messages, users
+from app.api.routes.v1 import conversations, messages, sync, users
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(conversations.router)
 router.include_router(messages.router)
 router.include_router(users.router)
+router.include_router(sync.router)
