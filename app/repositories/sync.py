@@ -225,3 +225,12 @@ def clear_check(session: Session, conversation_id: int) -> None:
         .values(check_due_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+def running_jobs_by_account(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(SyncJob.account_id, func.count())
+        .where(SyncJob.status.in_(("queued", "running")))
+        .group_by(SyncJob.account_id)
+    ).all()
+    return {account_id: count for account_id, count in rows}

@@ -17,6 +17,7 @@ from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import utcnow
 from app.repositories import deliveries, users
+from app.services.sync.status import AccountHistory, history_status
 from app.services.tokens import TokenStatus, TokenStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
@@ -79,6 +80,7 @@ class StatusReport:
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
+    history: list[AccountHistory] | None = None
 
     def metrics_sample(self) -> StateSample:
         token = self.token
@@ -133,6 +135,7 @@ class StatusReporter:
                 last_webhook_at = deliveries.last_received_at(session)
                 failed = deliveries.count_failed(session)
                 due = users.backlog(session, now=self.clock())
+                history = history_status(session)
                 session.commit()
             token = self.tokens.status()
         except DATABASE_UNAVAILABLE:
@@ -145,4 +148,5 @@ class StatusReporter:
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,
+            history=history,
         )
