@@ -287,7 +287,7 @@ def test_subscribe_then_doctor_from_the_command_line(
 
     assert cli.main(["doctor"]) == 0
     passing = capsys.readouterr().out
-    assert passing.count("OK    ") == 9
+    assert passing.count("OK    ") == 10
     assert passing.strip().endswith("all checks passed")
 
 
