@@ -23,9 +23,14 @@ from app.services.tokens import TokenStore
 
 
 def _replay(arguments: argparse.Namespace) -> int:
-    engine = create_db_engine(get_settings())
+    settings = get_settings()
+    engine = create_db_engine(settings)
     try:
-        report = replay_failed(create_session_factory(engine), limit=arguments.limit)
+        report = replay_failed(
+            create_session_factory(engine),
+            limit=arguments.limit,
+            archive_media=settings.media_archive != "off",
+        )
     finally:
         engine.dispose()
     print(

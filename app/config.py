@@ -83,6 +83,21 @@ class Settings(BaseSettings):
     sync_sweep_minutes: float = Field(default=60, gt=0)
     # Meta allows 2 Conversations API calls a second per account (0: unpaced, benchmarks only).
     sync_calls_per_second: float = Field(default=2.0, ge=0)
+    # Attachments (app/services/media/). By default only Meta's CDN URLs are kept (Meta's
+    # policy: docs/media.md); `local` (files under MEDIA_DIR) or `s3` (any S3-compatible store)
+    # also keeps the bytes, downloaded by a background worker.
+    media_archive: Literal["off", "local", "s3"] = "off"
+    media_dir: str = "media"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    media_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    # Hosts downloads may come from besides Meta's CDN (comma-separated, `*.example.com`
+    # matches subdomains): the sandbox's. These may be plain http.
+    media_allowed_hosts: str | None = None
+    # Archived bytes are deleted this many days after they were stored (kept while unset).
+    media_retention_days: int | None = Field(default=None, ge=1)
+    media_worker_idle_seconds: float = Field(default=1.0, gt=0)
 
     # Threads for the synchronous endpoints (FastAPI's default is 40).
     worker_threads: int = Field(default=100, ge=1)
@@ -100,6 +115,12 @@ class Settings(BaseSettings):
                 if not (isinstance(value, str) and not value.strip())
             }
         return data
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> "Settings":
+        if self.media_archive == "s3" and not self.s3_bucket:
+            raise ValueError("MEDIA_ARCHIVE=s3 needs S3_BUCKET")
+        return self
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -155,6 +176,15 @@ class Settings(BaseSettings):
         if not self.allowed_hosts:
             return []
         return [host.strip().lower() for host in self.allowed_hosts.split(",") if host.strip()]
+
+    @property
+    def media_allowed_host_list(self) -> list[str]:
+        """MEDIA_ALLOWED_HOSTS as a list (lower case)."""
+        if not self.media_allowed_hosts:
+            return []
+        return [
+            host.strip().lower() for host in self.media_allowed_hosts.split(",") if host.strip()
+        ]
 
 
 @lru_cache

@@ -63,6 +63,13 @@ class ConflictError(AppError):
     code = "conflict"
 
 
+class GoneError(AppError):
+    """What was asked for existed but is gone for good (an expired or unsent attachment)."""
+
+    status_code = 410
+    code = "gone"
+
+
 class InvalidInputError(AppError):
     """A request that parsed but makes no sense (rendered like a validation error)."""
 

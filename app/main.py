@@ -14,6 +14,7 @@ from app.api.deps import require_api_key
 from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, HostCheckMiddleware
 from app.api.observability import RequestObservabilityMiddleware
 from app.api.routes import health, messages, metrics, send, users, v1, webhook
+from app.clients.cdn import CdnClient
 from app.clients.instagram import InstagramClient
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
@@ -23,6 +24,8 @@ from app.safety import UnsafeConfigurationError, check_safe_to_serve
 from app.services.accounts import AccountUnresolvedError, BusinessAccount
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
+from app.services.media.downloads import MediaDownloader, MediaWorker
+from app.services.media.storage import build_store
 from app.services.profiles import ProfileFetcher, ProfileWorker
 from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
 from app.services.sync.runner import HistorySync, SyncWorker
@@ -86,8 +89,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     unrecorded_sends = UnrecordedSends()
     sent_recorder = UnrecordedSendsWorker(session_factory, unrecorded_sends)
     business_account = BusinessAccount(settings=settings, instagram=instagram)
+    cdn = CdnClient(settings)
+    media_store = build_store(settings)
+    media_worker = (
+        MediaWorker(
+            MediaDownloader(
+                session_factory=session_factory, store=media_store, cdn=cdn, settings=settings
+            ),
+            idle_seconds=settings.media_worker_idle_seconds,
+        )
+        if media_store is not None
+        else None
+    )
     housekeeping = HousekeepingWorker(
-        Housekeeper(session_factory=session_factory, settings=settings)
+        Housekeeper(session_factory=session_factory, settings=settings, store=media_store)
     )
 
     def sync_accounts() -> list[str]:
@@ -124,11 +139,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             profile_worker.start()
         if settings.token_refresh_enabled:
             token_worker.start()
+        if media_worker is not None:
+            media_worker.start()
         if settings.sync_worker_enabled:
             sync_worker.start()
         yield
         if settings.sync_worker_enabled:
             sync_worker.stop()
+        if media_worker is not None:
+            media_worker.stop()
         if settings.token_refresh_enabled:
             token_worker.stop()
         if settings.profile_worker_enabled:
@@ -137,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         business_account.stop()
         sent_recorder.stop()
         instagram.close()
+        cdn.close()
         engine.dispose()
 
     # The documentation pages load Swagger UI and ReDoc from the service itself, not from a
@@ -155,14 +175,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
     # The background threads (each started by the lifespan when enabled); tests pause them.
-    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping, sync_worker)
+    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping, sync_worker) + (
+        (media_worker,) if media_worker is not None else ()
+    )
     app.state.history_sync = history_sync
     app.state.sync_accounts = sync_accounts
+    app.state.cdn = cdn
+    app.state.media_store = media_store
     app.state.status_reporter = StatusReporter(
         engine=engine,
         session_factory=session_factory,
         tokens=tokens,
         graph_api_version=settings.instagram_api_version,
+        media_store=media_store,
     )
 
     install_error_handlers(app)

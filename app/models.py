@@ -349,6 +349,65 @@ class AccountSync(Base):
     gaps_found: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     gaps_filled: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+MEDIA_STATES = ("remote", "pending", "stored", "too_large", "unsupported", "expired", "failed")
+
+
+class Media(Base):
+    """One attachment of one message: the CDN URL Meta gave, and (when the operator archives
+    media) where its bytes are kept. Its id is the stable handle `/api/v1/media/{id}` serves.
+
+    `remote`: only the URL is kept (MEDIA_ARCHIVE=off, Meta's policy); `pending`: the download
+    worker will fetch it; `stored`: the bytes are under `storage_key`; `too_large`,
+    `unsupported`, `expired`, `failed`: not archived, and why (the URL is kept). When its
+    message is unsent (or its account removed) the row gets `deleted_at` and its bytes are
+    purged.
+    """
+
+    __tablename__ = "media"
+    __table_args__ = (
+        UniqueConstraint("message_id", "position"),
+        CheckConstraint(f"state IN {MEDIA_STATES!r}", name="state"),
+        # The download worker's queue: pending media, due first.
+        Index(
+            "ix_media_pending_due_at",
+            "due_at",
+            postgresql_where=sql_text("state = 'pending'"),
+            sqlite_where=sql_text("state = 'pending'"),
+        ),
+        # Stored bytes: retention walks them oldest first; a purge asks who else shares a key.
+        Index("ix_media_storage_key", "storage_key"),
+        Index(
+            "ix_media_stored_at",
+            "stored_at",
+            postgresql_where=sql_text("storage_key IS NOT NULL"),
+            sqlite_where=sql_text("storage_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # NULL once its message row is gone (an account removed, an echo folded into our send's
+    # row): the worker purges the bytes, housekeeping the row.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # The attachment's index in the message's `attachments` list.
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    source_url: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str | None] = mapped_column(String(128))
+    content_type: Mapped[str | None] = mapped_column(String(128))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    due_at: Mapped[datetime | None]
+    # A lease: the worker downloading it (several processes never fetch the same file).
+    claimed_until: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    stored_at: Mapped[datetime | None]
+    # Its message was unsent: never served again; the download worker deletes the bytes.
+    deleted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )

@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from app.api.middleware import API_KEY_VALID
+from app.clients.cdn import CdnClient
 from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.errors import UnauthorizedError
@@ -21,6 +22,8 @@ from app.security import secrets_equal
 from app.services.accounts import BusinessAccount
 from app.services.conversations import ConversationService
 from app.services.health import StatusReporter
+from app.services.media.serving import MediaService
+from app.services.media.storage import MediaStore
 from app.services.messages import HistoryService
 from app.services.sending import ReactionService, SenderActionService, SendService
 from app.services.sync.jobs import SyncService
@@ -183,3 +186,14 @@ async def get_sync_service(request: Request, session: SessionDep) -> SyncService
 
 
 SyncServiceDep = Annotated[SyncService, Depends(get_sync_service)]
+
+
+async def get_media_service(
+    request: Request, session: SessionDep, instagram: InstagramDep
+) -> MediaService:
+    cdn: CdnClient = request.app.state.cdn
+    store: MediaStore | None = request.app.state.media_store
+    return MediaService(session=session, cdn=cdn, instagram=instagram, store=store)
+
+
+MediaServiceDep = Annotated[MediaService, Depends(get_media_service)]

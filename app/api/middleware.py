@@ -48,8 +48,9 @@ async def _refuse(
 class HostCheckMiddleware:
     """With ALLOWED_HOSTS set, refuse requests for any other `Host` (400 `invalid_host`).
 
-    Whatever the setting, redirects (a trailing slash) carry a path only: the `Host` header
-    is the caller's to choose, so a Location built from it could send a client elsewhere."""
+    Whatever the setting, redirects built from the `Host` header (a trailing slash) carry a
+    path only: that header is the caller's to choose, so such a Location could send a client
+    elsewhere. Redirects the service means to another host (media) are left alone."""
 
     def __init__(self, app: ASGIApp, *, allowed_hosts: list[str]) -> None:
         self.app = app
@@ -70,11 +71,15 @@ class HostCheckMiddleware:
             )
             return
 
+        host = Headers(scope=scope).get("host", "").lower()
+
         async def send_relative_redirects(message: Message) -> None:
             if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
                 headers = MutableHeaders(scope=message)
                 location = urlsplit(headers.get("location", ""))
-                if location.netloc:
+                # Only a Location built from the Host header; a redirect elsewhere on purpose
+                # (media to its CDN URL) goes where the service said.
+                if location.netloc and location.netloc.lower() == host:
                     path = location.path or "/"
                     headers["location"] = path + (f"?{location.query}" if location.query else "")
             await send(message)

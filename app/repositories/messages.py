@@ -412,3 +412,18 @@ def known_mids(session: Session, mids: Sequence[str]) -> set[str]:
     table = MESSAGES
     known = or_(table.c.is_placeholder.is_(False), table.c.source == "backfill")
     return set(session.scalars(select(table.c.mid).where(table.c.mid.in_(list(mids)), known)).all())
+
+
+def newer_in_conversation(session: Session, *, conversation_id: int, sent_at: datetime) -> int:
+    """How many delivered messages of the conversation are newer than `sent_at` (Meta gives
+    content, and fresh media URLs, only for a conversation's 20 newest)."""
+    newer = (
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.sent_at > sent_at,
+            Message.mid.is_not(None),
+        )
+    )
+    return session.scalar(newer) or 0

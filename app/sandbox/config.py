@@ -50,3 +50,12 @@ class SandboxConfig(BaseSettings):
     )
     latency_ms: int = Field(default=0, ge=0, description="Delay before every Graph answer.")
     echo_mode: EchoMode = "after"
+    conversations_rate_limit: bool = Field(
+        default=True,
+        description="Answer Conversations API calls beyond 2 per second with code 4, as Meta.",
+    )
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Where the service reaches the sandbox (its CDN URLs); default: the "
+        "address each request came to.",
+    )

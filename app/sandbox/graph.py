@@ -18,9 +18,11 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.sandbox.clock import now_ms
-from app.sandbox.deps import SandboxStateDep
-from app.sandbox.ids import new_cdn_url, new_fbtrace_id, new_mid
+from app.sandbox.deps import BaseUrlDep, SandboxStateDep
+from app.sandbox.ids import new_fbtrace_id, new_mid
+from app.sandbox.message_nodes import MESSAGE_DEFAULT_FIELDS, message_node, record_message
 from app.sandbox.state import CallKind, Customer, GraphCall, SandboxState, SendCall
+from app.sandbox.threads import NEWEST_WITH_CONTENT
 from app.sandbox.webhooks import delivery, echo_item
 from app.services import window
 
@@ -64,6 +66,8 @@ CALL_KIND_BY_ROUTE: dict[str, CallKind] = {
     "/{version}/{owner_id}/messages": "send",
     "/refresh_access_token": "refresh",
     "/{version}/me/subscribed_apps": "subscription",
+    "/{version}/me/conversations": "conversations",
+    "/{version}/{conversation}/messages": "conversations",
     "/{version}/{owner_id}/subscribed_apps": "subscription",
 }
 
@@ -79,12 +83,14 @@ class GraphError(Exception):
         error_type: str = "OAuthException",
         error_subcode: int | None = None,
         status_code: int = 400,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.error: dict[str, Any] = {"message": message, "type": error_type, "code": code}
         if error_subcode is not None:
             self.error["error_subcode"] = error_subcode
+        self.error.update(extra or {})
 
     def response(self) -> JSONResponse:
         """The HTTP answer Meta would give."""
@@ -147,6 +153,13 @@ def object_not_found(*, method: str, object_id: str) -> GraphError:
     )
 
 
+def rate_limited() -> GraphError:
+    """Meta's answer past the Conversations API's 2 calls per second per account."""
+    return GraphError(
+        message="(#4) Application request limit reached", code=4, extra={"is_transient": True}
+    )
+
+
 def consent_required() -> GraphError:
     """Profile of someone who never messaged the business."""
     return GraphError(
@@ -185,10 +198,11 @@ class GraphRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint_handler = super().get_route_handler()
-        kind = CALL_KIND_BY_ROUTE.get(self.path, "other")
+        route_kind = CALL_KIND_BY_ROUTE.get(self.path, "other")
 
         async def handle_graph_call(request: Request) -> Response:
             state: SandboxState = request.app.state.sandbox
+            kind = call_kind(route_kind, request=request, state=state)
             # Logged on arrival, so a call whose client timed out still counts.
             call = arrived(request=request, kind=kind, state=state)
             generation = state.generation
@@ -205,6 +219,8 @@ class GraphRoute(APIRoute):
                 try:
                     check_token(request=request, state=state)
                     check_version(request)
+                    if kind in RATE_LIMITED_KINDS and not state.conversations_call_allowed():
+                        raise rate_limited()
                     response = await endpoint_handler(request)
                 except GraphError as error:
                     response = error.response()
@@ -218,6 +234,19 @@ class GraphRoute(APIRoute):
             return response
 
         return handle_graph_call
+
+
+# The Conversations API's calls: 2 per second per account.
+RATE_LIMITED_KINDS = frozenset({"conversations", "message"})
+
+
+def call_kind(route_kind: CallKind, *, request: Request, state: SandboxState) -> CallKind:
+    """What a call is: `GET /{v}/{id}` reads a profile, or a message when the id is a mid."""
+    if route_kind == "profile" and request.method == "GET":
+        object_id = request.path_params.get("object_id", "")
+        if state.threads.find(object_id) is not None:
+            return "message"
+    return route_kind
 
 
 async def hold(state: SandboxState, seconds: float) -> None:
@@ -325,10 +354,11 @@ def read_me(state: SandboxStateDep, fields: str | None = None) -> dict[str, Any]
 def send_via_me(
     state: SandboxStateDep,
     background_tasks: BackgroundTasks,
+    base_url: BaseUrlDep,
     body: Annotated[Any, Body()] = None,
 ) -> dict[str, Any]:
     """Send API through `/me/messages`."""
-    return send(state=state, body=body, background_tasks=background_tasks)
+    return send(state=state, body=body, background_tasks=background_tasks, base_url=base_url)
 
 
 @router.post("/{version}/{owner_id}/messages")
@@ -336,18 +366,32 @@ def send_via_account_id(
     owner_id: str,
     state: SandboxStateDep,
     background_tasks: BackgroundTasks,
+    base_url: BaseUrlDep,
     body: Annotated[Any, Body()] = None,
 ) -> dict[str, Any]:
     """Send API through `/{IG_ID}/messages`; any other id (e.g. the app-scoped one) fails."""
     if owner_id != state.config.account_id:
         raise object_not_found(method="post", object_id=owner_id)
-    return send(state=state, body=body, background_tasks=background_tasks)
+    return send(state=state, body=body, background_tasks=background_tasks, base_url=base_url)
 
 
 @router.get("/{version}/{object_id}")
-def read_profile(
-    object_id: str, state: SandboxStateDep, fields: str | None = None
+def read_node(
+    object_id: str, state: SandboxStateDep, base_url: BaseUrlDep, fields: str | None = None
 ) -> dict[str, Any]:
+    """`GET /{v}/{id}`: a message by its mid (the Conversations API, with fresh attachment
+    URLs; as if deleted when older than its conversation's 20 newest), else a profile."""
+    found = state.threads.find(object_id)
+    if found is None:
+        return read_profile(object_id, state, fields)
+    _, message, newer = found
+    if newer >= NEWEST_WITH_CONTENT:
+        raise object_not_found(method="get", object_id=object_id)
+    wanted = requested_fields(fields) or list(MESSAGE_DEFAULT_FIELDS)
+    return message_node(state, message, fields=wanted, with_content=True, base_url=base_url)
+
+
+def read_profile(object_id: str, state: SandboxState, fields: str | None) -> dict[str, Any]:
     """User Profile API: a customer's profile, once they have messaged the business."""
     customer = state.get_customer(object_id)
     if customer is None:
@@ -382,8 +426,11 @@ class SendRequest:
     tag: str | None
 
 
-def send(*, state: SandboxState, body: Any, background_tasks: BackgroundTasks) -> dict[str, Any]:
-    """Validate, check recipient and window, answer like Meta and schedule the echo."""
+def send(
+    *, state: SandboxState, body: Any, background_tasks: BackgroundTasks, base_url: str
+) -> dict[str, Any]:
+    """Validate, check recipient and window, answer like Meta and schedule the echo; the
+    conversation remembers the message (Meta re-hosts its media on its CDN)."""
     request = parse_send_request(body)
     customer = state.get_customer(request.recipient_id)
     if customer is None:
@@ -394,11 +441,24 @@ def send(*, state: SandboxState, body: Any, background_tasks: BackgroundTasks) -
         return {"recipient_id": customer.id}
 
     mid = new_mid(account_id=state.config.account_id)
+    attachments = echoed_attachments(request.message, state=state, base_url=base_url)
+    timestamp_ms = now_ms()
     echo = echo_delivery(
         account_id=state.config.account_id,
         customer_id=customer.id,
         mid=mid,
-        message=request.message,
+        text=request.message.get("text"),
+        attachments=attachments,
+        timestamp_ms=timestamp_ms,
+    )
+    record_message(
+        state,
+        customer_id=customer.id,
+        mid=mid,
+        created_ms=timestamp_ms,
+        outbound=True,
+        text=request.message.get("text"),
+        attachments=attachments,
     )
     if state.echo_mode == "before":
         state.deliver_webhook(payload=echo)
@@ -507,30 +567,43 @@ def check_window(*, customer: Customer, tag: str | None) -> None:
 
 
 def echo_delivery(
-    *, account_id: str, customer_id: str, mid: str, message: dict[str, Any]
+    *,
+    account_id: str,
+    customer_id: str,
+    mid: str,
+    text: str | None,
+    attachments: list[dict[str, Any]] | None,
+    timestamp_ms: int,
 ) -> dict[str, Any]:
     """The webhook Meta sends back for a message the business sent (`is_echo`)."""
-    if "attachment" in message:
-        # One `attachment` in the request comes back as an `attachments` list.
-        attachments: list[dict[str, Any]] | None = [echoed_attachment(message["attachment"])]
-    elif "attachments" in message:
-        attachments = [echoed_attachment(item) for item in message["attachments"]]
-    else:
-        attachments = None
-    timestamp_ms = now_ms()
     item = echo_item(
         account_id=account_id,
         customer_id=customer_id,
         mid=mid,
         timestamp_ms=timestamp_ms,
-        text=message.get("text"),
+        text=text,
         attachments=attachments,
     )
     return delivery(account_id=account_id, items=[item], time_ms=timestamp_ms)
 
 
-def echoed_attachment(attachment: dict[str, Any]) -> dict[str, Any]:
-    """How an attachment the business sent looks in its echo."""
-    if attachment["type"] in REHOSTED_TYPES:
-        return {"type": attachment["type"], "payload": {"url": new_cdn_url()}}
-    return attachment
+def echoed_attachments(
+    message: dict[str, Any], *, state: SandboxState, base_url: str
+) -> list[dict[str, Any]] | None:
+    """How the attachments the business sent look in the echo: one `attachment` in the
+    request comes back as an `attachments` list; media re-hosted on the (sandbox's) CDN."""
+    if "attachment" in message:
+        sent = [message["attachment"]]
+    elif "attachments" in message:
+        sent = list(message["attachments"])
+    else:
+        return None
+    return [
+        {
+            "type": item["type"],
+            "payload": {"url": state.threads.new_asset(item["type"], base_url=base_url)},
+        }
+        if item["type"] in REHOSTED_TYPES
+        else item
+        for item in sent
+    ]

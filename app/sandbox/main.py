@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.sandbox import accounts, control, graph
+from app.sandbox import accounts, cdn, control, conversations, graph
 from app.sandbox.config import SandboxConfig
 from app.sandbox.state import SandboxState
 
@@ -27,8 +27,11 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = state
     # Control routes first: the Graph router ends in a catch-all for every other path.
     app.include_router(accounts.control_router)
+    app.include_router(cdn.control_router)
     app.include_router(control.router)
+    app.include_router(cdn.cdn_router)
     app.include_router(accounts.graph_router)
+    app.include_router(conversations.router)
     app.include_router(graph.router)
     for error_class, handler in control.EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error_class, handler)

@@ -7,6 +7,8 @@ readers get copies, never the live objects.
 import dataclasses
 import logging
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,12 +16,19 @@ import requests
 
 from app.sandbox.business import BusinessState
 from app.sandbox.config import EchoMode, SandboxConfig
+from app.sandbox.threads import Threads
 from app.sandbox.webhooks import DeliveryResult, deliver
 
 logger = logging.getLogger(__name__)
 
-CallKind = Literal["me", "profile", "send", "refresh", "subscription", "other"]
-FaultKind = Literal["me", "profile", "send", "refresh", "subscription", "any"]
+CallKind = Literal[
+    "me", "profile", "send", "refresh", "subscription", "conversations", "message", "other"
+]
+FaultKind = Literal[
+    "me", "profile", "send", "refresh", "subscription", "conversations", "message", "any"
+]
+# Meta's Conversations API limit: calls per second per account (answered with code 4).
+CONVERSATIONS_CALLS_PER_SECOND = 2
 
 
 class UnknownCustomerError(LookupError):
@@ -105,12 +114,16 @@ class SandboxState:
         self.released = 0
         # The business account's tokens and webhook subscription (app/sandbox/business.py).
         self.business = BusinessState(config.access_token.get_secret_value())
+        # Conversations' messages and their media files (the Conversations API, the CDN).
+        self.threads = Threads()
+        self._conversation_calls: deque[float] = deque()
         self._restore_settings()
 
     def _restore_settings(self) -> None:
         self.echo_mode: EchoMode = self.config.echo_mode
         self.latency_ms: int = self.config.latency_ms
         self.webhook_url: str = str(self.config.webhook_url)
+        self.conversations_rate_limit: bool = self.config.conversations_rate_limit
 
     def settings(self) -> dict[str, Any]:
         """The knobs a running sandbox lets tests change."""
@@ -119,6 +132,7 @@ class SandboxState:
                 "echo_mode": self.echo_mode,
                 "latency_ms": self.latency_ms,
                 "webhook_url": self.webhook_url,
+                "conversations_rate_limit": self.conversations_rate_limit,
             }
 
     def update_settings(
@@ -127,9 +141,12 @@ class SandboxState:
         echo_mode: EchoMode | None = None,
         latency_ms: int | None = None,
         webhook_url: str | None = None,
+        conversations_rate_limit: bool | None = None,
     ) -> dict[str, Any]:
         """Change the given knobs, keep the others; return all of them."""
         with self._lock:
+            if conversations_rate_limit is not None:
+                self.conversations_rate_limit = conversations_rate_limit
             if echo_mode is not None:
                 self.echo_mode = echo_mode
             if latency_ms is not None:
@@ -148,6 +165,8 @@ class SandboxState:
             self._faults.clear()
             self._edit_counts.clear()
             self.business.reset()
+            self.threads.reset()
+            self._conversation_calls.clear()
             self._restore_settings()
             self.generation += 1
             self.released += 1
@@ -207,6 +226,19 @@ class SandboxState:
             if customer.last_inbound_ms is None or timestamp_ms > customer.last_inbound_ms:
                 customer.last_inbound_ms = timestamp_ms
             return dataclasses.replace(customer)
+
+    def conversations_call_allowed(self) -> bool:
+        """Whether a Conversations API call fits in Meta's 2 calls per second per account (a
+        sliding second); always when the limit is switched off. An allowed call counts."""
+        now = time.monotonic()
+        with self._lock:
+            calls = self._conversation_calls
+            while calls and now - calls[0] >= 1.0:
+                calls.popleft()
+            if self.conversations_rate_limit and len(calls) >= CONVERSATIONS_CALLS_PER_SECOND:
+                return False
+            calls.append(now)
+            return True
 
     # Logs
 

@@ -9,7 +9,7 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInputError, NotFoundError
-from app.repositories import conversations, messages, reactions
+from app.repositories import conversations, media, messages, reactions
 from app.repositories.base import Position
 from app.schemas.v1.read import Columns, JsonObject, conversation_json, message_json
 from app.services.pagination import decode_cursor, encode_cursor
@@ -84,7 +84,9 @@ class ConversationService:
             else []
         )
         return {
-            "data": _messages(rows, read_until=conversation["customer_read_at"], standing=standing),
+            "data": self._messages(
+                rows, read_until=conversation["customer_read_at"], standing=standing
+            ),
             "before": _cursor_of(rows[-1]) if rows else None,
             "after": _cursor_of(rows[0]) if rows else None,
             "has_older": has_older,
@@ -100,7 +102,33 @@ class ConversationService:
             self.session, conversation_id=message._mapping["conversation_id"]
         )
         standing = reactions.current_for(self.session, [mid])
-        return _messages([message], read_until=read_until, standing=standing)[0]
+        return self._messages([message], read_until=read_until, standing=standing)[0]
+
+    def _messages(
+        self,
+        rows: Sequence[Row[Any]],
+        *,
+        read_until: datetime | None,
+        standing: Sequence[Row[Any]],
+    ) -> list[JsonObject]:
+        """MessageReads of these rows, with their `standing` reactions and their media."""
+        by_mid: dict[str, list[Columns]] = defaultdict(list)
+        for reaction in standing:
+            by_mid[reaction._mapping["mid"]].append(reaction._mapping)
+        with_attachments = [row.id for row in rows if row._mapping["attachments"]]
+        media_of = media.of_messages(self.session, with_attachments)
+        return [
+            message_json(
+                m,
+                reactions=by_mid.get(m["mid"] or "", []),
+                read_until=read_until,
+                media={
+                    position: found._mapping
+                    for position, found in media_of.get(m["id"], {}).items()
+                },
+            )
+            for m in (row._mapping for row in rows)
+        ]
 
     def _conversations(self, rows: Sequence[Row[Any]]) -> list[JsonObject]:
         ids = [row.id for row in rows]
@@ -114,19 +142,6 @@ class ConversationService:
             )
             for row in rows
         ]
-
-
-def _messages(
-    rows: Sequence[Row[Any]], *, read_until: datetime | None, standing: Sequence[Row[Any]]
-) -> list[JsonObject]:
-    """MessageReads of these rows, with their `standing` reactions."""
-    by_mid: dict[str, list[Columns]] = defaultdict(list)
-    for reaction in standing:
-        by_mid[reaction._mapping["mid"]].append(reaction._mapping)
-    return [
-        message_json(m, reactions=by_mid.get(m["mid"] or "", []), read_until=read_until)
-        for m in (row._mapping for row in rows)
-    ]
 
 
 def _no_conversation(customer_id: str) -> NotFoundError:

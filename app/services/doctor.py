@@ -16,6 +16,7 @@ from app.clients.instagram_errors import InstagramError, TokenInvalidError
 from app.config import Settings
 from app.safety import refusals
 from app.services.health import readiness
+from app.services.media.storage import build_store
 from app.services.subscription import read_subscription
 from app.services.sync.status import history_status
 from app.services.tokens import RE_AUTHENTICATE, TokenStore
@@ -70,6 +71,7 @@ def run_checks(
     checks.append(_expiry(tokens, database_ok=not database.failed))
     checks.append(_graph_version(settings.instagram_api_version, today=date.today()))
     checks.append(_history(engine, database_ok=not database.failed))
+    checks.append(_media_archive(settings))
     return checks
 
 
@@ -115,6 +117,23 @@ def _graph_version(version: str, *, today: date) -> Check:
     if status.state == "ended":
         return Check("graph api version", "fail", status.detail, fix)
     return Check("graph api version", "warn", status.detail, fix)
+
+
+def _media_archive(settings: Settings) -> Check:
+    """Where archived attachments go, and whether that store can be used (docs/media.md)."""
+    if settings.media_archive == "off":
+        return Check("media archive", "ok", "off: only Meta's CDN URLs are kept (Meta's policy)")
+    store = build_store(settings)
+    assert store is not None
+    problem = store.problem()
+    if problem is not None:
+        fix = (
+            "make MEDIA_DIR a directory the service can write"
+            if settings.media_archive == "local"
+            else "check S3_BUCKET, S3_ENDPOINT_URL, S3_REGION and the AWS credentials"
+        )
+        return Check("media archive", "fail", problem, fix)
+    return Check("media archive", "ok", f"{store.name}: writable")
 
 
 def _setting(name: str, value: SecretStr | None, *, fix: str) -> Check:

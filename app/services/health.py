@@ -16,7 +16,8 @@ from app.clients.graph_versions import VersionStatus, version_status
 from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import utcnow
-from app.repositories import deliveries, users
+from app.repositories import deliveries, media, users
+from app.services.media.storage import MediaStore
 from app.services.sync.status import AccountHistory, history_status
 from app.services.tokens import TokenStatus, TokenStore
 
@@ -81,6 +82,8 @@ class StatusReport:
     profiles_due: int | None = None
     failed_deliveries: int | None = None
     history: list[AccountHistory] | None = None
+    # With MEDIA_ARCHIVE on: the store (`ok` or its problem) and the downloads waiting.
+    media: dict[str, object] | None = None
 
     def metrics_sample(self) -> StateSample:
         token = self.token
@@ -107,8 +110,10 @@ class StatusReporter:
         session_factory: sessionmaker[Session],
         tokens: TokenStore,
         graph_api_version: str,
+        media_store: MediaStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.media_store = media_store
         self.engine = engine
         self.session_factory = session_factory
         self.tokens = tokens
@@ -136,6 +141,7 @@ class StatusReporter:
                 failed = deliveries.count_failed(session)
                 due = users.backlog(session, now=self.clock())
                 history = history_status(session)
+                media_pending = media.pending_count(session) if self.media_store else None
                 session.commit()
             token = self.tokens.status()
         except DATABASE_UNAVAILABLE:
@@ -149,4 +155,12 @@ class StatusReporter:
             profiles_due=due,
             failed_deliveries=failed,
             history=history,
+            media=self._media(pending=media_pending),
         )
+
+    def _media(self, *, pending: int | None) -> dict[str, object] | None:
+        """The archive's store and backlog; None when media is not archived."""
+        if self.media_store is None:
+            return None
+        problem = self.media_store.problem()
+        return {"archive": self.media_store.name, "store": problem or "ok", "pending": pending}

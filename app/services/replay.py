@@ -22,7 +22,10 @@ class ReplayReport:
 
 
 def replay_failed(
-    session_factory: sessionmaker[Session], *, limit: int | None = None
+    session_factory: sessionmaker[Session],
+    *,
+    limit: int | None = None,
+    archive_media: bool = False,
 ) -> ReplayReport:
     """Apply every failed delivery again, oldest first, each in its own transaction.
 
@@ -38,7 +41,9 @@ def replay_failed(
             delivery = deliveries.get(session, delivery_id)
             if delivery is None or delivery.status != "failed":
                 continue  # another replay got there first
-            outcome = apply_delivery(session, json.loads(delivery.body))
+            outcome = apply_delivery(
+                session, json.loads(delivery.body), archive_media=archive_media
+            )
             deliveries.record_replay(
                 delivery, status=outcome.status, error=outcome.error, now=utcnow()
             )

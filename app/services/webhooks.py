@@ -61,7 +61,9 @@ class WebhookService:
             metrics.WEBHOOK_DELIVERIES.labels(outcome="malformed_json").inc()
             raise
         received_at = utcnow()
-        outcome = apply_delivery(self.session, payload)
+        outcome = apply_delivery(
+            self.session, payload, archive_media=self.settings.media_archive != "off"
+        )
         stored = deliveries.add(
             self.session,
             body=body,

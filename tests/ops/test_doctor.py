@@ -74,6 +74,7 @@ def test_every_check_passes_on_a_good_setup(doctor: Any, meta: ServiceClient) ->
         "token expiry",
         "graph api version",
         "history",
+        "media archive",
     ]
     assert all(check.status == "ok" for check in checks.values()), checks
     who = f"@sandbox_business (user_id {ACCOUNT_ID})"
@@ -279,7 +280,7 @@ def test_subscribe_then_doctor_from_the_command_line(
     failing = capsys.readouterr().out
     assert "FAIL  webhook subscription: not subscribed to messages" in failing
     assert "fix: run `fab subscribe`" in failing
-    assert "1 of 10 checks failed" in failing
+    assert "1 of 11 checks failed" in failing
 
     assert cli.main(["subscribe"]) == 0
     assert capsys.readouterr().out.strip() == f"subscribed to: {', '.join(WEBHOOK_FIELDS)}"
@@ -287,7 +288,7 @@ def test_subscribe_then_doctor_from_the_command_line(
 
     assert cli.main(["doctor"]) == 0
     passing = capsys.readouterr().out
-    assert passing.count("OK    ") == 10
+    assert passing.count("OK    ") == 11
     assert passing.strip().endswith("all checks passed")
 
 
@@ -344,3 +345,18 @@ def test_refreshes_failing_near_the_end_fail_the_expiry(
     assert check.failed
     assert "the last refresh failed: Instagram API error 2: down" in check.detail
     assert "refresh errors" in (check.fix or "")
+
+
+def test_the_media_archive_check_says_whether_its_store_can_be_used(
+    doctor: Any, tmp_path: Path
+) -> None:
+    assert doctor()["media archive"].status == "ok"
+    stored = doctor(media_archive="local", media_dir=str(tmp_path / "media"))["media archive"]
+    assert (stored.status, stored.detail) == ("ok", "local: writable")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+
+    check = doctor(media_archive="local", media_dir=str(blocked))["media archive"]
+
+    assert check.status == "fail"
+    assert check.fix == "make MEDIA_DIR a directory the service can write"

@@ -153,7 +153,8 @@ def test_story_mention_shortcut_is_a_message_with_a_cdn_url(sandbox, receiver):
 
     [attachment] = result["payload"]["entry"][0]["messaging"][0]["message"]["attachments"]
     url = attachment["payload"]["url"]
-    assert url.startswith(CDN_PREFIX)
+    # A file on the sandbox's own CDN (Meta's: lookaside.fbsbx.com).
+    assert url.startswith(f"{sandbox.url}/ig_messaging_cdn/?asset_id=")
     delivered = assert_delivered_like(
         "story_mention",
         result=result,

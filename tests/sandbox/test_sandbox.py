@@ -253,7 +253,8 @@ def test_single_attachment_echoes_as_attachments_list_on_meta_cdn(sandbox, recei
     assert "text" not in message
     [echoed] = message["attachments"]
     assert echoed["type"] == "image"
-    assert echoed["payload"]["url"].startswith("https://lookaside.fbsbx.com/ig_messaging_cdn/")
+    # Re-hosted on the sandbox's CDN (Meta's: lookaside.fbsbx.com).
+    assert echoed["payload"]["url"].startswith(f"{sandbox.url}/ig_messaging_cdn/?asset_id=")
 
 
 def test_send_via_account_id_path_works_but_not_via_app_scoped_id(sandbox):
@@ -548,7 +549,8 @@ def test_calls_log_counts_graph_calls_by_kind(sandbox):
     sandbox.graph("GET", f"/{customer['id']}", params={"fields": "name"})
     sandbox.send({"recipient": {"id": customer["id"]}, "message": {"text": "Hi"}})
     sandbox.graph("GET", "/me", token="bad")
-    sandbox.graph("GET", "/me/conversations")
+    sandbox.graph("GET", "/me/conversations")  # without platform=instagram
+    sandbox.graph("GET", "/me/media")
 
     calls = sandbox.control("GET", "/calls").json()
 
@@ -557,6 +559,7 @@ def test_calls_log_counts_graph_calls_by_kind(sandbox):
         ("profile", 200),
         ("send", 200),
         ("me", 400),
+        ("conversations", 400),
         ("other", 400),
     ]
     assert calls[0]["method"] == "GET"
@@ -651,7 +654,7 @@ def test_customer_message_with_attachments_reply_and_quick_reply(sandbox, receiv
     assert message == result["payload"]["entry"][0]["messaging"][0]["message"]
     image, reel = message["attachments"]
     assert image["type"] == "image"
-    assert image["payload"]["url"].startswith("https://lookaside.fbsbx.com/ig_messaging_cdn/")
+    assert image["payload"]["url"].startswith(f"{sandbox.url}/ig_messaging_cdn/?asset_id=")
     assert reel == {"type": "ig_reel", "payload": {"reel_video_id": "1"}}
     assert message["reply_to"] == {"mid": "aWdf…ZDZD"}
     assert message["quick_reply"] == {"payload": "TRACK_ORDER"}

@@ -105,7 +105,7 @@ def ready_body(report: StatusReport) -> dict[str, object]:
             "profiles_due": report.profiles_due,
             "failed_deliveries": report.failed_deliveries,
         }
-    return {
+    body: dict[str, object] = {
         "status": "ready" if ready.ready else "not_ready",
         "checks": {"database": ready.database, "schema": ready.schema},
         "schema_version": ready.schema_version,
@@ -119,3 +119,7 @@ def ready_body(report: StatusReport) -> dict[str, object]:
         if report.history is not None
         else None,
     }
+    if report.media is not None:
+        # Only with MEDIA_ARCHIVE on: where the bytes go, and the downloads waiting.
+        body["media"] = report.media
+    return body

@@ -10,7 +10,12 @@ class UnplayableEventError(ValueError):
     """A well-formed request for an event the sandbox's state cannot produce."""
 
 
+class UnknownAssetError(LookupError):
+    """No media file on the sandbox's CDN has this asset id."""
+
+
 def unknown_customer_handler(request: Request, error: Exception) -> JSONResponse:
+    # (also an unknown media file)
     """404 in the service's error shape."""
     return JSONResponse({"detail": str(error), "code": "not_found"}, status_code=404)
 
@@ -27,6 +32,7 @@ def unplayable_event_handler(request: Request, error: Exception) -> JSONResponse
 
 EXCEPTION_HANDLERS = {
     UnknownCustomerError: unknown_customer_handler,
+    UnknownAssetError: unknown_customer_handler,
     CustomerExistsError: customer_exists_handler,
     UnplayableEventError: unplayable_event_handler,
 }

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field, model_validator
 from app.sandbox.clock import now_ms
 from app.sandbox.control.customers import KnownCustomerDep
 from app.sandbox.control.errors import UnplayableEventError
-from app.sandbox.deps import SandboxStateDep
+from app.sandbox.deps import BaseUrlDep, SandboxStateDep
 from app.sandbox.ids import new_cdn_url, new_media_id, new_mid
+from app.sandbox.message_nodes import record_message
 from app.sandbox.state import Customer, SandboxState
 from app.sandbox.webhooks import (
     ReactionAction,
@@ -200,7 +201,26 @@ def written_event(
         mid=mid,
         **content,
     )
+    # The conversation remembers it (the Conversations API), delivered or not.
+    record_message(
+        state,
+        customer_id=customer.id,
+        mid=mid,
+        created_ms=_event_time(event),
+        outbound=False,
+        text=content.get("text") or content.get("title"),
+        attachments=content.get("attachments"),
+    )
     return {"mid": mid, **event}
+
+
+def _event_time(event: dict[str, Any]) -> int:
+    """The timestamp of the (one) item of an event's delivery."""
+    return int(event["payload"]["entry"][0][_items_key(event)][0]["timestamp"])
+
+
+def _items_key(event: dict[str, Any]) -> str:
+    return "standby" if "standby" in event["payload"]["entry"][0] else "messaging"
 
 
 router = APIRouter()
@@ -208,13 +228,21 @@ router = APIRouter()
 
 @router.post("/customers/{igsid}/messages", status_code=201)
 def customer_writes(
-    body: CustomerMessageCreate, customer: KnownCustomerDep, state: SandboxStateDep
+    body: CustomerMessageCreate,
+    customer: KnownCustomerDep,
+    state: SandboxStateDep,
+    base_url: BaseUrlDep,
 ) -> dict[str, Any]:
-    """The customer messages the business: window opens, webhook goes to the service."""
+    """The customer messages the business: window opens, webhook goes to the service. An
+    attachment without payload gets a file on the sandbox's CDN."""
     attachments = None
     if body.attachments:
         attachments = [
-            {"type": item.type, "payload": item.payload or {"url": new_cdn_url()}}
+            {
+                "type": item.type,
+                "payload": item.payload
+                or {"url": state.threads.new_asset(item.type, base_url=base_url)},
+            }
             for item in body.attachments
         ]
     return written_event(
@@ -232,10 +260,14 @@ def customer_writes(
 
 @router.post("/customers/{igsid}/story-mentions", status_code=201)
 def customer_mentions_business(
-    customer: KnownCustomerDep, state: SandboxStateDep, body: EventCreate = EventCreate()
+    customer: KnownCustomerDep,
+    state: SandboxStateDep,
+    base_url: BaseUrlDep,
+    body: EventCreate = EventCreate(),
 ) -> dict[str, Any]:
     """The customer mentions the business in a story: a message with its CDN URL."""
-    attachment = {"type": "story_mention", "payload": {"url": new_cdn_url()}}
+    url = state.threads.new_asset("story_mention", base_url=base_url)
+    attachment = {"type": "story_mention", "payload": {"url": url}}
     return written_event(state=state, customer=customer, options=body, attachments=[attachment])
 
 
@@ -272,10 +304,12 @@ def customer_reacts(
 def customer_unsends(
     body: UnsendCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
-    """The customer unsends a message: `message.is_deleted` for its mid."""
+    """The customer unsends a message: `message.is_deleted` for its mid (and it is gone
+    from the conversation)."""
     event = push_event(
         state=state, customer=customer, options=body, build=unsend_item, mid=body.mid
     )
+    state.threads.remove(body.mid)
     return {"mid": body.mid, **event}
 
 

@@ -20,6 +20,7 @@ class SettingsUpdate(BaseModel):
     echo_mode: EchoMode | None = None
     latency_ms: int | None = Field(default=None, ge=0)
     webhook_url: AnyHttpUrl | None = None
+    conversations_rate_limit: bool | None = None
 
 
 class FaultError(BaseModel):
@@ -63,11 +64,13 @@ def read_settings(state: SandboxStateDep) -> dict[str, Any]:
 
 @router.put("/config")
 def update_settings(body: SettingsUpdate, state: SandboxStateDep) -> dict[str, Any]:
-    """Change echo mode, latency or webhook URL while running."""
+    """Change echo mode, latency, webhook URL or the Conversations API's rate limit while
+    running."""
     return state.update_settings(
         echo_mode=body.echo_mode,
         latency_ms=body.latency_ms,
         webhook_url=str(body.webhook_url) if body.webhook_url else None,
+        conversations_rate_limit=body.conversations_rate_limit,
     )
 
 

@@ -18,6 +18,10 @@ from app.schemas.users import SeedUserRead
 from app.services import window
 
 JsonObject = dict[str, Any]
+MediaState = Literal["remote", "pending", "stored", "too_large", "unsupported", "expired", "failed"]
+SAMPLE_CDN_URL = (
+    "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=18046203962242029&signature=AYlT6u"
+)
 # A row's columns by name: `row._mapping` of a SELECT, or `columns_of(message)`.
 Columns = Mapping[Any, Any]
 
@@ -200,6 +204,43 @@ def reaction_json(reaction: Columns) -> JsonObject:
     }
 
 
+class AttachmentRead(BaseModel):
+    """An attachment as Instagram sent it (`type`, `payload`, and any other key verbatim),
+    with its media: a stable id and where to get it."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "image",
+                    "payload": {"url": SAMPLE_CDN_URL},
+                    "id": "7",
+                    "url": "/api/v1/media/7",
+                    "source_url": SAMPLE_CDN_URL,
+                    "state": "remote",
+                }
+            ]
+        },
+    )
+
+    type: str | None = Field(default=None, description="Verbatim from Instagram.")
+    payload: Any = Field(default=None, description="Verbatim from Instagram.")
+    id: str | None = Field(
+        description="The media id (null only for a send's own attachment "
+        "stored before media existed)."
+    )
+    url: str | None = Field(
+        description="Path of `GET /api/v1/media/{id}` on this service: redirects to the live "
+        "CDN URL, or serves the archived bytes."
+    )
+    source_url: str | None = Field(description="The CDN URL Meta gave (the latest one).")
+    state: MediaState | None = Field(
+        description="`remote` (URL only), `pending` (being archived), `stored`, or why it "
+        "was not archived: `too_large`, `unsupported`, `expired`, `failed`."
+    )
+
+
 class MessageRead(BaseModel):
     """A message as stored, with its reactions and (outbound) delivery state."""
 
@@ -246,9 +287,10 @@ class MessageRead(BaseModel):
     sender_id: str
     recipient_id: str
     text: str | None
-    attachments: list[dict[str, Any]] | None = Field(
+    attachments: list[AttachmentRead] | None = Field(
         description="Verbatim from Instagram: `type` (image, video, audio, file, share, "
-        "ig_post, ig_reel, story_mention, template, ...) and `payload`."
+        "ig_post, ig_reel, story_mention, template, ...) and `payload`; beside them the "
+        "attachment's media: `id`, `url`, `source_url`, `state`."
     )
     reply_to: dict[str, Any] | None = Field(description="`{mid}`, or `{story: {url, id}}`.")
     quick_reply_payload: str | None
@@ -271,11 +313,40 @@ class MessageRead(BaseModel):
     )
 
 
+MEDIA_PATH = "/api/v1/media/{id}"
+
+
+def attachments_json(attachments: Any, media: Mapping[int, Columns]) -> list[JsonObject] | None:
+    """The verbatim attachments, each with its media beside `type` and `payload`: `id`,
+    `url` (the path of `/api/v1/media/{id}`), `source_url` (the CDN URL) and `state`."""
+    if not isinstance(attachments, list):
+        return None
+    shown = []
+    for position, attachment in enumerate(attachments):
+        verbatim = attachment if isinstance(attachment, dict) else {"payload": attachment}
+        found = media.get(position)
+        shown.append(
+            {
+                **verbatim,
+                "id": str(found["id"]) if found else None,
+                "url": MEDIA_PATH.format(id=found["id"]) if found else None,
+                "source_url": found["source_url"] if found else None,
+                "state": found["state"] if found else None,
+            }
+        )
+    return shown
+
+
 def message_json(
-    message: Columns, *, reactions: list[Columns], read_until: datetime | None = None
+    message: Columns,
+    *,
+    reactions: list[Columns],
+    read_until: datetime | None = None,
+    media: Mapping[int, Columns] | None = None,
 ) -> JsonObject:
-    """A MessageRead: a messages row's columns, its standing reactions' rows, and how far
-    the customer has read (`read_until`, the conversation's `customer_read_at`)."""
+    """A MessageRead: a messages row's columns, its standing reactions' rows, how far the
+    customer has read (`read_until`, the conversation's `customer_read_at`), and the media
+    rows of its attachments by position."""
     outbound = message["direction"] == "outbound"
     read = None
     if outbound:
@@ -291,7 +362,7 @@ def message_json(
         "sender_id": message["sender_id"],
         "recipient_id": message["recipient_id"],
         "text": message["text"],
-        "attachments": message["attachments"],
+        "attachments": attachments_json(message["attachments"], media or {}),
         "reply_to": message["reply_to"],
         "quick_reply_payload": message["quick_reply_payload"],
         "postback_payload": message["postback_payload"],

@@ -9,7 +9,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 from sqlalchemy.orm import Session
 
 from app.models import utcnow
-from app.repositories import conversations, messages, reactions, users
+from app.repositories import conversations, media, messages, reactions, users
 from app.repositories import sync as sync_rows
 from app.repositories.rows import (
     ConversationClocks,
@@ -27,6 +27,7 @@ from app.repositories.rules import (
     FirstStands,
     Latest,
 )
+from app.services.media import attachments
 
 ConversationKey = tuple[str, str]  # (account_id, customer_id)
 # A message named by an event but not stored yet may still be on its way (Meta does not
@@ -96,7 +97,9 @@ class Batch:
     its owner, the event whose values stand: another event offering that row was a duplicate.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, archive_media: bool = False) -> None:
+        # New attachments' media rows start `pending` (for the download worker) when true.
+        self.archive_media = archive_media
         self.clocks: dict[ConversationKey, ConversationClocks] = {}
         # (Annotated, not subscripted: a subscripted generic costs a call per delivery.)
         self.messages: _Merging[MessageRow] = _Merging("messages", FIRST_MESSAGE_STANDS)
@@ -172,10 +175,22 @@ class Batch:
                 {ids[key]: mids for key, mids in self.references.items()},
                 due_at=utcnow() + GAP_CHECK_DELAY,
             )
+        self._write_media(session, unsent=changed["unsends"])
         return [
             self._outcome(number, collected, changed)
             for number, collected in enumerate(self._collected)
         ]
+
+    def _write_media(self, session: Session, *, unsent: set[Any]) -> None:
+        """Media rows for the attachments of the messages (made once: duplicates change
+        nothing); the media of unsent messages marked for purging."""
+        with_attachments = [
+            entry.row.mid for entry in self.messages.merged.values() if entry.row.attachments
+        ]
+        if with_attachments:
+            attachments.create_for_mids(session, with_attachments, archive=self.archive_media)
+        if unsent:
+            media.mark_deleted_of_mids(session, unsent, at=utcnow())
 
     def _outcome(self, number: int, collected: Collected, changed: dict[str, set[Any]]) -> str:
         if not isinstance(collected, Ticket):

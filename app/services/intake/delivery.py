@@ -41,19 +41,22 @@ class DeliveryOutcome:
         return "\n".join(self.failures) or None
 
 
-def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
+def apply_delivery(
+    session: Session, payload: Any, *, archive_media: bool = False
+) -> DeliveryOutcome:
     """Apply every webhook event of a delivery; an event that fails is recorded, not fatal.
 
     The common case (everything applies) writes all the events together: one statement per
     table, whatever their number. Only when that fails is the transaction rolled back and each
     event applied again in a savepoint of its own, so one bad event cannot take the others
     down with it. A failure of the database itself is raised: the whole delivery must fail
-    (503, and Meta retries) rather than be recorded as a bad event.
+    (503, and Meta retries) rather than be recorded as a bad event. With `archive_media`,
+    new attachments are queued for the download worker.
     """
     events = list(extract_events(payload))
     failures = [str(event) for event in events if isinstance(event, EventShapeError)]
     results = [EventResult("malformed", "failed", None) for _ in failures]
-    batch = Batch()
+    batch = Batch(archive_media=archive_media)
     collected: list[WebhookEvent] = []
     for event in (event for event in events if isinstance(event, WebhookEvent)):
         try:
@@ -69,7 +72,7 @@ def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
     except Exception:
         logger.debug("delivery did not apply in one piece; isolating events", exc_info=True)
         session.rollback()
-        outcomes = _apply_one_by_one(session, collected, failures)
+        outcomes = _apply_one_by_one(session, collected, failures, archive_media=archive_media)
     results.extend(
         _result(event, outcome) for event, outcome in zip(collected, outcomes, strict=True)
     )
@@ -77,12 +80,12 @@ def apply_delivery(session: Session, payload: Any) -> DeliveryOutcome:
 
 
 def _apply_one_by_one(
-    session: Session, events: list[WebhookEvent], failures: list[str]
+    session: Session, events: list[WebhookEvent], failures: list[str], *, archive_media: bool
 ) -> list[str]:
     """Each event in a savepoint of its own; a failure is added to `failures`."""
     outcomes = []
     for event in events:
-        alone = Batch()
+        alone = Batch(archive_media=archive_media)
         collect(alone, event)
         try:
             with session.begin_nested():

@@ -16,9 +16,11 @@ from app.clients.instagram_errors import InstagramError
 from app.db import DATABASE_UNAVAILABLE
 from app.errors import AppError, ConflictError, InvalidInputError
 from app.models import Message, utcnow
-from app.repositories import conversations, messages, users
+from app.repositories import conversations, media, messages, users
+from app.schemas.v1.read import JsonObject, columns_of, message_json
 from app.services import window
 from app.services.accounts import BusinessAccount
+from app.services.media import attachments
 from app.services.sending.payload import stored_attachments
 from app.services.sending.recording import DeliveredSend, UnrecordedSends, record_sent
 
@@ -42,6 +44,15 @@ class SendService:
         self.account = account
         self.clock = clock
         self.unrecorded = unrecorded if unrecorded is not None else UnrecordedSends()
+
+    def read(self, message: Message) -> JsonObject:
+        """The MessageRead of a message just sent (or repeated), with its media."""
+        media_of = media.of_messages(self.session, [message.id]).get(message.id, {})
+        return message_json(
+            columns_of(message),
+            reactions=[],
+            media={position: row._mapping for position, row in media_of.items()},
+        )
 
     def send(
         self,
@@ -85,6 +96,10 @@ class SendService:
                 idempotency_key=idempotency_key,
                 idempotency_fingerprint=fingerprint if idempotency_key else None,
             )
+            if message.attachments:
+                attachments.create_for_message(
+                    self.session, message_id=message.id, attachments=message.attachments
+                )
             self.session.commit()  # the pending row survives whatever happens next
         except IntegrityError:
             # The same key raced in from another request, which stored its row first.

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from app.api.routes.v1 import conversations, messages, sync, users
+from app.api.routes.v1 import conversations, media, messages, sync, users
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(conversations.router)
 router.include_router(messages.router)
+router.include_router(media.router)
 router.include_router(users.router)
 router.include_router(sync.router)

@@ -23,7 +23,6 @@ from app.schemas.v1 import (
     ReactionRead,
     SenderActionCreate,
     columns_of,
-    message_json,
     reaction_json,
 )
 from app.services.sending import graph_message
@@ -127,9 +126,7 @@ def send_message(
         tag=body.tag,
         idempotency_key=idempotency_key,
     )
-    return json_response(
-        message_json(columns_of(message), reactions=[]), status_code=status.HTTP_201_CREATED
-    )
+    return json_response(service.read(message), status_code=status.HTTP_201_CREATED)
 
 
 @router.post(
