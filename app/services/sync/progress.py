@@ -12,9 +12,9 @@ PLAIN_INTERVAL_SECONDS = 5.0
 
 
 class ProgressLine:
-    def __init__(self, stream: TextIO = sys.stdout) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._tty = self._stream.isatty()
         self._started = time.monotonic()
         self._last_plain = 0.0
 
