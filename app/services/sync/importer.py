@@ -48,6 +48,7 @@ def import_conversation(
     imported = Imported()
     after: str | None = None
     while True:
+        end_transaction(session)
         page = reader.messages(conversation.graph_id, after=after)
         stored = _store_page(session, reader.account_id, conversation, page.items)
         session.commit()
@@ -55,6 +56,13 @@ def import_conversation(
         if page.after is None or (until_known and not stored.gaps_found):
             return imported
         after = page.after
+
+
+def end_transaction(session: Session) -> None:
+    """Commit before a call to Meta: no transaction stays open while Meta answers (on SQLite
+    every transaction holds the write lock, so webhooks would wait; on PostgreSQL it would sit
+    idle in transaction)."""
+    session.commit()
 
 
 def _store_page(

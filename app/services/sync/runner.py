@@ -19,7 +19,7 @@ from app.errors import AppError
 from app.models import SyncJob, utcnow
 from app.repositories import sync as sync_rows
 from app.services.background import BackgroundWorker
-from app.services.sync.importer import Imported, import_conversation
+from app.services.sync.importer import Imported, end_transaction, import_conversation
 from app.services.sync.reader import ConversationsReader, ListedConversation, Pacer
 
 logger = logging.getLogger(__name__)
@@ -167,7 +167,9 @@ class HistorySync:
 
     def _list_page(self, session: Session, reader: ConversationsReader, job: SyncJob) -> None:
         """One page of the account's conversations into the job; the last marks it listed."""
-        page = reader.conversations(after=job.list_cursor)
+        cursor = job.list_cursor
+        end_transaction(session)
+        page = reader.conversations(after=cursor)
         wanted = [
             conversation
             for conversation in page.items
@@ -231,6 +233,7 @@ class HistorySync:
         customer_id: str,
         graph_id: str | None,
     ) -> None:
+        end_transaction(session)
         try:
             listed = (
                 ListedConversation(graph_id, customer_id, None)
@@ -280,6 +283,7 @@ class HistorySync:
         reader = self.reader(account_id)
         total, seen, after = Imported(), 0, None
         while seen < SWEEP_MAX_CONVERSATIONS:
+            end_transaction(session)
             page = reader.conversations(after=after)
             for listed in page.items:
                 if listed.updated_time is not None and listed.updated_time < since:
