@@ -463,3 +463,19 @@ def test_fab_backfill_runs_with_a_progress_line(
     assert "1/1 conversations · 20 messages · 5 placeholders · 0 failed" in out
     assert out.rstrip().endswith("done")
     assert len(stored(db, customer["id"])) == 25
+
+
+def test_sweeps_start_when_an_account_is_first_seen_and_go_on_after_a_restart(
+    history_sync: HistorySync, session_factory: sessionmaker[Session], meta: ServiceClient
+) -> None:
+    customer = new_customer(meta, username="restart")
+    now = utcnow()
+    assert history_sync.sweep_due_accounts(now=now) == 0  # first seen: nothing to compare yet
+    assert graph_calls(meta, "conversations") == []
+    assert history_sync.sweep_due_accounts(now=now + timedelta(minutes=59)) == 0
+    # The service was down; messages came meanwhile without their webhooks.
+    history(meta, customer["id"], 2, start_ms=int((now + timedelta(minutes=30)).timestamp() * 1000))
+    assert history_sync.sweep_due_accounts(now=now + timedelta(minutes=61)) == 1
+    with session_factory() as session:
+        state = sync_rows.sync_state(session, ACCOUNT_ID)
+        assert (state.gaps_found, state.gaps_filled) == (2, 2)

@@ -325,9 +325,15 @@ class HistorySync:
         swept = 0
         for account_id in self._accounts():
             with self._sessions() as session:
-                last = sync_rows.sync_state(session, account_id).last_sweep_at
+                state = sync_rows.sync_state(session, account_id)
+                last = state.last_sweep_at
+                if last is None:
+                    # An account seen for the first time: its sweeps start from now (what
+                    # came before is a backfill's job); after a restart they go on from the
+                    # last one, so a downtime's gaps are found.
+                    state.last_sweep_at = last = now
                 session.commit()
-            if last is None or now - last >= interval:
+            if now - last >= interval:
                 swept += self.sweep(account_id, now=now) is not None
         return swept
 
