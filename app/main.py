@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts=sync_accounts,
     )
     sync_worker = SyncWorker(history_sync)
+    history_sync.on_queued = sync_worker.wake
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,

@@ -17,6 +17,7 @@ class BackgroundWorker:
         self.name = name
         self.idle_seconds = idle_seconds
         self._stop = threading.Event()
+        self._wake = threading.Event()  # ends an idle wait early: work has come
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         # pause(): no round starts until resume(); the one running finishes first.
         self._state = threading.Condition()
@@ -26,8 +27,13 @@ class BackgroundWorker:
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """Start the next round now rather than after the idle wait (work was queued)."""
+        self._wake.set()
+
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
+        self._wake.set()
         with self._state:
             self._state.notify_all()
         self._thread.join(timeout)
@@ -62,4 +68,5 @@ class BackgroundWorker:
                     self._in_round = False
                     self._state.notify_all()
             if not busy:
-                self._stop.wait(self.idle_seconds)
+                self._wake.wait(self.idle_seconds)
+            self._wake.clear()

@@ -64,6 +64,8 @@ class HistorySync:
         self._settings = settings
         self._accounts = accounts
         self._pacers: dict[str, Pacer] = {}
+        # Told when a backfill is queued (the worker of this process starts on it at once).
+        self.on_queued: Callable[[], None] = lambda: None
 
     def reader(self, account_id: str) -> ConversationsReader:
         pacer = self._pacers.get(account_id)
@@ -99,6 +101,7 @@ class HistorySync:
         since = utcnow() - timedelta(days=days) if days else None
         job = sync_rows.add_job(session, account_id=account_id, since=since)
         session.commit()
+        self.on_queued()
         return job
 
     def run_job(self, job_id: int, *, progress: Progress | None = None) -> bool:
