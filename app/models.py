@@ -349,6 +349,9 @@ class AccountSync(Base):
     gaps_found: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     gaps_filled: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
 
 
 MEDIA_STATES = ("remote", "pending", "stored", "too_large", "unsupported", "expired", "failed")

@@ -8,6 +8,10 @@ from collections.abc import Callable
 logger = logging.getLogger(__name__)
 
 
+class WorkerThread(threading.Thread):
+    """The thread of a background worker (tests tell its SQL from the requests')."""
+
+
 class BackgroundWorker:
     """A daemon thread running `step` again and again; after a step that returns False (nothing
     more to do now) it waits `idle_seconds` before the next one."""
@@ -18,7 +22,7 @@ class BackgroundWorker:
         self.idle_seconds = idle_seconds
         self._stop = threading.Event()
         self._wake = threading.Event()  # ends an idle wait early: work has come
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = WorkerThread(target=self._run, name=name, daemon=True)
         # pause(): no round starts until resume(); the one running finishes first.
         self._state = threading.Condition()
         self._paused = False
