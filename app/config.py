@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     sync_sweep_minutes: float = Field(default=60, gt=0)
     # Meta allows 2 Conversations API calls a second per account (0: unpaced, benchmarks only).
     sync_calls_per_second: float = Field(default=2.0, ge=0)
+    # Events out (app/services/events/): delivery to consumers' webhook endpoints, retention.
+    # http and private / loopback addresses for endpoints: local development and tests only.
+    events_allow_private_urls: bool = False
+    events_timeout_seconds: float = Field(default=15, gt=0)
+    # Seconds between attempts after a failure (each with jitter); then the event is given up.
+    events_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    events_disable_after_hours: float = Field(default=120, gt=0)
+    events_retention_days: int = Field(default=7, ge=1)
+
     # Attachments (app/services/media/). By default only Meta's CDN URLs are kept (Meta's
     # policy: docs/media.md); `local` (files under MEDIA_DIR) or `s3` (any S3-compatible store)
     # also keeps the bytes, downloaded by a background worker.
@@ -131,6 +140,22 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("events_retry_schedule")
+    @classmethod
+    def _a_schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("a comma-separated list of seconds, e.g. 5,300,1800") from None
+        if not delays or any(delay < 0 for delay in delays):
+            raise ValueError("a comma-separated list of seconds (not negative), e.g. 5,300,1800")
+        return value
+
+    @property
+    def events_retry_delays(self) -> list[float]:
+        """EVENTS_RETRY_SCHEDULE as seconds: the wait before each retry, in order."""
+        return [float(part) for part in self.events_retry_schedule.split(",") if part.strip()]
 
     @property
     def sqlalchemy_url(self) -> str:

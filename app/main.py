@@ -22,6 +22,7 @@ from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
 from app.services.accounts import AccountUnresolvedError, BusinessAccount
+from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
 from app.services.media.downloads import MediaDownloader, MediaWorker
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.business_account = business_account
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
+    app.state.events_horizon = Horizon()
     # The background threads (each started by the lifespan when enabled); tests pause them.
     app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping, sync_worker) + (
         (media_worker,) if media_worker is not None else ()

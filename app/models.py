@@ -354,6 +354,28 @@ class AccountSync(Base):
     )
 
 
+class Event(Base):
+    """The outbox: one row per change a consumer cares about, written in the transaction of
+    the change itself, its payload a snapshot of the object as /api/v1 showed it then.
+
+    `seq` orders the feed, the stream and each endpoint's deliveries; on PostgreSQL
+    transactions can commit it out of order, so readers stop at a safe horizon
+    (app/services/events/horizon.py).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_created_at", "created_at"),)
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str | None] = mapped_column(String(IG_ID_LENGTH))
+    # The customer's IGSID: deliveries of one conversation to one endpoint keep `seq` order.
+    conversation: Mapped[str | None] = mapped_column(String(IG_ID_LENGTH))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
 MEDIA_STATES = ("remote", "pending", "stored", "too_large", "unsupported", "expired", "failed")
 
 

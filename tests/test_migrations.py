@@ -22,6 +22,7 @@ TABLES = {
     "sync_jobs",
     "sync_job_conversations",
     "account_sync",
+    "events",
     "media",
 }
 

@@ -21,6 +21,8 @@ from app.errors import UnauthorizedError
 from app.security import secrets_equal
 from app.services.accounts import BusinessAccount
 from app.services.conversations import ConversationService
+from app.services.events.feed import EventFeed
+from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
 from app.services.media.serving import MediaService
 from app.services.media.storage import MediaStore
@@ -161,6 +163,14 @@ async def get_conversation_service(session: SessionDep) -> ConversationService:
 
 
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
+
+
+async def get_event_feed(request: Request, session: SessionDep) -> EventFeed:
+    horizon: Horizon = request.app.state.events_horizon
+    return EventFeed(session=session, horizon=horizon)
+
+
+EventFeedDep = Annotated[EventFeed, Depends(get_event_feed)]
 
 
 async def get_status_reporter(request: Request) -> StatusReporter:

@@ -174,3 +174,24 @@ def with_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
     return (
         session.connection().execute(_CUSTOMERS_CONVERSATION, {"customer_id": customer_id}).first()
     )
+
+
+def read_marks(
+    session: Session, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], datetime | None]:
+    """By (account_id, customer_id), how far each existing conversation's customer has read;
+    the rows locked until the transaction ends (on PostgreSQL), in the order every writer
+    takes them, so the read that moves the watermark is known to exactly one transaction."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    query = (
+        select(Conversation.account_id, Conversation.customer_id, Conversation.customer_read_at)
+        .where(tuple_(Conversation.account_id, Conversation.customer_id).in_(keys))
+        .order_by(Conversation.account_id, Conversation.customer_id)
+        .with_for_update()
+    )
+    return {
+        (account_id, customer_id): read_at
+        for account_id, customer_id, read_at in session.execute(query).all()
+    }

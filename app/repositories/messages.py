@@ -414,6 +414,42 @@ def known_mids(session: Session, mids: Sequence[str]) -> set[str]:
     return set(session.scalars(select(table.c.mid).where(table.c.mid.in_(list(mids)), known)).all())
 
 
+_WITH_CONVERSATION = (
+    select(
+        MESSAGES,
+        _CONVERSATIONS.c.account_id.label("conversation_account_id"),
+        _CONVERSATIONS.c.customer_id.label("conversation_customer_id"),
+        _CONVERSATIONS.c.customer_read_at.label("conversation_read_at"),
+    )
+    .join(_CONVERSATIONS, _CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
+    .where(MESSAGES.c.mid.in_(bindparam("mids", expanding=True)))
+)
+_WITH_CONVERSATION_BY_ID = (
+    select(
+        MESSAGES,
+        _CONVERSATIONS.c.account_id.label("conversation_account_id"),
+        _CONVERSATIONS.c.customer_id.label("conversation_customer_id"),
+        _CONVERSATIONS.c.customer_read_at.label("conversation_read_at"),
+    )
+    .join(_CONVERSATIONS, _CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
+    .where(MESSAGES.c.id == bindparam("row_id"))
+)
+
+
+def with_conversation(session: Session, mids: list[str]) -> dict[str, Row[Any]]:
+    """These messages by mid, each with its conversation's account, customer and read
+    watermark (`conversation_*` columns): what an event's snapshot needs."""
+    if not mids:
+        return {}
+    rows = session.connection().execute(_WITH_CONVERSATION, {"mids": mids}).all()
+    return {row._mapping["mid"]: row for row in rows}
+
+
+def with_conversation_by_id(session: Session, row_id: int) -> Row[Any] | None:
+    """One message by its row id, like `with_conversation`."""
+    return session.connection().execute(_WITH_CONVERSATION_BY_ID, {"row_id": row_id}).first()
+
+
 def newer_in_conversation(session: Session, *, conversation_id: int, sent_at: datetime) -> int:
     """How many delivered messages of the conversation are newer than `sent_at` (Meta gives
     content, and fresh media URLs, only for a conversation's 20 newest)."""

@@ -18,7 +18,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Forbidden",
         404: "Not found",
         409: "Conflict",
-        410: "Gone for good",
+        410: "Gone (an expired or unsent attachment, events past the retention)",
         413: "Request body too large",
         422: "Invalid parameters or body",
         429: "Rate limited by Instagram (see Retry-After)",

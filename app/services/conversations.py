@@ -9,9 +9,10 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInputError, NotFoundError
-from app.repositories import conversations, media, messages, reactions
+from app.repositories import conversations, messages, reactions
 from app.repositories.base import Position
 from app.schemas.v1.read import Columns, JsonObject, conversation_json, message_json
+from app.services.media.attachments import media_by_message
 from app.services.pagination import decode_cursor, encode_cursor
 
 
@@ -115,17 +116,15 @@ class ConversationService:
         by_mid: dict[str, list[Columns]] = defaultdict(list)
         for reaction in standing:
             by_mid[reaction._mapping["mid"]].append(reaction._mapping)
-        with_attachments = [row.id for row in rows if row._mapping["attachments"]]
-        media_of = media.of_messages(self.session, with_attachments)
+        media = media_by_message(
+            self.session, (row.id for row in rows if row._mapping["attachments"])
+        )
         return [
             message_json(
                 m,
                 reactions=by_mid.get(m["mid"] or "", []),
                 read_until=read_until,
-                media={
-                    position: found._mapping
-                    for position, found in media_of.get(m["id"], {}).items()
-                },
+                media=media.get(m["id"]),
             )
             for m in (row._mapping for row in rows)
         ]

@@ -166,6 +166,10 @@ CALLS: dict[tuple[str, str], Call] = {
         f"/api/v1/accounts/{ACCOUNT_ID}/sync"
         f"/{api.get(f'/api/v1/accounts/{ACCOUNT_ID}/sync').json()['data'][0]['id']}"
     ),
+    ("get", "/api/v1/events"): lambda api, ids: api.get("/api/v1/events"),
+    ("get", "/api/v1/media/{media_id}"): lambda api, ids: api.get(
+        f"/api/v1/media/{ids['media']}", allow_redirects=False
+    ),
 }
 
 
@@ -177,9 +181,11 @@ def test_every_route_in_the_document_answers_as_documented(
     # A route added without a call here fails this test: every route gets exercised.
     assert set(documented) - set(CALLS) == set()
     customer = new_customer(meta, username="walker")
+    image = customer_writes(meta, customer["id"], None, attachments=[{"type": "image"}])["mid"]
     mid = customer_writes(meta, customer["id"], "hello")["mid"]
     wait_for_profiles(db, customer["id"], ACCOUNT_ID)
-    ids = {"customer": customer["id"], "mid": mid}
+    [attachment] = api.get(f"/api/v1/messages/{image}").json()["attachments"]
+    ids = {"customer": customer["id"], "mid": mid, "media": attachment["id"]}
 
     for (method, path), call in calls.items():
         response = call(api, ids)

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.instagram import InstagramClient
 from app.config import Settings
 from app.db import create_db_engine
-from app.models import AccountSync, Conversation, Message, SyncJob, SyncJobConversation, utcnow
+from app.models import (
+    AccountSync,
+    Conversation,
+    Event,
+    Message,
+    SyncJob,
+    SyncJobConversation,
+    utcnow,
+)
 from app.repositories import sync as sync_rows
 from app.sandbox.server import BackgroundServer
 from app.services.sync.runner import HistorySync
@@ -479,3 +487,26 @@ def test_sweeps_start_when_an_account_is_first_seen_and_go_on_after_a_restart(
     with session_factory() as session:
         state = sync_rows.sync_state(session, ACCOUNT_ID)
         assert (state.gaps_found, state.gaps_filled) == (2, 2)
+
+
+def test_backfilled_messages_make_message_backfilled_events_never_received(
+    history_sync: HistorySync,
+    session_factory: sessionmaker[Session],
+    meta: ServiceClient,
+    db: Session,
+) -> None:
+    customer = new_customer(meta, username="evented")
+    mids = history(meta, customer["id"], 22)
+    backfill(history_sync, session_factory)
+
+    db.expire_all()
+    events = db.scalars(select(Event).where(Event.conversation == customer["id"])).all()
+    assert {event.type for event in events} == {"message.backfilled"}
+    assert sorted(event.payload["message"]["mid"] for event in events) == sorted(mids)
+    unavailable = [e for e in events if not e.payload["message"]["content_available"]]
+    assert len(unavailable) == 2
+    assert all(event.account_id == ACCOUNT_ID for event in events)
+    # Backfilling again changes nothing: no event.
+    backfill(history_sync, session_factory)
+    db.expire_all()
+    assert len(db.scalars(select(Event).where(Event.conversation == customer["id"])).all()) == 22

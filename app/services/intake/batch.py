@@ -27,6 +27,7 @@ from app.repositories.rules import (
     FirstStands,
     Latest,
 )
+from app.services.events import intake as intake_events
 from app.services.media import attachments
 
 ConversationKey = tuple[str, str]  # (account_id, customer_id)
@@ -114,6 +115,8 @@ class Batch:
         # Messages the events name without being them (reacted to, read, edited, replied to):
         # one the service does not have is a gap, checked against Meta's list later.
         self.references: dict[ConversationKey, set[str]] = {}
+        # Whose conversation each reaction is in (a reaction may come before its message).
+        self.reaction_conversations: dict[Hashable, ConversationKey] = {}
 
     def note(self, collected: Collected) -> None:
         """Record what the webhook event being collected left in the batch."""
@@ -138,8 +141,10 @@ class Batch:
         """An event of this conversation names the message `mid`."""
         self.references.setdefault(conversation, set()).add(mid)
 
-    def reaction(self, row: ReactionRow) -> Ticket:
-        return self._offer(self.reactions, (row.mid, row.user_id), row, conversation=None)
+    def reaction(self, row: ReactionRow, *, conversation: ConversationKey) -> Ticket:
+        key = (row.mid, row.user_id)
+        self.reaction_conversations.setdefault(key, conversation)
+        return self._offer(self.reactions, key, row, conversation=None)
 
     def _offer(
         self,
@@ -154,8 +159,10 @@ class Batch:
         return merging.offer(key, row, owner=owner, conversation=conversation)
 
     def write(self, session: Session) -> list[str]:
-        """Write everything; per collected webhook event `applied`, `duplicate` (it changed
-        nothing, or another event in the batch wrote its row) or `ignored`."""
+        """Write everything, and the events of what changed (the outbox); per collected
+        webhook event `applied`, `duplicate` (it changed nothing, or another event in the batch
+        wrote its row) or `ignored`."""
+        reads = intake_events.reads_before(session, self.clocks)
         # A conversation's users exist once it does (conversations.customer_id is checked at
         # commit): their rows, which queue their profiles, are written with new ones only.
         upserted = conversations.upsert_many(session, self.clocks.values())
@@ -176,6 +183,7 @@ class Batch:
                 due_at=utcnow() + GAP_CHECK_DELAY,
             )
         self._write_media(session, unsent=changed["unsends"])
+        intake_events.record_changes(session, batch=self, changed=changed, reads=reads)
         return [
             self._outcome(number, collected, changed)
             for number, collected in enumerate(self._collected)

@@ -151,7 +151,7 @@ def collect_reaction(batch: Batch, account_id: str, item: dict[str, Any]) -> Tic
         emoji=reaction.emoji if reacting else None,
         reacted_at=parsed.timestamp,
     )
-    return batch.reaction(row)
+    return batch.reaction(row, conversation=conversation)
 
 
 def collect_read(batch: Batch, account_id: str, item: dict[str, Any]) -> None:

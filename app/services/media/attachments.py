@@ -1,7 +1,7 @@
 """Media rows for the attachments of stored messages: every attachment gets one, in the
 transaction that stores its message (webhook intake, and sends through the API)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -57,3 +57,15 @@ def create_for_message(session: Session, *, message_id: int, attachments: Any) -
     """Media rows of a message the business sends through the API: the URLs are the
     client's own, kept and redirected to, never downloaded."""
     media.add_many(session, rows_for(message_id, attachments, archive=False, now=utcnow()))
+
+
+def media_by_message(
+    session: Session, message_ids: Iterable[int]
+) -> dict[int, dict[int, Mapping[Any, Any]]]:
+    """The media rows of these messages (`message_json`'s `media`): by message id, then by
+    the attachment's position. One statement."""
+    found = media.of_messages(session, list(message_ids))
+    return {
+        message_id: {position: row._mapping for position, row in rows.items()}
+        for message_id, rows in found.items()
+    }

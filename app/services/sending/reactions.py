@@ -8,8 +8,10 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInputError, NotFoundError
 from app.models import Reaction, utcnow
 from app.repositories import conversations, messages, reactions
+from app.repositories.rows import ReactionRow
 from app.services import window
 from app.services.accounts import BusinessAccount
+from app.services.events import outbox
 from app.services.sending.actions import SenderActionService
 
 
@@ -58,8 +60,7 @@ class ReactionService:
                 action="react",
                 payload={"message_id": mid, "reaction": reaction},
             )
-        reactions.store(
-            self.session,
+        row = ReactionRow(
             mid=mid,
             user_id=account_id,
             reaction=reaction,
@@ -67,6 +68,8 @@ class ReactionService:
             emoji=reaction if reaction and not reaction.isascii() else None,
             reacted_at=now,
         )
+        if reactions.store_many(self.session, [row]):
+            outbox.record_reaction(self.session, row)
         self.session.commit()
         stored = reactions.get(self.session, mid=mid, user_id=account_id)
         assert stored is not None

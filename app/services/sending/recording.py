@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.db import DATABASE_UNAVAILABLE
 from app.repositories import conversations, messages
 from app.services.background import BackgroundWorker
+from app.services.events import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def record_sent(session: Session, send: DeliveredSend) -> datetime:
                 message_at=send.sent_at,
             )
             sent_at = messages.attach_mid(session, row_id=send.row_id, mid=send.mid)
+            outbox.record_message(session, "message.sent", row_id=send.row_id, origin="api")
             session.commit()
             return sent_at
         except IntegrityError:

@@ -16,10 +16,11 @@ from app.clients.instagram_errors import InstagramError
 from app.db import DATABASE_UNAVAILABLE
 from app.errors import AppError, ConflictError, InvalidInputError
 from app.models import Message, utcnow
-from app.repositories import conversations, media, messages, users
+from app.repositories import conversations, messages, users
 from app.schemas.v1.read import JsonObject, columns_of, message_json
 from app.services import window
 from app.services.accounts import BusinessAccount
+from app.services.events import outbox
 from app.services.media import attachments
 from app.services.sending.payload import stored_attachments
 from app.services.sending.recording import DeliveredSend, UnrecordedSends, record_sent
@@ -47,12 +48,8 @@ class SendService:
 
     def read(self, message: Message) -> JsonObject:
         """The MessageRead of a message just sent (or repeated), with its media."""
-        media_of = media.of_messages(self.session, [message.id]).get(message.id, {})
-        return message_json(
-            columns_of(message),
-            reactions=[],
-            media={position: row._mapping for position, row in media_of.items()},
-        )
+        media = attachments.media_by_message(self.session, [message.id])
+        return message_json(columns_of(message), reactions=[], media=media.get(message.id))
 
     def send(
         self,
@@ -139,6 +136,7 @@ class SendService:
             )
         except InstagramError as exc:
             messages.mark_failed(self.session, row_id=message.id, error=exc.as_record())
+            outbox.record_message(self.session, "message.failed", row_id=message.id)
             self.session.commit()
             raise
         mid = str(answer.get("message_id") or "")
@@ -149,6 +147,7 @@ class SendService:
                 row_id=message.id,
                 error={"code": "instagram_error", "detail": "no message_id in the answer"},
             )
+            outbox.record_message(self.session, "message.failed", row_id=message.id)
             self.session.commit()
             raise InstagramError("The Instagram API answered without a message_id.")
         return mid

@@ -12,6 +12,7 @@ from app.models import utcnow
 from app.repositories import messages
 from app.repositories import sync as sync_rows
 from app.repositories.rows import ConversationClocks, MessageRow
+from app.services.events.outbox import record_backfilled
 from app.services.intake.batch import Batch
 from app.services.sync.reader import ConversationsReader, ListedConversation, ListedMessage
 
@@ -110,6 +111,8 @@ def _store_page(
             if not message.has_content
         ],
     )
+    # The messages with content came through the batch (its events: message.backfilled).
+    record_backfilled(session, placeholders)
     new = (stored | placeholders) - known
     return Imported(
         messages=len(stored),

@@ -229,3 +229,15 @@ def test_a_message_sent_through_the_api_has_media_for_its_attachment(
     [attachment] = sent.json()["attachments"]
     assert (attachment["source_url"], attachment["state"]) == (image, "remote")
     assert db.get(Media, int(attachment["id"])) is not None
+
+
+def test_the_received_event_shows_the_attachments_with_their_media(
+    api: ServiceClient, meta: ServiceClient
+) -> None:
+    written = write_attachments(meta, "image")
+    [shown] = attachments_shown(api, written["customer"]["id"])
+
+    events = api.get("/api/v1/events", params={"types": "message.received"}).json()["data"]
+
+    [event] = [e for e in events if e["data"]["message"]["mid"] == written["mid"]]
+    assert event["data"]["message"]["attachments"] == [shown]

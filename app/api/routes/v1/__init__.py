@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.routes.v1 import conversations, media, messages, sync, users
+from app.api.routes.v1 import conversations, events, media, messages, sync, users
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(conversations.router)
@@ -10,3 +10,4 @@ router.include_router(messages.router)
 router.include_router(media.router)
 router.include_router(users.router)
 router.include_router(sync.router)
+router.include_router(events.router)

@@ -1,9 +1,9 @@
 """Media: every attachment of every message gets a row (its stable id, its CDN URL, and where
 its bytes are kept when the operator archives media).
 
-Revision ID: 0008
-Revises: 0007
-Created: 2026-11-30 13:00
+Revision ID: 0009
+Revises: 0008
+Created: 2026-11-30 13:10
 
 Messages stored before this revision get their rows too (state `remote`: the URL only), so
 every attachment has an id whatever its age.
@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

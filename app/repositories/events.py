@@ -1,0 +1,94 @@
+"""SQL for `events` (the outbox): written with the change they describe, read by the feed,
+the stream and the delivery dispatcher up to a safe horizon."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from app.models import Event
+
+EVENTS = Event.__table__
+# pg_advisory_xact_lock_shared(classid, objid): held by every transaction writing events from
+# before its `seq` is drawn until it ends; readers list its holders (pg_locks) to know which
+# writers are still in flight. ("inst", "evts" as 32-bit integers.)
+WRITER_LOCK = (0x696E7374, 0x65767473)
+_TAKE_WRITER_LOCK = text("SELECT pg_advisory_xact_lock_shared(:classid, :objid)").bindparams(
+    classid=WRITER_LOCK[0], objid=WRITER_LOCK[1]
+)
+# One statement, one snapshot: the newest committed seq, and the event writers in flight.
+_OBSERVE = text(
+    "SELECT (SELECT max(seq) FROM events), ARRAY("
+    "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND classid = :classid AND objid = :objid AND objsubid = 2)"
+).bindparams(classid=WRITER_LOCK[0], objid=WRITER_LOCK[1])
+_INSERT = insert(cast(Table, EVENTS))
+
+
+def add_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert event rows (id, type, account_id, conversation, payload, created_at) in the
+    session's transaction; their `seq` is drawn now."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_TAKE_WRITER_LOCK)
+    session.connection().execute(_INSERT, list(rows))
+
+
+def observe(session: Session) -> tuple[int, frozenset[str]]:
+    """The highest committed seq (0: none) and the event writers still in flight (their
+    virtual transaction ids; always none on SQLite, where commits are serial)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return session.execute(select(func.coalesce(func.max(Event.seq), 0))).scalar_one(), (
+            frozenset()
+        )
+    newest, writers = session.execute(_OBSERVE).one()
+    return int(newest or 0), frozenset(writers or ())
+
+
+_PAGE = (
+    select(EVENTS)
+    .where(EVENTS.c.seq > bindparam("after"), EVENTS.c.seq <= bindparam("up_to"))
+    .order_by(EVENTS.c.seq)
+    .limit(bindparam("limit"))
+)
+
+
+def page(
+    session: Session,
+    *,
+    after: int,
+    up_to: int,
+    limit: int,
+    types: Iterable[str] | None = None,
+    account_id: str | None = None,
+) -> Sequence[Row[Any]]:
+    """Events with after < seq <= up_to, oldest first, optionally of these types and this
+    account."""
+    query = _PAGE
+    if types:
+        query = query.where(EVENTS.c.type.in_(list(types)))
+    if account_id is not None:
+        query = query.where(EVENTS.c.account_id == account_id)
+    parameters = {"after": after, "up_to": up_to, "limit": limit}
+    return session.connection().execute(query, parameters).all()
+
+
+def oldest_seq(session: Session) -> int | None:
+    """The oldest seq still kept (None: no event)."""
+    return session.execute(select(func.min(Event.seq))).scalar()
+
+
+def delete_older(session: Session, *, created_before: datetime, limit: int) -> int:
+    """Delete up to `limit` events created before then (oldest first); how many went."""
+    doomed = (
+        select(Event.seq)
+        .where(Event.created_at < created_before)
+        .order_by(Event.seq)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    result = session.execute(delete(Event).where(Event.seq.in_(doomed)))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,180 @@
+"""Writing the outbox: event rows added in the caller's transaction, so the change and its
+event commit (or roll back) together. Payloads are snapshots of the object as /api/v1 shows
+it at that moment, built by the same functions as the API's answers (app/schemas/v1/)."""
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from app.models import utcnow
+from app.repositories import events, messages, reactions
+from app.repositories.rows import ReactionRow
+from app.schemas.v1.read import JsonObject, message_json
+from app.services.media.attachments import media_by_message
+
+# The types a consumer can subscribe to (`ping` is sent only by `POST .../test`).
+EVENT_TYPES = (
+    "message.received",
+    "message.backfilled",
+    "message.sent",
+    "message.failed",
+    "message.updated",
+    "message.deleted",
+    "reaction.updated",
+    "conversation.read",
+    "profile.updated",
+    "account.updated",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event about to be written: its payload is final (a snapshot)."""
+
+    type: str
+    account_id: str | None
+    conversation: str | None
+    payload: JsonObject
+
+
+def new_event_id() -> str:
+    """`evt_` and 24 random characters: stable forever, the `webhook-id` of every attempt."""
+    return f"evt_{secrets.token_urlsafe(18)}"
+
+
+def record(session: Session, drafts: Sequence[EventDraft]) -> None:
+    """Add the events to the session's transaction (not committed here)."""
+    now = utcnow()
+    events.add_many(
+        session,
+        [
+            {
+                "id": new_event_id(),
+                "type": draft.type,
+                "account_id": draft.account_id,
+                "conversation": draft.conversation,
+                "payload": plain(draft.payload),
+                "created_at": now,
+            }
+            for draft in drafts
+        ],
+    )
+
+
+def plain(value: Any) -> Any:
+    """A snapshot as JSON values: datetimes as ISO 8601 UTC ("…Z"), as the API writes them."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def message_snapshots(
+    session: Session, mids: Iterable[str]
+) -> dict[str, tuple[Row[Any], JsonObject]]:
+    """By mid: the stored row (with its conversation's `conversation_*` columns) and the
+    MessageRead of each message, reactions included. Two statements, whatever their number."""
+    rows = messages.with_conversation(session, sorted(set(mids)))
+    standing: dict[str, list[Mapping[Any, Any]]] = {}
+    for reaction in reactions.current_for(session, list(rows)):
+        standing.setdefault(reaction._mapping["mid"], []).append(reaction._mapping)
+    media = media_by_message(
+        session, (row._mapping["id"] for row in rows.values() if row._mapping["attachments"])
+    )
+    return {
+        mid: (
+            row,
+            message_json(
+                row._mapping,
+                reactions=standing.get(mid, []),
+                read_until=row._mapping["conversation_read_at"],
+                media=media.get(row._mapping["id"]),
+            ),
+        )
+        for mid, row in rows.items()
+    }
+
+
+def message_draft(type_: str, row: Row[Any], snapshot: JsonObject, **extra: Any) -> EventDraft:
+    """A message.* event about `row` (see message_snapshots)."""
+    columns = row._mapping
+    return EventDraft(
+        type=type_,
+        account_id=columns["conversation_account_id"],
+        conversation=columns["conversation_customer_id"],
+        payload={"message": snapshot, **extra},
+    )
+
+
+def record_message(session: Session, type_: str, *, row_id: int, **extra: Any) -> None:
+    """One message.* event about the message `row_id`, as it stands in this transaction."""
+    row = messages.with_conversation_by_id(session, row_id)
+    if row is None:
+        return
+    mid = row._mapping["mid"]
+    standing: list[Mapping[Any, Any]] = (
+        [r._mapping for r in reactions.current_for(session, [mid])] if mid else []
+    )
+    media = media_by_message(session, [row_id]) if row._mapping["attachments"] else {}
+    snapshot = message_json(
+        row._mapping,
+        reactions=standing,
+        read_until=row._mapping["conversation_read_at"],
+        media=media.get(row_id),
+    )
+    record(session, [message_draft(type_, row, snapshot, **extra)])
+
+
+def reaction_draft(
+    row: ReactionRow,
+    message: tuple[Row[Any], JsonObject] | None,
+    *,
+    conversation: tuple[str, str] | None,
+) -> EventDraft:
+    """A reaction.updated event: the reaction as stored (`reaction` null: withdrawn) and its
+    message's snapshot (null when the message is not stored yet; then `conversation`, the
+    (account_id, customer_id) the webhook event named, places it)."""
+    if message is not None:
+        columns = message[0]._mapping
+        account_id = columns["conversation_account_id"]
+        customer_id: str | None = columns["conversation_customer_id"]
+    else:
+        account_id, customer_id = conversation if conversation else (None, None)
+    return EventDraft(
+        type="reaction.updated",
+        account_id=account_id,
+        conversation=customer_id,
+        payload={
+            "reaction": {
+                "mid": row.mid,
+                "user_id": row.user_id,
+                "reaction": row.reaction,
+                "emoji": row.emoji,
+                "reacted_at": row.reacted_at,
+            },
+            "message": message[1] if message is not None else None,
+        },
+    )
+
+
+def record_backfilled(session: Session, mids: Iterable[str]) -> None:
+    """message.backfilled events: messages a history backfill or gap check imported (never
+    message.received: consumers' bots must not answer old messages)."""
+    snapshots = message_snapshots(session, mids)
+    drafts = [message_draft("message.backfilled", *snapshots[mid]) for mid in sorted(snapshots)]
+    if drafts:
+        record(session, drafts)
+
+
+def record_reaction(session: Session, row: ReactionRow) -> None:
+    """One reaction.updated event (the business reacted through the API)."""
+    snapshot = message_snapshots(session, [row.mid]).get(row.mid)
+    record(session, [reaction_draft(row, snapshot, conversation=None)])

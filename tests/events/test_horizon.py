@@ -1,0 +1,65 @@
+"""The safe horizon: on PostgreSQL a transaction holding a lower seq may commit after one
+holding a higher seq; readers must wait for it instead of skipping it."""
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session
+
+from app.models import utcnow
+from app.repositories import events
+from app.services.events.horizon import Horizon
+from tests.conftest import Databases
+
+
+@pytest.fixture
+def engine(databases: Databases) -> Iterator[Engine]:
+    made = create_engine(databases.new())
+    yield made
+    made.dispose()
+
+
+def write_event(session: Session, name: str) -> None:
+    row = {
+        "id": f"evt_{name}",
+        "type": "message.received",
+        "account_id": None,
+        "conversation": None,
+        "payload": {},
+        "created_at": utcnow(),
+    }
+    events.add_many(session, [row])
+
+
+def seqs(session: Session, up_to: int) -> list[str]:
+    rows = events.page(session, after=0, up_to=up_to, limit=100)
+    session.rollback()
+    return [row.id for row in rows]
+
+
+def test_a_seq_committed_late_is_read_not_skipped(engine: Engine, databases: Databases) -> None:
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite draws seqs under its write lock: they commit in order")
+    horizon = Horizon()
+    with Session(engine) as early, Session(engine) as late, Session(engine) as reader:
+        write_event(early, "early")  # draws the lower seq, commits last
+        write_event(late, "late")
+        late.commit()
+
+        before = horizon.advance(reader)
+        assert seqs(reader, before) == []  # "late" is committed but not safe yet
+
+        early.commit()
+        after = horizon.advance(reader)
+        assert seqs(reader, after) == ["evt_early", "evt_late"]
+
+
+def test_with_no_writer_in_flight_everything_committed_is_safe(engine: Engine) -> None:
+    horizon = Horizon()
+    with Session(engine) as writer, Session(engine) as reader:
+        write_event(writer, "one")
+        write_event(writer, "two")
+        writer.commit()
+
+        assert seqs(reader, horizon.advance(reader)) == ["evt_one", "evt_two"]

@@ -1,0 +1,183 @@
+"""The outbox: every change a consumer cares about writes an event in its own transaction,
+with a snapshot of the object then; duplicates and rolled-back transactions write none. Read
+through `GET /api/v1/events` (the feed) and checked against the stored rows."""
+
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.models import Event
+from app.sandbox import webhooks
+from app.services.intake import apply_delivery
+from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, add_fault, text_message
+
+MS = 1745923800000
+IDS = {"account_id": ACCOUNT_ID, "customer_id": CUSTOMER_ID}
+
+
+def deliver(api: ServiceClient, *items: dict[str, Any]) -> None:
+    response = api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=list(items)))
+    assert response.status_code == 200, response.text
+
+
+def feed(api: ServiceClient, **params: Any) -> list[dict[str, Any]]:
+    response = api.get("/api/v1/events", params={"limit": 500, **params})
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["data"]
+    return events
+
+
+def stored(db: Session) -> list[Event]:
+    db.expire_all()
+    return list(db.scalars(select(Event).order_by(Event.seq)))
+
+
+def test_an_inbound_message_writes_one_event_with_its_snapshot(
+    api: ServiceClient, db: Session
+) -> None:
+    deliver(api, webhooks.message_item(**IDS, mid="m-1", timestamp_ms=MS, text="Hi"))
+
+    [event] = feed(api)
+    assert event["type"] == "message.received"
+    assert event["id"].startswith("evt_")
+    assert event["account_id"] == ACCOUNT_ID
+    assert event["conversation"] == CUSTOMER_ID
+    message = event["data"]["message"]
+    assert message == api.get("/api/v1/messages/m-1").json()
+    [row] = stored(db)
+    assert (row.id, row.seq, row.type) == (event["id"], event["seq"], "message.received")
+
+
+def test_a_duplicate_or_retried_delivery_writes_no_event(api: ServiceClient, db: Session) -> None:
+    item = webhooks.message_item(**IDS, mid="m-1", timestamp_ms=MS, text="Hi")
+    deliver(api, item)
+    deliver(api, item)  # the same event in another delivery
+    body = webhooks.delivery(account_id=ACCOUNT_ID, items=[item])
+    assert api.deliver(body).status_code == 200
+    assert api.deliver(body).status_code == 200  # byte for byte: rolled back
+
+    assert [event.type for event in stored(db)] == ["message.received"]
+
+
+def test_the_snapshot_is_the_message_then_not_now(api: ServiceClient) -> None:
+    deliver(api, webhooks.message_item(**IDS, mid="m-1", timestamp_ms=MS, text="Hi"))
+    edit = {"mid": "m-1", "timestamp_ms": MS + 1, "text": "Hello", "num_edit": 1}
+    deliver(api, webhooks.edit_item(**IDS, **edit))
+    deliver(api, webhooks.unsend_item(**IDS, mid="m-1", timestamp_ms=MS + 2))
+
+    events = feed(api)
+    assert [event["type"] for event in events] == [
+        "message.received",
+        "message.updated",
+        "message.deleted",
+    ]
+    texts = [event["data"]["message"]["text"] for event in events]
+    assert texts == ["Hi", "Hello", None]
+    assert events[2]["data"]["message"]["is_deleted"] is True
+    # An older edit arriving late changes nothing: no event.
+    deliver(api, webhooks.edit_item(**IDS, **{**edit, "text": "Hey", "num_edit": 1}))
+    assert len(feed(api)) == 3
+
+
+def test_reactions_reads_and_echoes_have_their_events(api: ServiceClient) -> None:
+    deliver(api, webhooks.message_item(**IDS, mid="m-1", timestamp_ms=MS, text="Hi"))
+    deliver(api, webhooks.echo_item(**IDS, mid="e-1", timestamp_ms=MS + 1, text="Hello!"))
+    deliver(api, webhooks.reaction_item(**IDS, mid="e-1", timestamp_ms=MS + 2, reaction="love"))
+    deliver(api, webhooks.reaction_item(**IDS, mid="e-1", timestamp_ms=MS + 3, action="unreact"))
+    deliver(api, webhooks.read_item(**IDS, mid="e-1", timestamp_ms=MS + 4))
+    deliver(api, webhooks.read_item(**IDS, mid="e-1", timestamp_ms=MS + 4))  # the same read
+
+    events = feed(api)
+    assert [event["type"] for event in events] == [
+        "message.received",
+        "message.sent",
+        "reaction.updated",
+        "reaction.updated",
+        "conversation.read",
+    ]
+    assert events[1]["data"]["origin"] == "echo"
+    assert events[2]["data"]["reaction"]["reaction"] == "love"
+    assert events[2]["data"]["message"]["reactions"][0]["reaction"] == "love"
+    assert events[3]["data"]["reaction"]["reaction"] is None
+    read = events[4]["data"]
+    assert read["read"]["mid"] == "e-1"
+    assert read["conversation"]["customer"]["id"] == CUSTOMER_ID
+    assert {event["conversation"] for event in events} == {CUSTOMER_ID}
+
+
+def test_a_rolled_back_transaction_leaves_no_event(db: Session) -> None:
+    apply_delivery(db, text_message(mid="m-rolled-back"))
+    assert db.scalar(select(func.count()).select_from(Event)) == 1  # in the transaction
+    db.rollback()
+
+    assert db.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_the_feed_pages_and_filters(api: ServiceClient) -> None:
+    for number in range(5):
+        mid, at = f"m-{number}", MS + number
+        deliver(api, webhooks.message_item(**IDS, mid=mid, timestamp_ms=at, text="x"))
+    deliver(api, webhooks.unsend_item(**IDS, mid="m-0", timestamp_ms=MS + 10))
+
+    first = api.get("/api/v1/events", params={"limit": 2}).json()
+    assert [event["data"]["message"]["mid"] for event in first["data"]] == ["m-0", "m-1"]
+    assert first["has_more"] is True
+    rest = api.get("/api/v1/events", params={"after": first["next_after"], "limit": 10}).json()
+    assert len(rest["data"]) == 4
+    assert rest["has_more"] is False
+    assert rest["next_after"] == rest["data"][-1]["seq"]
+    seqs = [event["seq"] for event in first["data"] + rest["data"]]
+    assert seqs == sorted(seqs)
+
+    assert [e["type"] for e in feed(api, types="message.deleted")] == ["message.deleted"]
+    assert len(feed(api, account_id=ACCOUNT_ID)) == 6
+    assert feed(api, account_id="17841400000000001") == []
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [({"types": "message.nope"}, "invalid_event_type"), ({"after": -1}, "validation_error")],
+)
+def test_bad_feed_parameters_are_422(api: ServiceClient, params: dict[str, Any], code: str) -> None:
+    response = api.get("/api/v1/events", params=params)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == code
+
+
+def test_asking_for_deleted_events_is_410_events_expired(api: ServiceClient, db: Session) -> None:
+    for number in range(3):
+        mid, at = f"m-{number}", MS + number
+        deliver(api, webhooks.message_item(**IDS, mid=mid, timestamp_ms=at, text="x"))
+    first, *_ = stored(db)
+    db.execute(delete(Event).where(Event.seq <= first.seq + 1))
+    db.commit()
+
+    gone = api.get("/api/v1/events", params={"after": first.seq})
+    assert gone.status_code == 410
+    assert gone.json()["code"] == "events_expired"
+    assert len(feed(api)) == 1  # from the start: what is kept
+
+
+def test_a_send_writes_message_sent_and_a_refusal_message_failed(
+    api: ServiceClient, meta: ServiceClient, anna: dict[str, Any]
+) -> None:
+    sent = api.post(f"/api/v1/conversations/{anna['id']}/messages", json={"text": "Yes!"})
+    assert sent.status_code == 201, sent.text
+    add_fault(meta, kind="send", error={"message": "Calls exceed rate limit", "code": 613})
+    refused = api.post(f"/api/v1/conversations/{anna['id']}/messages", json={"text": "And?"})
+    assert refused.status_code == 429
+
+    events = [event for event in feed(api) if event["type"] != "message.received"]
+    mid = sent.json()["mid"]
+    ours = [event for event in events if event["data"]["message"]["mid"] == mid]
+    # The echo of our own send is no news (it may only beat Meta's answer: then it was).
+    assert ours[-1]["type"] == "message.sent"
+    assert ours[-1]["data"]["origin"] == "api"
+    assert ours[-1]["data"]["message"]["status"] == "sent"
+    failed = [event for event in events if event["type"] == "message.failed"]
+    assert [event["data"]["message"]["text"] for event in failed] == ["And?"]
+    assert failed[0]["data"]["message"]["error"]["code"] == "instagram_rate_limited"
+    assert {event["conversation"] for event in events} == {anna["id"]}
