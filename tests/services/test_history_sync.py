@@ -510,3 +510,39 @@ def test_backfilled_messages_make_message_backfilled_events_never_received(
     backfill(history_sync, session_factory)
     db.expire_all()
     assert len(db.scalars(select(Event).where(Event.conversation == customer["id"])).all()) == 22
+
+
+def test_a_backfill_meta_fails_for_now_pauses_and_goes_on(
+    history_sync: HistorySync,
+    session_factory: sessionmaker[Session],
+    meta: ServiceClient,
+    db: Session,
+) -> None:
+    customer = new_customer(meta, username="paused")
+    history(meta, customer["id"], 3)
+    # Listing the conversations fails (Meta's transient code 2).
+    add_fault(
+        meta,
+        kind="conversations",
+        status=500,
+        error={"message": "An unexpected error has occurred.", "code": 2},
+    )
+    with session_factory() as session:
+        job_id = history_sync.start_backfill(session, account_id=ACCOUNT_ID, days=None).id
+    assert history_sync.run_job(job_id)
+    paused = history_sync.job(job_id)
+    assert paused.status == "running"
+    assert paused.error
+    assert paused.claimed_until is not None
+    assert paused.claimed_until > utcnow()
+    assert not history_sync.run_next_job()  # not before its retry time
+
+    with session_factory() as session:
+        job = session.get(SyncJob, job_id)
+        assert job is not None
+        job.claimed_until = utcnow() - timedelta(seconds=1)
+        session.commit()
+    assert history_sync.run_next_job()
+    done = history_sync.job(job_id)
+    assert (done.status, done.error, done.messages_imported) == ("done", None, 3)
+    assert len(stored(db, customer["id"])) == 3

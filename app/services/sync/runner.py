@@ -15,6 +15,7 @@ from app import metrics
 from app.clients.instagram import InstagramClient
 from app.clients.instagram_errors import InstagramError
 from app.config import Settings
+from app.db import DATABASE_UNAVAILABLE
 from app.errors import AppError
 from app.models import SyncJob, utcnow
 from app.repositories import sync as sync_rows
@@ -32,6 +33,8 @@ SWEEP_MAX_CONVERSATIONS = 500
 # A sweep looks back this much further than its last run (clocks differ, pages shift).
 SWEEP_OVERLAP = timedelta(minutes=5)
 MAX_ERROR_TEXT = 500
+# A backfill Meta fails for now (5xx, timeouts, rate limits past the backoff) goes on after this.
+RETRY_AFTER_TRANSIENT = timedelta(minutes=1)
 
 Progress = Callable[[SyncJob], None]
 
@@ -122,15 +125,26 @@ class HistorySync:
             session.refresh(job)
             try:
                 self._backfill(session, job, progress)
+            except DATABASE_UNAVAILABLE:
+                raise  # the lease runs out, and a worker goes on once the database is back
             except Exception as error:
                 session.rollback()
-                job.status, job.error = "failed", _describe(error)
-                job.finished_at = utcnow()
-                logger.warning("backfill %s of %s failed: %s", job.id, job.account_id, job.error)
+                self._stopped(job, error)
             finally:
                 sync_rows.release_account(session, job.account_id)
                 session.commit()
         return True
+
+    def _stopped(self, job: SyncJob, error: Exception) -> None:
+        """A backfill that could not go on: Meta failing for now (it goes on after
+        RETRY_AFTER_TRANSIENT), or for good (the token, say: it is failed, and says why)."""
+        job.error = _describe(error)
+        if isinstance(error, InstagramError) and error.transient:
+            job.claimed_until = utcnow() + RETRY_AFTER_TRANSIENT
+            logger.warning("backfill %s of %s paused: %s", job.id, job.account_id, job.error)
+            return
+        job.status, job.finished_at = "failed", utcnow()
+        logger.warning("backfill %s of %s failed: %s", job.id, job.account_id, job.error)
 
     def run_next_job(self) -> bool:
         """Run one runnable backfill; False when there is none this process can take."""
@@ -164,7 +178,7 @@ class HistorySync:
                 sync_rows.claim_account(session, job.account_id, now=utcnow(), lease=LEASE)
                 session.commit()
                 _report(progress, job)
-        job.status, job.finished_at = "done", utcnow()
+        job.status, job.finished_at, job.error = "done", utcnow(), None
         session.commit()
         _report(progress, job)
 
