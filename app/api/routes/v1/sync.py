@@ -23,7 +23,7 @@ JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The backfill's id."
     summary="Start a history backfill",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SyncJobRead,
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(400, 401, 404, 413, 422, 503),
 )
 def start_sync(
     account_id: AccountId,
