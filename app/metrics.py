@@ -110,6 +110,8 @@ class StateSample:
     profiles_due: int | None = None
     failed_deliveries: int | None = None
     last_webhook_timestamp: float | None = None
+    # Attachments waiting for the download worker (MEDIA_ARCHIVE on only).
+    media_pending: int | None = None
 
 
 def state_metrics(sample: StateSample) -> bytes:
@@ -146,6 +148,8 @@ def state_metrics(sample: StateSample) -> bytes:
         backlog.labels(queue="profiles").set(sample.profiles_due)
     if sample.failed_deliveries is not None:
         backlog.labels(queue="failed_deliveries").set(sample.failed_deliveries)
+    if sample.media_pending is not None:
+        backlog.labels(queue="media").set(sample.media_pending)
     gauge(
         "insta_webhook_last_received_timestamp_seconds",
         "When the newest webhook delivery was stored (Unix time).",

@@ -36,12 +36,18 @@ class Pool:
 
 
 def write_webhook_pool(
-    path: Path, *, prefix: str, deliveries: int, events_per_delivery: int
+    path: Path,
+    *,
+    prefix: str,
+    deliveries: int,
+    events_per_delivery: int,
+    image_urls: list[str] | None = None,
 ) -> Pool:
     """`deliveries` signed deliveries of `events_per_delivery` new messages each.
 
     Message k of delivery n has mid `<prefix>-n-k` and comes from customer (n·events + k)
     modulo INGEST_CUSTOMERS, so one delivery carries distinct customers in ascending order.
+    With `image_urls`, each message is an image (those URLs in turn) instead of a text.
     """
     start_ms = now_ms()
     with path.open("w") as pool:
@@ -49,13 +55,17 @@ def write_webhook_pool(
             items = []
             for index in range(events_per_delivery):
                 sequence = number * events_per_delivery + index
+                content: dict[str, Any] = {"text": f"bench message {sequence}"}
+                if image_urls:
+                    url = image_urls[sequence % len(image_urls)]
+                    content = {"attachments": [{"type": "image", "payload": {"url": url}}]}
                 items.append(
                     webhooks.message_item(
                         customer_id=customer_id(sequence % INGEST_CUSTOMERS),
                         account_id=ACCOUNT_ID,
                         mid=f"{prefix}-{number}-{index}",
                         timestamp_ms=start_ms + sequence,
-                        text=f"bench message {sequence}",
+                        **content,
                     )
                 )
             body = webhooks.encode(

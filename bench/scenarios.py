@@ -36,6 +36,8 @@ POOL_RATE_1_EVENT = 8000
 POOL_RATE_10_EVENTS = 2000
 HISTORY_CUSTOMER = customer_id(900_000)
 SEND_CUSTOMERS = 100
+# Files on the sandbox's CDN the image ingest scenarios' messages point at, in turn.
+MEDIA_FILES = 500
 GRAPH_POOL_SIZE: int = Settings.model_fields["instagram_pool_size"].default
 
 
@@ -223,35 +225,47 @@ def bare(context: Context) -> Row:
         context.processes.stop(process)
 
 
-def _ingest(context: Context, *, events: int) -> Row:
+def _ingest(context: Context, *, events: int, media: str | None = None) -> Row:
+    """Webhook intake; with `media`, every message is an image on the sandbox's CDN and the
+    service runs with MEDIA_ARCHIVE=`media` (`local`: its download worker fetching them)."""
     options = context.options
     rate = POOL_RATE_1_EVENT if events == 1 else POOL_RATE_10_EVENTS
-    name = f"ingest-{events}"
+    name = f"ingest-{events}" + (f"-image-{media}" if media else "")
     context.prepare(("empty",), lambda: None)
     context.written()
+    sandbox = start_sandbox(context.processes, webhook_url="http://127.0.0.1:9/webhook")
+    image_urls = None
+    overrides = {"PROFILE_WORKER_ENABLED": "false"}
+    if media:
+        image_urls = sandbox.control("POST", "/media", json={"count": MEDIA_FILES}).json()["urls"]
+        overrides |= {
+            "MEDIA_ARCHIVE": media,
+            "MEDIA_DIR": str(context.workdir / "media"),
+            "MEDIA_ALLOWED_HOSTS": "127.0.0.1",
+        }
     context.say(f"  writing pools of signed deliveries ({events} event(s) each)…")
     pool = write_webhook_pool(
         context.workdir / f"{name}.pool",
         prefix=f"{name}-run",
         deliveries=int(rate * options.seconds * 1.25) + 100,
         events_per_delivery=events,
+        image_urls=image_urls,
     )
     warmup = write_webhook_pool(
         context.workdir / f"{name}-warmup.pool",
         prefix=f"{name}-warmup",
         deliveries=int(rate * options.warmup_seconds * 1.25) + 100,
         events_per_delivery=events,
+        image_urls=image_urls,
     )
-    sandbox = start_sandbox(context.processes, webhook_url="http://127.0.0.1:9/webhook")
     # Only the measured path runs: new customers' profiles are not fetched meanwhile.
-    pid, url = _service(
-        context, graph_url=sandbox.url, overrides={"PROFILE_WORKER_ENABLED": "false"}
-    )
+    pid, url = _service(context, graph_url=sandbox.url, overrides=overrides)
     try:
         row = measure(
             context,
             name=name,
-            description=f"POST /webhook, {events} new message(s) per signed delivery",
+            description=f"POST /webhook, {events} new message(s) per signed delivery"
+            + (f", each an image (MEDIA_ARCHIVE={media})" if media else ""),
             url=url,
             server_pid=pid,
             pool=pool,
@@ -261,6 +275,11 @@ def _ingest(context: Context, *, events: int) -> Row:
         stored = settled_count(
             context, "SELECT count(*) FROM messages WHERE mid LIKE :prefix", prefix=f"{name}-run-%"
         )
+        if media == "local":
+            archived = database.count(
+                context.engine, "SELECT count(*) FROM media WHERE state = 'stored'"
+            )
+            row.notes.append(f"{archived:,} images archived meanwhile by the download worker")
     finally:
         context.processes.stop_all()
     load = row.load
@@ -288,6 +307,14 @@ def ingest_1(context: Context) -> Row:
 
 def ingest_10(context: Context) -> Row:
     return _ingest(context, events=10)
+
+
+def ingest_1_image_off(context: Context) -> Row:
+    return _ingest(context, events=1, media="off")
+
+
+def ingest_1_image_local(context: Context) -> Row:
+    return _ingest(context, events=1, media="local")
 
 
 def _load_history(context: Context, messages: int) -> None:
@@ -476,6 +503,16 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("bare", "bare FastAPI app GET / (the ceiling)", bare),
         Scenario("ingest-1", "webhook ingest, 1 event per delivery", ingest_1),
         Scenario("ingest-10", "webhook ingest, 10 events per delivery", ingest_10),
+        Scenario(
+            "ingest-1-image-off",
+            "webhook ingest, 1 image per delivery, URLs only (MEDIA_ARCHIVE=off)",
+            ingest_1_image_off,
+        ),
+        Scenario(
+            "ingest-1-image-local",
+            "webhook ingest, 1 image per delivery, the media worker archiving (local)",
+            ingest_1_image_local,
+        ),
         *_history_scenarios(),
         Scenario("send-0ms", "send, Graph API answering in 0 ms (64 connections)", send_0ms),
         Scenario("send-20ms", "send, Graph API answering in 20 ms (64 connections)", send_20ms),

@@ -62,6 +62,8 @@ class CdnClient:
     def __init__(self, settings: Settings) -> None:
         self._extra_hosts = settings.media_allowed_host_list
         self._timeout = (3.05, 30.0)
+        # A link check runs in a request: it must not hold the client long.
+        self._check_timeout = (3.05, 5.0)
         self._session = requests.Session()
         self._session.trust_env = False  # no ~/.netrc credentials, no proxies from env
 
@@ -86,7 +88,7 @@ class CdnClient:
         if not self.allows(url):
             return "unknown"
         try:
-            response = self._session.head(url, timeout=self._timeout, allow_redirects=False)
+            response = self._session.head(url, timeout=self._check_timeout, allow_redirects=False)
         except requests.RequestException as exc:
             logger.info("media link check failed: %s", type(exc).__name__)
             return "unknown"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from app.sandbox.control.errors import UnknownAssetError
-from app.sandbox.deps import SandboxStateDep
+from app.sandbox.deps import BaseUrlDep, SandboxStateDep
 from app.sandbox.threads import CDN_PATH, AssetMode
 
 cdn_router = APIRouter(tags=["sandbox CDN"])
@@ -37,6 +37,23 @@ class AssetUpdate(BaseModel):
     size_bytes: int | None = Field(
         default=None, ge=1, le=512 * 1024 * 1024, description="Pad the file to this size."
     )
+
+
+class AssetsCreate(BaseModel):
+    """Files to put on the CDN at once (for benchmarks: attachments of made-up webhooks)."""
+
+    type: str = Field(default="image", description="image, video, audio, file, story_mention…")
+    count: int = Field(default=1, ge=1, le=10_000)
+
+
+@control_router.post("/media", status_code=201)
+def create_media(
+    body: AssetsCreate, state: SandboxStateDep, base_url: BaseUrlDep
+) -> dict[str, list[str]]:
+    """New files on the CDN; their URLs."""
+    return {
+        "urls": [state.threads.new_asset(body.type, base_url=base_url) for _ in range(body.count)]
+    }
 
 
 @control_router.get("/media")

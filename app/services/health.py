@@ -97,7 +97,12 @@ class StatusReport:
             last_webhook_timestamp=self.last_webhook_at.timestamp()
             if self.last_webhook_at
             else None,
+            media_pending=_int(self.media.get("pending")) if self.media else None,
         )
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 class StatusReporter:

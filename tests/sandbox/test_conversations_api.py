@@ -172,3 +172,13 @@ def test_an_unsent_message_leaves_the_conversation(sandbox: SandboxClient) -> No
     assert (gone.status_code, gone.json()["error"]["code"]) == (400, 100)
     listed = sandbox.graph("GET", "/me/conversations", params={"platform": "instagram"})
     assert listed.json()["data"] == []
+
+
+def test_files_can_be_put_on_the_cdn_in_bulk(sandbox: SandboxClient) -> None:
+    response = sandbox.control("POST", "/media", json={"type": "file", "count": 3})
+
+    assert response.status_code == 201
+    urls = response.json()["urls"]
+    assert len(set(urls)) == 3
+    assert all(sandbox.http.get(url, timeout=5).content.startswith(b"%PDF-") for url in urls)
+    assert len(sandbox.control("GET", "/media").json()) == 3

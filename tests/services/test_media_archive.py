@@ -138,6 +138,19 @@ def test_pending_media_is_202_then_served_from_the_directory_once_archived(
     assert shown["state"] == "stored"
 
 
+def test_an_archived_file_missing_from_the_directory_is_served_from_its_url(
+    archiving: SharedService, api: ServiceClient, meta: ServiceClient, db: Session, media_dir: Path
+) -> None:
+    written = write_file(meta, "image")
+    downloader_of(archiving).run_once()
+    media = only_media(db)
+    (media_dir / (media.storage_key or "")).unlink()
+
+    response = api.get(f"/api/v1/media/{media.id}", allow_redirects=False)
+
+    assert (response.status_code, response.headers["location"]) == (302, written["url"])
+
+
 def test_the_worker_archives_in_the_background(
     start_shared: StartShared, meta: ServiceClient, db: Session, media_dir: Path
 ) -> None:
@@ -405,3 +418,4 @@ def test_ready_reports_the_media_store_and_the_downloads_waiting(
 
     assert body["status"] == "ready"
     assert body["media"] == {"archive": "local", "store": "ok", "pending": 1}
+    assert 'insta_background_backlog{queue="media"} 1.0' in api.get("/metrics").text

@@ -77,7 +77,9 @@ class MediaService:
         if row.deleted_at is not None or row.message_id is None:
             raise GoneError("The message of this media was unsent.", code="media_deleted")
         if self.store is not None and row.storage_key and row.state == "stored":
-            return self._archived(row)
+            archived = self._archived(row)
+            if archived is not None:
+                return archived
         if self.store is not None and row.state == "pending":
             return Pending(retry_after=RETRY_AFTER_SECONDS)
         if row.source_url is None:
@@ -98,12 +100,19 @@ class MediaService:
             )
         return Redirect(fresh)
 
-    def _archived(self, row: Media) -> Served:
+    def _archived(self, row: Media) -> Served | None:
+        """The archived bytes; None when the file is missing from MEDIA_DIR (deleted by hand):
+        the live URL serves instead."""
         assert self.store is not None
         assert row.storage_key is not None
         content_type = row.content_type or "application/octet-stream"
         where = self.store.location(row.storage_key, content_type=content_type)
-        return LocalFile(where, content_type) if isinstance(where, Path) else Redirect(where)
+        if not isinstance(where, Path):
+            return Redirect(where)
+        if not where.is_file():
+            logger.warning("media %s: archived file %s is missing", row.id, row.storage_key)
+            return None
+        return LocalFile(where, content_type)
 
     def _refreshed(self, row: Media, found: Row[Any]) -> str | None:
         """A fresh URL from the Conversations API, kept; None when Meta no longer gives one
