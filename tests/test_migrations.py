@@ -24,6 +24,8 @@ TABLES = {
     "account_sync",
     "events",
     "media",
+    "webhook_endpoints",
+    "event_deliveries",
 }
 
 

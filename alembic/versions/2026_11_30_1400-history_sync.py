@@ -1,7 +1,7 @@
 """History from the Conversations API: backfill jobs, gap checks, backfilled messages.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Created: 2026-11-30 14:00
 
 - sync_jobs / sync_job_conversations: a backfill run and its conversations (resumable).
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,5 +1,7 @@
 """`/health` (the process is up) and `/ready` (it can serve, and how things stand)."""
 
+from datetime import datetime
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -118,8 +120,16 @@ def ready_body(report: StatusReport) -> dict[str, object]:
         "history": [account.as_dict() for account in report.history]
         if report.history is not None
         else None,
+        "disabled_webhook_endpoints": [
+            {**endpoint, "since": _iso(endpoint["since"])}
+            for endpoint in report.disabled_endpoints or []
+        ],
     }
     if report.media is not None:
         # Only with MEDIA_ARCHIVE on: where the bytes go, and the downloads waiting.
         body["media"] = report.media
     return body
+
+
+def _iso(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
