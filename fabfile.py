@@ -95,6 +95,15 @@ def replay(c, limit=0):
     _run(c, f"{PYTHON} -m app.cli replay{limit_flag}")
 
 
+@task
+def backfill(c, account="", days=0):
+    """Import conversations and messages from the Conversations API (progress as it goes)."""
+    flags = (f" --account {shlex.quote(account)}" if account else "") + (
+        f" --days {int(days)}" if days else ""
+    )
+    _run(c, f"{PYTHON} -m app.cli backfill{flags}")
+
+
 def _account_flag(account: str) -> str:
     return f" --account {shlex.quote(account)}" if account else ""
 

@@ -30,8 +30,9 @@ from app.services.intake.pending import PendingWorker, apply_pending
 from app.services.media.downloads import MediaDownloader, MediaWorker
 from app.services.media.storage import build_store
 from app.services.profiles import ProfileFetcher, ProfileWorker
-from app.services.routing import EnvironmentAccount
+from app.services.routing import EnvironmentAccount, served_account_ids
 from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
+from app.services.sync.runner import HistorySync, SyncWorker
 from app.services.tokens import TokenRefresher, TokenStore, TokenWorker
 from app.services.tokens.cipher import UNSET_COST
 
@@ -122,6 +123,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     housekeeping = HousekeepingWorker(
         Housekeeper(session_factory=session_factory, settings=settings, store=media_store)
     )
+
+    def sync_accounts() -> list[str]:
+        """Every served account's history is kept complete (the environment's once stored)."""
+        return served_account_ids(session_factory)
+
+    history_sync = HistorySync(
+        session_factory=session_factory,
+        instagram=instagram,
+        settings=settings,
+        accounts=sync_accounts,
+    )
+    sync_worker = SyncWorker(history_sync)
+    history_sync.on_queued = sync_worker.wake
     events_horizon = Horizon()
     delivery_worker = DeliveryWorker(
         Deliverer(session_factory=session_factory, settings=settings, horizon=events_horizon)
@@ -153,7 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_worker.start()
         if media_worker is not None:
             media_worker.start()
+        if settings.sync_worker_enabled:
+            sync_worker.start()
         yield
+        if settings.sync_worker_enabled:
+            sync_worker.stop()
         if media_worker is not None:
             media_worker.stop()
         if settings.token_refresh_enabled:
@@ -196,7 +214,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pending_worker,
         delivery_worker,
         stream_poller,
+        sync_worker,
     ) + ((media_worker,) if media_worker is not None else ())
+    app.state.history_sync = history_sync
+    app.state.sync_accounts = sync_accounts
     app.state.cdn = cdn
     app.state.media_store = media_store
     app.state.status_reporter = StatusReporter(

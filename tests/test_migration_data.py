@@ -70,7 +70,7 @@ def database_url_at_0007(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def test_0011_carries_the_single_token_over_to_the_account_of_the_stored_conversations(
+def test_0012_carries_the_single_token_over_to_the_account_of_the_stored_conversations(
     database_url_at_0007: str,
 ) -> None:
     # A database of the single-account days (its token refreshed since it was configured)
@@ -104,7 +104,7 @@ def test_0011_carries_the_single_token_over_to_the_account_of_the_stored_convers
             },
         )
 
-    command.upgrade(alembic_config(url), "0011")
+    command.upgrade(alembic_config(url), "0012")
 
     with engine.connect() as connection:
         account = connection.execute(

@@ -18,6 +18,7 @@ from app.metrics import StateSample
 from app.models import Account, utcnow
 from app.repositories import accounts, deliveries, endpoints, event_deliveries, media, users
 from app.services.media.storage import MediaStore
+from app.services.sync.status import AccountHistory, history_status
 from app.services.token_status import NOT_CONFIGURED
 from app.services.tokens import TokenStatus, TokenStore
 
@@ -102,6 +103,7 @@ class StatusReport:
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
+    history: list[AccountHistory] | None = None
     # Webhook endpoints: the disabled ones (id, reason, since), and pending deliveries by id.
     disabled_endpoints: list[dict[str, object]] | None = None
     event_backlog: dict[str, int] | None = None
@@ -173,6 +175,7 @@ class StatusReporter:
                 due = users.backlog(session, now=self.clock())
                 served = accounts.listed(session)
                 pending = accounts.count_pending(session)
+                history = history_status(session)
                 disabled = [
                     {"id": row.id, "reason": row.disabled_reason, "since": row.disabled_at}
                     for row in endpoints.disabled(session)
@@ -201,6 +204,7 @@ class StatusReporter:
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,
+            history=history,
             disabled_endpoints=disabled,
             event_backlog=event_backlog,
             media=self._media(pending=media_pending),

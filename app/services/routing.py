@@ -161,6 +161,14 @@ def account_for_customer(
     )
 
 
+def served_account_ids(session_factory: Callable[[], Session]) -> list[str]:
+    """The IG_IDs of every account the service serves (not removed), oldest first."""
+    with session_factory() as session:
+        served = [row.id for row in accounts.listed(session)]
+        session.commit()
+    return served
+
+
 def require_served(session: Session, *, account_id: str) -> None:
     """409 `account_removed` when the account is no longer served."""
     account = accounts.get(session, account_id)

@@ -166,6 +166,16 @@ CALLS: dict[tuple[str, str], Call] = {
     ("delete", "/api/v1/accounts/{ig_id}"): lambda api, ids: api.delete(
         f"/api/v1/accounts/{ids['account']}"
     ),
+    ("post", "/api/v1/accounts/{account_id}/sync"): lambda api, ids: api.post(
+        f"/api/v1/accounts/{ACCOUNT_ID}/sync", json={"days": 7}
+    ),
+    ("get", "/api/v1/accounts/{account_id}/sync"): lambda api, ids: api.get(
+        f"/api/v1/accounts/{ACCOUNT_ID}/sync"
+    ),
+    ("get", "/api/v1/accounts/{account_id}/sync/{job_id}"): lambda api, ids: api.get(
+        f"/api/v1/accounts/{ACCOUNT_ID}/sync"
+        f"/{api.get(f'/api/v1/accounts/{ACCOUNT_ID}/sync').json()['data'][0]['id']}"
+    ),
     ("get", "/api/v1/events"): lambda api, ids: api.get("/api/v1/events"),
     ("get", "/api/v1/media/{media_id}"): lambda api, ids: api.get(
         f"/api/v1/media/{ids['media']}", allow_redirects=False

@@ -2,9 +2,9 @@
 `pending_entries` (deliveries holding entries of an account not served yet); the single
 `instagram_tokens` row is carried over to the account it belongs to.
 
-Revision ID: 0011
-Revises: 0010
-Created: 2026-11-30 14:00
+Revision ID: 0012
+Revises: 0011
+Created: 2026-11-30 14:30
 
 The token row is the one of the configured INSTAGRAM_USER_TOKEN (keyed by its sha256); its
 account is INSTAGRAM_ACCOUNT_ID (or INSTAGRAM_ACCOUNT_SCOPED_ID) when the environment of the
@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql
 
 from app.config import Settings
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
