@@ -69,7 +69,7 @@ class MediaService:
 
     def get(self, media_id: str) -> Served:
         """Where the attachment's bytes are (see the module's docstring)."""
-        found = media.with_message(self.session, int(media_id)) if media_id.isdigit() else None
+        found = media.with_message(self.session, int(media_id)) if _is_row_id(media_id) else None
         if found is None:
             raise NotFoundError(f"No media {media_id}.", code="media_not_found")
         row: Media = found.Media
@@ -143,6 +143,12 @@ class MediaService:
         )
         self.session.commit()
         return fresh
+
+
+def _is_row_id(text: str) -> bool:
+    """Whether `text` can be a media id: ASCII digits within a BIGINT (anything else would
+    make the database refuse the query: 404 instead)."""
+    return text.isascii() and text.isdigit() and int(text) < 2**63
 
 
 def fresh_url(message: dict[str, Any], *, position: int) -> str | None:

@@ -191,7 +191,9 @@ def test_an_unsent_messages_media_is_gone_and_its_attachments_cleared(
     assert db.scalars(select(Media)).one().deleted_at is not None
 
 
-@pytest.mark.parametrize("media_id", ["999999", "abc", "-1"])
+@pytest.mark.parametrize(
+    "media_id", ["999999", "abc", "-1", "99999999999999999999", "\u0661\u0662", "0x1"]
+)
 def test_unknown_media_is_404(api: ServiceClient, media_id: str) -> None:
     response = api.get(f"/api/v1/media/{media_id}")
 
