@@ -75,7 +75,10 @@ class MediaService:
         row: Media = found.Media
         self.session.commit()  # no transaction held while the CDN or Meta answers
         if row.deleted_at is not None or row.message_id is None:
-            raise GoneError("The message of this media was unsent.", code="media_deleted")
+            raise GoneError(
+                "This attachment was deleted: its message was unsent (or its account removed).",
+                code="media_deleted",
+            )
         if self.store is not None and row.storage_key and row.state == "stored":
             archived = self._archived(row)
             if archived is not None:
