@@ -22,7 +22,9 @@ from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
 from app.services.accounts import BusinessAccount
+from app.services.events.delivery import Deliverer, DeliveryWorker
 from app.services.events.horizon import Horizon
+from app.services.events.stream import Broadcaster, StreamPoller
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
 from app.services.media.downloads import MediaDownloader, MediaWorker
@@ -104,6 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     housekeeping = HousekeepingWorker(
         Housekeeper(session_factory=session_factory, settings=settings, store=media_store)
     )
+    events_horizon = Horizon()
+    delivery_worker = DeliveryWorker(
+        Deliverer(session_factory=session_factory, settings=settings, horizon=events_horizon)
+    )
+    broadcaster = Broadcaster(session_factory=session_factory, horizon=events_horizon)
+    stream_poller = StreamPoller(broadcaster)
     profile_worker = ProfileWorker(
         ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
         idle_seconds=settings.profile_worker_idle_seconds,
@@ -120,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         business_account.start()
         sent_recorder.start()
         housekeeping.start()
+        delivery_worker.start()
+        stream_poller.start()
         if settings.profile_worker_enabled:
             profile_worker.start()
         if settings.token_refresh_enabled:
@@ -133,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_worker.stop()
         if settings.profile_worker_enabled:
             profile_worker.stop()
+        stream_poller.stop()
+        delivery_worker.stop()
         housekeeping.stop()
         business_account.stop()
         sent_recorder.stop()
@@ -155,11 +167,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.business_account = business_account
     app.state.tokens = tokens
     app.state.unrecorded_sends = unrecorded_sends
-    app.state.events_horizon = Horizon()
+    app.state.events_horizon = events_horizon
+    app.state.events_broadcaster = broadcaster
     # The background threads (each started by the lifespan when enabled); tests pause them.
-    app.state.workers = (sent_recorder, profile_worker, token_worker, housekeeping) + (
-        (media_worker,) if media_worker is not None else ()
-    )
+    app.state.workers = (
+        sent_recorder,
+        profile_worker,
+        token_worker,
+        housekeeping,
+        delivery_worker,
+        stream_poller,
+    ) + ((media_worker,) if media_worker is not None else ())
     app.state.cdn = cdn
     app.state.media_store = media_store
     app.state.status_reporter = StatusReporter(

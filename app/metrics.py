@@ -83,6 +83,19 @@ GRAPH_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+EVENT_DELIVERIES = Counter(
+    "insta_event_deliveries_total",
+    "Event delivery attempts to webhook endpoints, by endpoint and outcome: succeeded, retry "
+    "(failed, tried again later), given_up (the retry schedule spent), gone (410: disabled).",
+    ["endpoint", "outcome"],
+    registry=REGISTRY,
+)
+EVENT_DELIVERY_LAG = Histogram(
+    "insta_event_delivery_lag_seconds",
+    "Time from an event's creation to its successful delivery to an endpoint.",
+    buckets=LAG_BUCKETS,
+    registry=REGISTRY,
+)
 TOKEN_REFRESHES = Counter(
     "insta_token_refreshes_total",
     "Access token refreshes by outcome (ok, failed).",
@@ -101,6 +114,7 @@ class StateSample:
     token_invalid: bool | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
+    event_backlog: dict[str, int] | None = None  # pending event deliveries by endpoint
     last_webhook_timestamp: float | None = None
     # Attachments waiting for the download worker (MEDIA_ARCHIVE on only).
     media_pending: int | None = None
@@ -142,6 +156,15 @@ def state_metrics(sample: StateSample) -> bytes:
         backlog.labels(queue="failed_deliveries").set(sample.failed_deliveries)
     if sample.media_pending is not None:
         backlog.labels(queue="media").set(sample.media_pending)
+    if sample.event_backlog is not None:
+        events = Gauge(
+            "insta_event_backlog",
+            "Event deliveries pending (due or waiting for a retry), by webhook endpoint.",
+            ["endpoint"],
+            registry=registry,
+        )
+        for endpoint, pending in sample.event_backlog.items():
+            events.labels(endpoint=endpoint).set(pending)
     gauge(
         "insta_webhook_last_received_timestamp_seconds",
         "When the newest webhook delivery was stored (Unix time).",

@@ -360,3 +360,71 @@ class Media(Base):
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+
+
+class WebhookEndpoint(Base):
+    """A consumer's URL that receives events (Standard Webhooks), with its filters and its
+    signing secret; `dispatched_seq` is how far the outbox was fanned out to it."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    # NULL: every type / every account.
+    event_types: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    account_ids: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    secret: Mapped[str] = mapped_column(Text)
+    # After a rotation the old secret also signs, until previous_secret_until.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=sql_text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None]
+    # Since when every attempt has failed (NULL after a success): disabled after
+    # EVENTS_DISABLE_AFTER_HOURS.
+    failing_since: Mapped[datetime | None]
+    dispatched_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class EventDelivery(Base):
+    """One event to one endpoint: pending until a 2xx (succeeded) or the retry schedule is
+    spent (failed). Claimed with a lease (`claimed_until`), so one process makes each attempt."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_seq"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        # What is due; and per endpoint and conversation, the oldest still pending.
+        Index("ix_event_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index(
+            "ix_event_deliveries_endpoint_id_conversation",
+            "endpoint_id",
+            "conversation",
+            "event_seq",
+        ),
+        Index("ix_event_deliveries_event_seq", "event_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("events.seq", ondelete="CASCADE"),
+    )
+    # The event's conversation ('' for events of none): the unit of order per endpoint.
+    conversation: Mapped[str] = mapped_column(String(IG_ID_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_duration_ms: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -97,6 +97,9 @@ class ServiceClient:
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("DELETE", path, **kwargs)
 
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
     def deliver(
         self, body: bytes | dict[str, Any], *, secret: str = APP_SECRET
     ) -> requests.Response:

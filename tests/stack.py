@@ -250,6 +250,10 @@ def service_settings(*, database_url: str, graph_url: str) -> dict[str, Any]:
         "instagram_read_timeout": 5,
         # An idle fetcher looks for due profiles 50 times a second: tests wait less for one.
         "profile_worker_idle_seconds": 0.02,
+        # Consumers' endpoints are local receivers; retries come fast.
+        "events_allow_private_urls": True,
+        "events_retry_schedule": "0.1,0.2,0.3",
+        "events_timeout_seconds": 1,
         # Every record is created, so the run's secret check (conftest.py) sees them all.
         "log_level": "DEBUG",
     }

@@ -356,6 +356,7 @@ def metric_names() -> set[str]:
         token_invalid=False,
         profiles_due=0,
         failed_deliveries=0,
+        event_backlog={"we_1": 0},
         last_webhook_timestamp=1,
     )
     exposed = metrics.render(every_state).decode()

@@ -21,6 +21,8 @@ TABLES = {
     "instagram_tokens",
     "events",
     "media",
+    "webhook_endpoints",
+    "event_deliveries",
 }
 
 

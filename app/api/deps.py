@@ -21,6 +21,7 @@ from app.errors import UnauthorizedError
 from app.security import secrets_equal
 from app.services.accounts import BusinessAccount
 from app.services.conversations import ConversationService
+from app.services.events.endpoints import EndpointService
 from app.services.events.feed import EventFeed
 from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
@@ -170,6 +171,13 @@ async def get_event_feed(request: Request, session: SessionDep) -> EventFeed:
 
 
 EventFeedDep = Annotated[EventFeed, Depends(get_event_feed)]
+
+
+async def get_endpoint_service(session: SessionDep, settings: SettingsDep) -> EndpointService:
+    return EndpointService(session=session, settings=settings)
+
+
+EndpointServiceDep = Annotated[EndpointService, Depends(get_endpoint_service)]
 
 
 async def get_status_reporter(request: Request) -> StatusReporter:

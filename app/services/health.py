@@ -16,7 +16,7 @@ from app.clients.graph_versions import VersionStatus, version_status
 from app.db import DATABASE_UNAVAILABLE
 from app.metrics import StateSample
 from app.models import utcnow
-from app.repositories import deliveries, media, users
+from app.repositories import deliveries, endpoints, event_deliveries, media, users
 from app.services.media.storage import MediaStore
 from app.services.tokens import TokenStatus, TokenStore
 
@@ -80,6 +80,9 @@ class StatusReport:
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
+    # Webhook endpoints: the disabled ones (id, reason, since), and pending deliveries by id.
+    disabled_endpoints: list[dict[str, object]] | None = None
+    event_backlog: dict[str, int] | None = None
     # With MEDIA_ARCHIVE on: the store (`ok` or its problem) and the downloads waiting.
     media: dict[str, object] | None = None
 
@@ -92,6 +95,7 @@ class StatusReport:
             token_invalid=token.state == "invalid" if token.state != "unknown" else None,
             profiles_due=self.profiles_due,
             failed_deliveries=self.failed_deliveries,
+            event_backlog=self.event_backlog,
             last_webhook_timestamp=self.last_webhook_at.timestamp()
             if self.last_webhook_at
             else None,
@@ -143,6 +147,11 @@ class StatusReporter:
                 last_webhook_at = deliveries.last_received_at(session)
                 failed = deliveries.count_failed(session)
                 due = users.backlog(session, now=self.clock())
+                disabled = [
+                    {"id": row.id, "reason": row.disabled_reason, "since": row.disabled_at}
+                    for row in endpoints.disabled(session)
+                ]
+                event_backlog = event_deliveries.backlog(session)
                 media_pending = media.pending_count(session) if self.media_store else None
                 session.commit()
             token = self.tokens.status()
@@ -156,6 +165,8 @@ class StatusReporter:
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,
+            disabled_endpoints=disabled,
+            event_backlog=event_backlog,
             media=self._media(pending=media_pending),
         )
 

@@ -1,6 +1,7 @@
 """Housekeeping: what the service deletes once it is old (raw webhook deliveries after
 RAW_DELIVERY_RETENTION_DAYS, archived media bytes after MEDIA_RETENTION_DAYS, media rows
-whose message is gone), a little at a time, in a background thread of every process.
+whose message is gone, events and their deliveries after EVENTS_RETENTION_DAYS), a little
+at a time, in a background thread of every process.
 
 Every job deletes in small batches, each its own transaction, so it never holds locks long;
 several processes running it at once only share the work.
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models import utcnow
-from app.repositories import deliveries, media
+from app.repositories import deliveries, events, media
 from app.services.background import BackgroundWorker
 from app.services.media.downloads import release_bytes
 from app.services.media.storage import MediaStore
@@ -40,6 +41,7 @@ class Housekeeper:
         self.delivery_retention = timedelta(days=settings.raw_delivery_retention_days)
         days = settings.media_retention_days
         self.media_retention = timedelta(days=days) if days else None
+        self.event_retention = timedelta(days=settings.events_retention_days)
         self.store = store
         self.clock = clock
 
@@ -51,7 +53,17 @@ class Housekeeper:
         )
         if total:
             logger.info("deleted %d raw webhook deliveries older than %s", total, cutoff.date())
-        return total + self._media()
+        return total + self._media() + self._events()
+
+    def _events(self) -> int:
+        """Events past EVENTS_RETENTION_DAYS, with their deliveries to webhook endpoints."""
+        before = self.clock() - self.event_retention
+        gone = self._in_batches(
+            lambda session: events.delete_older(session, created_before=before, limit=BATCH)
+        )
+        if gone:
+            logger.info("deleted %d events older than %s", gone, before.date())
+        return gone
 
     def _media(self) -> int:
         """Archived bytes past MEDIA_RETENTION_DAYS (the URL stays), and the rows of media

@@ -160,7 +160,48 @@ CALLS: dict[tuple[str, str], Call] = {
     ("get", "/api/v1/media/{media_id}"): lambda api, ids: api.get(
         f"/api/v1/media/{ids['media']}", allow_redirects=False
     ),
+    ("get", "/api/v1/events/stream"): lambda api, ids: _opened(api, "/api/v1/events/stream"),
+    ("post", "/api/v1/webhook-endpoints"): lambda api, ids: api.post(
+        "/api/v1/webhook-endpoints", json={"url": NOWHERE_HOOK}
+    ),
+    ("get", "/api/v1/webhook-endpoints"): lambda api, ids: api.get("/api/v1/webhook-endpoints"),
+    ("get", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda api, ids: api.get(
+        f"/api/v1/webhook-endpoints/{_endpoint(api)}"
+    ),
+    ("patch", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda api, ids: api.patch(
+        f"/api/v1/webhook-endpoints/{_endpoint(api)}", json={"description": "x"}
+    ),
+    ("delete", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda api, ids: api.delete(
+        f"/api/v1/webhook-endpoints/{_endpoint(api)}"
+    ),
+    ("post", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): lambda api, ids: api.post(
+        f"/api/v1/webhook-endpoints/{_endpoint(api)}/rotate-secret"
+    ),
+    ("post", "/api/v1/webhook-endpoints/{endpoint_id}/test"): lambda api, ids: api.post(
+        f"/api/v1/webhook-endpoints/{_endpoint(api)}/test"
+    ),
+    ("post", "/api/v1/webhook-endpoints/{endpoint_id}/replay"): lambda api, ids: api.post(
+        f"/api/v1/webhook-endpoints/{_endpoint(api)}/replay", json={"since_seq": 0}
+    ),
+    ("get", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): lambda api, ids: api.get(
+        f"/api/v1/webhook-endpoints/{_endpoint(api)}/deliveries"
+    ),
 }
+
+NOWHERE_HOOK = "http://127.0.0.1:9/hook"  # nothing listens: deliveries just fail
+
+
+def _endpoint(api: ServiceClient) -> str:
+    created = api.post("/api/v1/webhook-endpoints", json={"url": NOWHERE_HOOK})
+    endpoint_id: str = created.json()["id"]
+    return endpoint_id
+
+
+def _opened(api: ServiceClient, path: str) -> requests.Response:
+    """A streaming answer's status and headers (its body never ends)."""
+    response = api.get(path, stream=True)
+    response.close()
+    return response
 
 
 def test_every_route_in_the_document_answers_as_documented(

@@ -1,5 +1,7 @@
 """`/health` (the process is up) and `/ready` (it can serve, and how things stand)."""
 
+from datetime import datetime
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -105,8 +107,16 @@ def ready_body(report: StatusReport) -> dict[str, object]:
         if report.last_webhook_at
         else None,
         "backlog": backlog,
+        "disabled_webhook_endpoints": [
+            {**endpoint, "since": _iso(endpoint["since"])}
+            for endpoint in report.disabled_endpoints or []
+        ],
     }
     if report.media is not None:
         # Only with MEDIA_ARCHIVE on: where the bytes go, and the downloads waiting.
         body["media"] = report.media
     return body
+
+
+def _iso(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -1,0 +1,222 @@
+"""SQL for `event_deliveries`: each event fanned out to each endpoint that wants it, claimed
+with leases, attempted, retried, given up."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from app.models import Event, EventDelivery, WebhookEndpoint
+from app.repositories.base import upsert_insert
+
+DELIVERIES = EventDelivery.__table__
+EVENTS = Event.__table__
+PING = "ping"
+
+
+def _wanted(endpoint: WebhookEndpoint) -> list[Any]:
+    """The endpoint's filters as conditions on `events`."""
+    conditions: list[Any] = [EVENTS.c.type != PING]
+    if endpoint.event_types:
+        conditions.append(EVENTS.c.type.in_(endpoint.event_types))
+    if endpoint.account_ids:
+        conditions.append(EVENTS.c.account_id.in_(endpoint.account_ids))
+    return conditions
+
+
+def fan_out(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    *,
+    after: int,
+    up_to: int,
+    now: datetime,
+    limit: int,
+) -> int:
+    """Create the deliveries of the endpoint's events with after < seq <= up_to (at most
+    `limit`; existing ones are kept as they are); the seq it got to."""
+    rows = session.execute(
+        select(EVENTS.c.seq, EVENTS.c.conversation)
+        .where(EVENTS.c.seq > after, EVENTS.c.seq <= up_to, *_wanted(endpoint))
+        .order_by(EVENTS.c.seq)
+        .limit(limit)
+    ).all()
+    if rows:
+        insert = upsert_insert(session, DELIVERIES).values(
+            [
+                {
+                    "endpoint_id": endpoint.id,
+                    "event_seq": seq,
+                    "conversation": conversation or "",
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for seq, conversation in rows
+            ]
+        )
+        session.execute(
+            insert.on_conflict_do_nothing(
+                index_elements=[DELIVERIES.c.endpoint_id, DELIVERIES.c.event_seq]
+            )
+        )
+    return int(rows[-1].seq) if len(rows) == limit else up_to
+
+
+def restart(session: Session, *, endpoint_id: str, since_seq: int, now: datetime) -> int:
+    """Deliver the endpoint's events from `since_seq` again: their deliveries pending anew;
+    how many."""
+    result: Any = session.execute(
+        update(EventDelivery)
+        .where(EventDelivery.endpoint_id == endpoint_id, EventDelivery.event_seq >= since_seq)
+        .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def add_one(session: Session, *, endpoint_id: str, event_seq: int, now: datetime) -> None:
+    session.add(
+        EventDelivery(
+            endpoint_id=endpoint_id,
+            event_seq=event_seq,
+            conversation="",
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    session.flush()
+
+
+def _due(now: datetime) -> Any:
+    earlier = aliased(EventDelivery)
+    return and_(
+        EventDelivery.status == "pending",
+        EventDelivery.next_attempt_at <= now,
+        (EventDelivery.claimed_until.is_(None)) | (EventDelivery.claimed_until < now),
+        exists().where(
+            WebhookEndpoint.id == EventDelivery.endpoint_id, WebhookEndpoint.enabled.is_(True)
+        ),
+        # Per endpoint and conversation, strictly in seq order: the oldest pending goes first.
+        ~exists().where(
+            earlier.endpoint_id == EventDelivery.endpoint_id,
+            earlier.conversation == EventDelivery.conversation,
+            earlier.status == "pending",
+            earlier.event_seq < EventDelivery.event_seq,
+        ),
+    )
+
+
+def claim(session: Session, *, now: datetime, lease_until: datetime, limit: int) -> list[int]:
+    """Lease up to `limit` due deliveries; their ids. On PostgreSQL rows another process is
+    claiming are skipped (FOR UPDATE SKIP LOCKED); the UPDATE's own condition keeps two
+    processes from leasing one row on SQLite too. Nothing due: one SELECT, no write."""
+    due = list(
+        session.scalars(
+            select(EventDelivery.id)
+            .where(_due(now))
+            .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not due:
+        return []
+    claimed = session.execute(
+        update(EventDelivery)
+        .where(
+            EventDelivery.id.in_(due),
+            (EventDelivery.claimed_until.is_(None)) | (EventDelivery.claimed_until < now),
+        )
+        .values(claimed_until=lease_until)
+        .returning(EventDelivery.id)
+    )
+    return [row_id for (row_id,) in claimed.all()]
+
+
+def to_send(session: Session, ids: Sequence[int]) -> Sequence[Row[Any]]:
+    """The claimed deliveries with their event and endpoint: what an attempt needs."""
+    if not ids:
+        return []
+    query = (
+        select(
+            EventDelivery.id.label("delivery_id"),
+            EventDelivery.attempts,
+            EventDelivery.endpoint_id,
+            EVENTS,
+            WebhookEndpoint.url,
+            WebhookEndpoint.secret,
+            WebhookEndpoint.previous_secret,
+            WebhookEndpoint.previous_secret_until,
+        )
+        .join(EVENTS, EVENTS.c.seq == EventDelivery.event_seq)
+        .join(WebhookEndpoint, WebhookEndpoint.id == EventDelivery.endpoint_id)
+        .where(EventDelivery.id.in_(list(ids)))
+        .order_by(EventDelivery.id)
+    )
+    return session.execute(query).all()
+
+
+def record_attempt(
+    session: Session,
+    *,
+    delivery_id: int,
+    status: str,
+    next_attempt_at: datetime | None,
+    attempted_at: datetime,
+    status_code: int | None,
+    duration_ms: int,
+    error: str | None,
+) -> None:
+    """The outcome of one attempt: `succeeded`, `failed` (given up) or `pending` again at
+    `next_attempt_at`; the lease is released."""
+    values: dict[str, Any] = {
+        "status": status,
+        "attempts": EventDelivery.attempts + 1,
+        "claimed_until": None,
+        "last_attempt_at": attempted_at,
+        "last_status_code": status_code,
+        "last_duration_ms": duration_ms,
+        "last_error": error,
+    }
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    if status == "succeeded":
+        values["delivered_at"] = attempted_at
+    session.execute(update(EventDelivery).where(EventDelivery.id == delivery_id).values(values))
+
+
+def of_endpoint(session: Session, *, endpoint_id: str, limit: int) -> Sequence[Row[Any]]:
+    """The endpoint's deliveries, newest event first, with their event's id and type."""
+    query = (
+        select(EventDelivery, EVENTS.c.id.label("event_id"), EVENTS.c.type.label("event_type"))
+        .join(EVENTS, EVENTS.c.seq == EventDelivery.event_seq)
+        .where(EventDelivery.endpoint_id == endpoint_id)
+        .order_by(EventDelivery.event_seq.desc())
+        .limit(limit)
+    )
+    return session.execute(query).all()
+
+
+def backlog(session: Session) -> dict[str, int]:
+    """Pending deliveries per endpoint."""
+    query = (
+        select(EventDelivery.endpoint_id, func.count())
+        .where(EventDelivery.status == "pending")
+        .group_by(EventDelivery.endpoint_id)
+    )
+    return {endpoint_id: int(count) for endpoint_id, count in session.execute(query).all()}
+
+
+def pending_from(session: Session, *, endpoint_id: str, since_seq: int) -> int:
+    """How many of the endpoint's deliveries from `since_seq` on are pending."""
+    query = select(func.count()).where(
+        EventDelivery.endpoint_id == endpoint_id,
+        EventDelivery.event_seq >= since_seq,
+        EventDelivery.status == "pending",
+    )
+    return int(session.execute(query).scalar_one())
