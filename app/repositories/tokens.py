@@ -2,10 +2,10 @@
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, literal, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from app.models import InstagramToken, UTCDateTime
+from app.models import InstagramToken
 from app.repositories.base import upsert_insert
 
 
@@ -111,17 +111,25 @@ def save_refresh_failure(
     )
 
 
-def mark_invalid(session: Session, *, fingerprint: str, reason: str, now: datetime) -> None:
-    """Meta rejected the token (190); `invalid_since` keeps the first time."""
-    session.execute(
+def mark_invalid(session: Session, *, fingerprint: str, reason: str, now: datetime) -> bool:
+    """Meta rejected the token (190); `invalid_since` keeps the first time. True when the
+    token was not marked yet (its state changed)."""
+    newly = session.scalar(
         update(InstagramToken)
-        .where(InstagramToken.source_fingerprint == fingerprint)
-        .values(
-            invalid_since=func.coalesce(InstagramToken.invalid_since, literal(now, UTCDateTime())),
-            invalid_reason=reason,
-            updated_at=now,
+        .where(
+            InstagramToken.source_fingerprint == fingerprint,
+            InstagramToken.invalid_since.is_(None),
         )
+        .values(invalid_since=now, invalid_reason=reason, updated_at=now)
+        .returning(InstagramToken.source_fingerprint)
     )
+    if newly is None:
+        session.execute(
+            update(InstagramToken)
+            .where(InstagramToken.source_fingerprint == fingerprint)
+            .values(invalid_reason=reason, updated_at=now)
+        )
+    return newly is not None
 
 
 def clear_invalid(session: Session, *, fingerprint: str, now: datetime) -> bool:

@@ -84,6 +84,7 @@ class TokenRefresher:
                 expires_at=expires_at,
                 expiry_assumed=seconds is None,
             )
+            store.announce(session, now=now)
             session.commit()
         store.forget()
         metrics.TOKEN_REFRESHES.labels(outcome="ok").inc()

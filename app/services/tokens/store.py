@@ -16,6 +16,7 @@ from app.clients.instagram_errors import GraphErrorDetails
 from app.config import Settings
 from app.models import InstagramToken, utcnow
 from app.repositories import tokens
+from app.services.events import outbox
 from app.services.tokens.crypto import TokenCipher, fingerprint
 from app.services.tokens.status import NOT_CONFIGURED, NOT_STORED, RE_AUTHENTICATE, TokenStatus
 from app.services.tokens.status import status_of as status_of_row
@@ -48,6 +49,7 @@ class TokenStore:
         self.fingerprint = fingerprint(self.configured) if self.configured else ""
         self._cipher = TokenCipher(self.configured) if self.configured else None
         self.session_factory = session_factory
+        self.account_id = settings.account_id
         self.clock = clock
         self.refresh_window = timedelta(days=settings.token_refresh_days_before_expiry)
         self._cache_seconds = settings.token_cache_seconds
@@ -72,7 +74,10 @@ class TokenStore:
             with self.session_factory() as session:
                 now = self.clock()
                 self.adopt_configured(session, now=now)
-                tokens.mark_invalid(session, fingerprint=self.fingerprint, reason=reason, now=now)
+                if tokens.mark_invalid(
+                    session, fingerprint=self.fingerprint, reason=reason, now=now
+                ):
+                    self.announce(session, now=now)
                 session.commit()
         except sa_exc.SQLAlchemyError as exc:
             # Any database error (down, or not migrated yet): the log below still says it.
@@ -91,9 +96,10 @@ class TokenStore:
             return
         try:
             with self.session_factory() as session:
-                cleared = tokens.clear_invalid(
-                    session, fingerprint=self.fingerprint, now=self.clock()
-                )
+                now = self.clock()
+                cleared = tokens.clear_invalid(session, fingerprint=self.fingerprint, now=now)
+                if cleared:
+                    self.announce(session, now=now)
                 session.commit()
         except sa_exc.SQLAlchemyError as exc:
             # Any database error (down, or not migrated yet): the next success tries again.
@@ -102,6 +108,25 @@ class TokenStore:
         self._remember(invalid=False)
         if cleared:
             logger.info("Instagram accepted the access token again: the invalid mark is cleared")
+
+    def announce(self, session: Session, *, now: datetime) -> None:
+        """An account.updated event (in the session's transaction): the token's new state."""
+        row = tokens.get(session, self.fingerprint)
+        if row is None:
+            return
+        state = status_of_row(row, now=now, refresh_window=self.refresh_window).as_dict()
+        account = {"id": self.account_id, "token": state}
+        outbox.record(
+            session,
+            [
+                outbox.EventDraft(
+                    type="account.updated",
+                    account_id=self.account_id,
+                    conversation=None,
+                    payload={"account": account},
+                )
+            ],
+        )
 
     # Lifecycle
 
