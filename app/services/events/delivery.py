@@ -15,7 +15,6 @@ A process that dies mid-attempt leaves its lease to expire: the attempt is made 
 `webhook-id` is the same, so the consumer can tell).
 """
 
-import json
 import logging
 import random
 import threading
@@ -34,11 +33,10 @@ from app import metrics
 from app.config import Settings
 from app.models import utcnow
 from app.repositories import endpoints, event_deliveries
-from app.schemas.v1.events import event_json, webhook_body
+from app.schemas.v1.events import event_json
 from app.services.background import BackgroundWorker
 from app.services.events.horizon import Horizon
-from app.services.events.outbox import plain
-from app.services.events.signing import headers
+from app.services.events.signing import signed_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -154,15 +152,7 @@ class Deliverer:
         self.record(attempt, outcome)
 
     def post(self, attempt: Attempt) -> Outcome:
-        body = json.dumps(
-            plain(webhook_body(attempt.event, timestamp=attempt.created_at)),
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode()
-        timestamp = int(time.time())
-        signed = headers(
-            attempt.secrets, message_id=attempt.event["id"], timestamp=timestamp, body=body
-        )
+        body, signed = signed_delivery(attempt.event, signing_secrets=attempt.secrets)
         started = time.monotonic()
         try:
             response = self.http.post(
