@@ -17,6 +17,9 @@ class BackgroundWorker:
         self.name = name
         self.idle_seconds = idle_seconds
         self._stop = threading.Event()
+        # wake(): the idle wait ends early (work arrived that the thread would otherwise only
+        # find after idle_seconds).
+        self._wakeup = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         # pause(): no round starts until resume(); the one running finishes first.
         self._state = threading.Condition()
@@ -26,8 +29,13 @@ class BackgroundWorker:
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """End the current idle wait: start the next round now."""
+        self._wakeup.set()
+
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
+        self._wakeup.set()
         with self._state:
             self._state.notify_all()
         self._thread.join(timeout)
@@ -62,4 +70,5 @@ class BackgroundWorker:
                     self._in_round = False
                     self._state.notify_all()
             if not busy:
-                self._stop.wait(self.idle_seconds)
+                self._wakeup.wait(self.idle_seconds)
+            self._wakeup.clear()
