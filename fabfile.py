@@ -105,6 +105,15 @@ def replay(c, limit=0):
 
 
 @task
+def backfill(c, account="", days=0):
+    """Import conversations and messages from the Conversations API (progress as it goes)."""
+    flags = (f" --account {shlex.quote(account)}" if account else "") + (
+        f" --days {int(days)}" if days else ""
+    )
+    _run(c, f"{PYTHON} -m app.cli backfill{flags}")
+
+
+@task
 def doctor(c):
     """Check the configuration against the database and the Instagram Graph API."""
     _run(c, f"{PYTHON} -m app.cli doctor")

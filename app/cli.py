@@ -1,5 +1,5 @@
-"""Operator commands: `python -m app.cli replay|doctor|subscribe` (what `fab replay`,
-`fab doctor` and `fab subscribe` run)."""
+"""Operator commands: `python -m app.cli replay|doctor|subscribe|backfill` (what `fab replay`,
+`fab doctor`, `fab subscribe` and `fab backfill` run)."""
 
 import argparse
 import logging
@@ -17,6 +17,8 @@ from app.db import create_db_engine, create_session_factory
 from app.services.doctor import run_checks
 from app.services.replay import replay_failed
 from app.services.subscription import WEBHOOK_FIELDS, subscribe
+from app.services.sync.progress import ProgressLine
+from app.services.sync.runner import HistorySync
 from app.services.tokens import TokenStore
 
 
@@ -88,6 +90,41 @@ def _subscribe(_: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(arguments: argparse.Namespace) -> int:
+    with collaborators() as c:
+        try:
+            account_id = (
+                arguments.account or c.settings.account_id or str(c.instagram.get_me()["user_id"])
+            )
+        except InstagramError as exc:
+            print(f"the account is not known: {exc.message} (pass --account)")
+            return 1
+        sync = HistorySync(
+            session_factory=create_session_factory(c.engine),
+            instagram=c.instagram,
+            settings=c.settings,
+            accounts=lambda: [account_id],
+        )
+        with sync.sessions() as session:
+            job_id = sync.start_backfill(session, account_id=account_id, days=arguments.days).id
+        print(
+            f"backfill {job_id} of account {account_id}"
+            + (f", last {arguments.days} days" if arguments.days else "")
+        )
+        progress = ProgressLine()
+        if not sync.run_job(job_id, progress=progress):
+            print(
+                "another process (the running service) holds this account: following its progress"
+            )
+            job = sync.follow(job_id, progress=progress)
+        else:
+            job = sync.job(job_id)
+    if job.status == "failed":
+        print(f"backfill failed: {job.error}")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         "subscribe", help=f"subscribe the account to the webhook fields {', '.join(WEBHOOK_FIELDS)}"
     )
     subscribe_command.set_defaults(run=_subscribe)
+    backfill = commands.add_parser(
+        "backfill", help="import conversations and messages from the Conversations API"
+    )
+    backfill.add_argument(
+        "--account", default=None, help="the account's IG_ID (default: the configured one)"
+    )
+    backfill.add_argument(
+        "--days", type=int, default=None, help="only conversations active in the last N days"
+    )
+    backfill.set_defaults(run=_backfill)
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     code: int = arguments.run(arguments)

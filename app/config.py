@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     # How long a process uses the token it read from the database before reading it again.
     token_cache_seconds: float = Field(default=5, ge=0)
 
+    # History from the Conversations API (app/services/history/): backfill and gap checks.
+    sync_worker_enabled: bool = True
+    # Every this many minutes each account's recently active conversations are compared with
+    # Meta's list, and what is missing imported.
+    sync_sweep_minutes: float = Field(default=60, gt=0)
+    # Meta allows 2 Conversations API calls a second per account (0: unpaced, benchmarks only).
+    sync_calls_per_second: float = Field(default=2.0, ge=0)
     # Events out (app/services/events/): delivery to consumers' webhook endpoints, retention.
     # http and private / loopback addresses for endpoints: local development and tests only.
     events_allow_private_urls: bool = False

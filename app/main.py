@@ -21,7 +21,7 @@ from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
-from app.services.accounts import BusinessAccount
+from app.services.accounts import AccountUnresolvedError, BusinessAccount
 from app.services.events.delivery import Deliverer, DeliveryWorker
 from app.services.events.horizon import Horizon
 from app.services.events.stream import Broadcaster, StreamPoller
@@ -31,6 +31,7 @@ from app.services.media.downloads import MediaDownloader, MediaWorker
 from app.services.media.storage import build_store
 from app.services.profiles import ProfileFetcher, ProfileWorker
 from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
+from app.services.sync.runner import HistorySync, SyncWorker
 from app.services.tokens import TokenRefresher, TokenStore, TokenWorker
 
 logger = logging.getLogger("app")
@@ -106,6 +107,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     housekeeping = HousekeepingWorker(
         Housekeeper(session_factory=session_factory, settings=settings, store=media_store)
     )
+
+    def sync_accounts() -> list[str]:
+        """The accounts whose history is kept complete (none while the IG_ID is unknown)."""
+        try:
+            return [business_account.id()]
+        except AccountUnresolvedError:
+            return []
+
+    history_sync = HistorySync(
+        session_factory=session_factory,
+        instagram=instagram,
+        settings=settings,
+        accounts=sync_accounts,
+    )
+    sync_worker = SyncWorker(history_sync)
+    history_sync.on_queued = sync_worker.wake
     events_horizon = Horizon()
     delivery_worker = DeliveryWorker(
         Deliverer(session_factory=session_factory, settings=settings, horizon=events_horizon)
@@ -136,7 +153,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_worker.start()
         if media_worker is not None:
             media_worker.start()
+        if settings.sync_worker_enabled:
+            sync_worker.start()
         yield
+        if settings.sync_worker_enabled:
+            sync_worker.stop()
         if media_worker is not None:
             media_worker.stop()
         if settings.token_refresh_enabled:
@@ -177,7 +198,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         housekeeping,
         delivery_worker,
         stream_poller,
+        sync_worker,
     ) + ((media_worker,) if media_worker is not None else ())
+    app.state.history_sync = history_sync
+    app.state.sync_accounts = sync_accounts
     app.state.cdn = cdn
     app.state.media_store = media_store
     app.state.status_reporter = StatusReporter(

@@ -103,6 +103,14 @@ TOKEN_REFRESHES = Counter(
     registry=REGISTRY,
 )
 
+HISTORY_GAPS = Counter(
+    "insta_history_gaps_total",
+    "Messages Meta lists that the service did not have, by account: found, and filled with "
+    "their content (a gap older than a thread's 20 newest messages stays a placeholder).",
+    ["account", "outcome"],
+    registry=REGISTRY,
+)
+
 
 @dataclass(frozen=True)
 class StateSample:

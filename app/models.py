@@ -143,6 +143,10 @@ class Conversation(Base):
     # The latest ig.me / ad referral that opened the existing thread.
     last_referral: Mapped[dict[str, Any] | None]
     last_referral_at: Mapped[datetime | None]
+    # Meta's id of the thread (Conversations API only; webhooks never carry it).
+    graph_conversation_id: Mapped[str | None] = mapped_column(Text)
+    # A webhook named a message the service does not have: compare with Meta's list then.
+    check_due_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -155,7 +159,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
-        CheckConstraint("source IN ('webhook', 'echo', 'api')", name="source"),
+        CheckConstraint("source IN ('webhook', 'echo', 'api', 'backfill')", name="source"),
         CheckConstraint("status IS NULL OR status IN ('pending', 'sent', 'failed')", name="status"),
         # History reads walk this index backwards: cost independent of the history length.
         Index("ix_messages_conversation_id_sent_at", "conversation_id", "sent_at", "id"),
@@ -196,8 +200,9 @@ class Message(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # sha256 of the request a key was first used with: a repeat must be the same request.
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    # Created by an edit or unsend that arrived before the message itself; the message
-    # fills it in when it comes, keeping what the later events changed.
+    # Created by an edit or unsend that arrived before the message itself, or imported from
+    # the Conversations API without its content (older than a conversation's 20 newest); the
+    # message fills it in when it comes, keeping what the later events changed.
     is_placeholder: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
 
 
@@ -273,6 +278,77 @@ class InstagramToken(Base):
     invalid_since: Mapped[datetime | None]
     invalid_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class SyncJob(Base):
+    """A history backfill of one account from the Conversations API (`fab backfill`,
+    `POST /api/v1/accounts/{id}/sync`): first the list of its conversations, then each one.
+    Resumable: a crashed run's lease runs out and another worker goes on where it stopped."""
+
+    __tablename__ = "sync_jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+        Index("ix_sync_jobs_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    # Only conversations updated since then (`--days`); None: all of them.
+    since: Mapped[datetime | None]
+    # Where listing the account's conversations goes on (Meta's `after` cursor).
+    list_cursor: Mapped[str | None] = mapped_column(Text)
+    listed: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
+    conversations_total: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    conversations_done: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    conversations_failed: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    messages_imported: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    placeholders_imported: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class SyncJobConversation(Base):
+    """One conversation of a backfill: listed first, imported later, each error kept."""
+
+    __tablename__ = "sync_job_conversations"
+    __table_args__ = (CheckConstraint("status IN ('pending', 'done', 'failed')", name="status"),)
+
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sync_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    graph_conversation_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The order Meta listed them in (newest activity first): imported in that order.
+    position: Mapped[int]
+    customer_id: Mapped[str | None] = mapped_column(String(IG_ID_LENGTH))
+    updated_time: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    messages: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AccountSync(Base):
+    """Where an account's history checks stand: its sweep's clock and lease, and the gaps
+    found (messages Meta lists that the service did not have) and filled."""
+
+    __tablename__ = "account_sync"
+
+    account_id: Mapped[str] = mapped_column(String(IG_ID_LENGTH), primary_key=True)
+    last_sweep_at: Mapped[datetime | None]
+    # Held while a process calls the Conversations API for this account: one at a time.
+    claimed_until: Mapped[datetime | None]
+    gaps_found: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    gaps_filled: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )

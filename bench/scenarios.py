@@ -538,6 +538,12 @@ def user(context: Context) -> Row:
     )
 
 
+def _backfill(context: Context) -> Row:
+    from bench.history import backfill  # bench/history.py imports this module
+
+    return backfill(context)
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -563,6 +569,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("send-0ms", "send, Graph API answering in 0 ms (64 connections)", send_0ms),
         Scenario("send-20ms", "send, Graph API answering in 20 ms (64 connections)", send_20ms),
         Scenario("user", "GET /user with a cached profile", user),
+        Scenario("backfill", "history backfill from the Conversations API", _backfill),
     )
 }
 

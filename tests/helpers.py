@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.models import Message, User
 from app.sandbox import webhooks
 from app.security import sign_body
+from app.services.background import WorkerThread
 
 ACCOUNT_ID = "17841400123456789"  # the business IG_ID of the example payloads
 CUSTOMER_ID = "1187429836452190"  # the customer of the example payloads
@@ -193,15 +194,15 @@ class Clock:
 
 
 class StatementCounter:
-    """The SQL statements an engine runs inside the block (BEGIN and the background profile
-    fetcher's excluded): what the requests made meanwhile cost."""
+    """The SQL statements an engine runs inside the block (BEGIN and the background workers'
+    excluded): what the requests made meanwhile cost."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.statements: list[str] = []
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        background = threading.current_thread().name == "profile-fetcher"
+        background = isinstance(threading.current_thread(), WorkerThread)
         if not statement.startswith("BEGIN") and not background:
             self.statements.append(statement)
 

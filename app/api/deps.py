@@ -29,6 +29,7 @@ from app.services.media.serving import MediaService
 from app.services.media.storage import MediaStore
 from app.services.messages import HistoryService
 from app.services.sending import ReactionService, SenderActionService, SendService
+from app.services.sync.jobs import SyncService
 from app.services.users import UserService
 from app.services.webhooks import WebhookService
 
@@ -195,6 +196,14 @@ async def carries_api_key(request: Request) -> bool:
 
 
 CarriesApiKeyDep = Annotated[bool, Depends(carries_api_key)]
+
+
+async def get_sync_service(request: Request, session: SessionDep) -> SyncService:
+    state = request.app.state
+    return SyncService(session=session, sync=state.history_sync, accounts=state.sync_accounts)
+
+
+SyncServiceDep = Annotated[SyncService, Depends(get_sync_service)]
 
 
 async def get_media_service(

@@ -46,6 +46,7 @@ MESSAGE_FIELDS = (
 )
 # What every row of each kind of write adds to its row's fields.
 _A_MESSAGE = {"is_placeholder": False, "is_deleted": False, "edit_count": 0}
+_A_PLACEHOLDER = {"is_placeholder": True, "is_deleted": False, "edit_count": 0}
 _AN_EDIT = {"is_placeholder": True, "is_deleted": False, "is_unsupported": False}
 _A_TOMBSTONE = {
     "text": None,
@@ -61,7 +62,8 @@ def store_messages(session: Session, rows: Sequence[MessageRow]) -> set[str]:
     """Store message events once by `mid`, whatever came before them; the mids that changed.
 
     - No row yet: insert it.
-    - A placeholder (an edit or unsend came first): fill it in, keeping the edited text or
+    - A placeholder (an edit or unsend came first, or a backfill could not get the content),
+      or a backfilled copy and this is the webhook's: fill it in, keeping the edited text or
       the deletion.
     - The row of a message we sent through the API, and this is its echo: take Meta's time.
     - Otherwise (a duplicate): change nothing (FIRST_MESSAGE_STANDS).
@@ -81,7 +83,11 @@ def store_messages(session: Session, rows: Sequence[MessageRow]) -> set[str]:
 
 def _fill_in(insert: Any) -> Any:
     stored, incoming = Message.__table__.c, insert.excluded
-    placeholder = stored.is_placeholder
+    # A row standing in for the message: an edit or unsend that came first, or a backfill
+    # (the Conversations API's copy gives way to the webhook's, which says more).
+    placeholder = stored.is_placeholder | (
+        (stored.source == "backfill") & (incoming.source != "backfill")
+    )
     echo_of_our_send = (stored.source == "api") & (incoming.source == "echo")
     set_: dict[str, Any] = {
         name: case((placeholder, incoming[name]), else_=stored[name]) for name in MESSAGE_FIELDS
@@ -107,6 +113,22 @@ def _fill_in(insert: Any) -> Any:
             echo_of_our_send & (stored.sent_at != incoming.sent_at),
         ),
     ).returning(stored.mid)
+
+
+def store_placeholders(session: Session, rows: Sequence[MessageRow]) -> set[str]:
+    """Store messages known by id only (a backfill of what Meta keeps no content of) unless
+    their mid is stored already; the mids stored."""
+    returned = rows_upsert(
+        session,
+        key="messages.placeholder",
+        table=Message.__table__,
+        rows=sorted(rows, key=_by_mid),
+        same=_A_PLACEHOLDER,
+        finish=lambda insert: insert.on_conflict_do_nothing(
+            index_elements=[Message.__table__.c.mid]
+        ).returning(Message.__table__.c.mid),
+    )
+    return {mid for (mid,) in returned}
 
 
 def store_edits(session: Session, rows: Sequence[EditRow]) -> set[str]:
@@ -254,6 +276,8 @@ _LATEST_VISIBLE = (
         MESSAGES.c.attachments,
         MESSAGES.c.is_deleted,
         MESSAGES.c.is_unsupported,
+        MESSAGES.c.is_placeholder,
+        MESSAGES.c.source,
     )
     .where(MESSAGES.c.conversation_id == bindparam("conversation_id"), _visible())
     .order_by(*_NEWEST_FIRST)
@@ -377,6 +401,17 @@ def unread_counts(session: Session, conversation_ids: list[int]) -> dict[int, in
         return {}
     rows = session.connection().execute(_UNREAD_COUNTS, {"conversation_ids": conversation_ids})
     return dict(rows.tuples().all())
+
+
+def known_mids(session: Session, mids: Sequence[str]) -> set[str]:
+    """Of these mids, those the service has the message of (or knows Meta keeps no content
+    of: a backfilled placeholder); an edit or unsend that came without its message does not
+    count."""
+    if not mids:
+        return set()
+    table = MESSAGES
+    known = or_(table.c.is_placeholder.is_(False), table.c.source == "backfill")
+    return set(session.scalars(select(table.c.mid).where(table.c.mid.in_(list(mids)), known)).all())
 
 
 _WITH_CONVERSATION = (

@@ -44,6 +44,8 @@ def display_text(message: Mapping[Any, Any]) -> str:
     from a messages row's columns (`row._mapping`)."""
     if message["is_deleted"]:
         return "[deleted]"
+    if not content_available(message):
+        return "[content unavailable]"
     if message["text"]:
         return str(message["text"])
     attachments = message["attachments"]
@@ -56,3 +58,9 @@ def display_text(message: Mapping[Any, Any]) -> str:
     if message["is_unsupported"]:
         return "[unsupported message]"
     return "[empty message]"
+
+
+def content_available(message: Mapping[Any, Any]) -> bool:
+    """False for a message Meta lists but keeps no content of (imported by a backfill,
+    older than its thread's 20 newest): only its id, time and sides are known."""
+    return not (message["is_placeholder"] and message["source"] == "backfill")

@@ -8,6 +8,10 @@ from collections.abc import Callable
 logger = logging.getLogger(__name__)
 
 
+class WorkerThread(threading.Thread):
+    """The thread of a background worker (tests tell its SQL from the requests')."""
+
+
 class BackgroundWorker:
     """A daemon thread running `step` again and again; after a step that returns False (nothing
     more to do now) it waits `idle_seconds` before the next one."""
@@ -17,10 +21,8 @@ class BackgroundWorker:
         self.name = name
         self.idle_seconds = idle_seconds
         self._stop = threading.Event()
-        # wake(): the idle wait ends early (work arrived that the thread would otherwise only
-        # find after idle_seconds).
-        self._wakeup = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._wake = threading.Event()  # ends an idle wait early: work has come
+        self._thread = WorkerThread(target=self._run, name=name, daemon=True)
         # pause(): no round starts until resume(); the one running finishes first.
         self._state = threading.Condition()
         self._paused = False
@@ -30,12 +32,12 @@ class BackgroundWorker:
         self._thread.start()
 
     def wake(self) -> None:
-        """End the current idle wait: start the next round now."""
-        self._wakeup.set()
+        """Start the next round now rather than after the idle wait (work was queued)."""
+        self._wake.set()
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
-        self._wakeup.set()
+        self._wake.set()
         with self._state:
             self._state.notify_all()
         self._thread.join(timeout)
@@ -70,5 +72,5 @@ class BackgroundWorker:
                     self._in_round = False
                     self._state.notify_all()
             if not busy:
-                self._wakeup.wait(self.idle_seconds)
-            self._wakeup.clear()
+                self._wake.wait(self.idle_seconds)
+            self._wake.clear()

@@ -18,6 +18,7 @@ from app.metrics import StateSample
 from app.models import utcnow
 from app.repositories import deliveries, endpoints, event_deliveries, media, users
 from app.services.media.storage import MediaStore
+from app.services.sync.status import AccountHistory, history_status
 from app.services.tokens import TokenStatus, TokenStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
@@ -80,6 +81,7 @@ class StatusReport:
     last_webhook_at: datetime | None = None
     profiles_due: int | None = None
     failed_deliveries: int | None = None
+    history: list[AccountHistory] | None = None
     # Webhook endpoints: the disabled ones (id, reason, since), and pending deliveries by id.
     disabled_endpoints: list[dict[str, object]] | None = None
     event_backlog: dict[str, int] | None = None
@@ -147,6 +149,7 @@ class StatusReporter:
                 last_webhook_at = deliveries.last_received_at(session)
                 failed = deliveries.count_failed(session)
                 due = users.backlog(session, now=self.clock())
+                history = history_status(session)
                 disabled = [
                     {"id": row.id, "reason": row.disabled_reason, "since": row.disabled_at}
                     for row in endpoints.disabled(session)
@@ -165,6 +168,7 @@ class StatusReporter:
             last_webhook_at=last_webhook_at,
             profiles_due=due,
             failed_deliveries=failed,
+            history=history,
             disabled_endpoints=disabled,
             event_backlog=event_backlog,
             media=self._media(pending=media_pending),

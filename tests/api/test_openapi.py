@@ -156,6 +156,16 @@ CALLS: dict[tuple[str, str], Call] = {
     ("get", "/api/v1/users/{user_id}"): lambda api, ids: api.get(
         f"/api/v1/users/{ids['customer']}"
     ),
+    ("post", "/api/v1/accounts/{account_id}/sync"): lambda api, ids: api.post(
+        f"/api/v1/accounts/{ACCOUNT_ID}/sync", json={"days": 7}
+    ),
+    ("get", "/api/v1/accounts/{account_id}/sync"): lambda api, ids: api.get(
+        f"/api/v1/accounts/{ACCOUNT_ID}/sync"
+    ),
+    ("get", "/api/v1/accounts/{account_id}/sync/{job_id}"): lambda api, ids: api.get(
+        f"/api/v1/accounts/{ACCOUNT_ID}/sync"
+        f"/{api.get(f'/api/v1/accounts/{ACCOUNT_ID}/sync').json()['data'][0]['id']}"
+    ),
     ("get", "/api/v1/events"): lambda api, ids: api.get("/api/v1/events"),
     ("get", "/api/v1/media/{media_id}"): lambda api, ids: api.get(
         f"/api/v1/media/{ids['media']}", allow_redirects=False

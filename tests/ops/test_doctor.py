@@ -73,6 +73,7 @@ def test_every_check_passes_on_a_good_setup(doctor: Any, meta: ServiceClient) ->
         "webhook subscription",
         "token expiry",
         "graph api version",
+        "history",
         "media archive",
     ]
     assert all(check.status == "ok" for check in checks.values()), checks
@@ -279,7 +280,7 @@ def test_subscribe_then_doctor_from_the_command_line(
     failing = capsys.readouterr().out
     assert "FAIL  webhook subscription: not subscribed to messages" in failing
     assert "fix: run `fab subscribe`" in failing
-    assert "1 of 10 checks failed" in failing
+    assert "1 of 11 checks failed" in failing
 
     assert cli.main(["subscribe"]) == 0
     assert capsys.readouterr().out.strip() == f"subscribed to: {', '.join(WEBHOOK_FIELDS)}"
@@ -287,7 +288,7 @@ def test_subscribe_then_doctor_from_the_command_line(
 
     assert cli.main(["doctor"]) == 0
     passing = capsys.readouterr().out
-    assert passing.count("OK    ") == 10
+    assert passing.count("OK    ") == 11
     assert passing.strip().endswith("all checks passed")
 
 

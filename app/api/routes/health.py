@@ -31,6 +31,16 @@ READY_EXAMPLE = {
     },
     "last_webhook_received_at": "2026-11-29T11:02:13.481000+00:00",
     "backlog": {"profiles_due": 0, "failed_deliveries": 0},
+    "history": [
+        {
+            "account_id": "17841400123456789",
+            "gaps_found": 3,
+            "gaps_filled": 2,
+            "last_sweep_at": "2026-11-30T11:00:00+00:00",
+            "last_error": None,
+            "backfills_running": 0,
+        }
+    ],
 }
 READY_SUMMARY_EXAMPLE = {"status": "not_ready", "failing": ["schema"]}
 
@@ -107,6 +117,9 @@ def ready_body(report: StatusReport) -> dict[str, object]:
         if report.last_webhook_at
         else None,
         "backlog": backlog,
+        "history": [account.as_dict() for account in report.history]
+        if report.history is not None
+        else None,
         "disabled_webhook_endpoints": [
             {**endpoint, "since": _iso(endpoint["since"])}
             for endpoint in report.disabled_endpoints or []

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import Message, Reaction
 from app.schemas.common import SAMPLE_CUSTOMER_ID, SAMPLE_MID
-from app.schemas.messages import display_text
+from app.schemas.messages import content_available, display_text
 from app.schemas.users import SeedUserRead
 from app.services import window
 
@@ -275,6 +275,7 @@ class MessageRead(BaseModel):
                     "status": "sent",
                     "error": None,
                     "read": True,
+                    "content_available": True,
                 }
             ]
         }
@@ -306,6 +307,10 @@ class MessageRead(BaseModel):
     )
     error: dict[str, Any] | None = Field(description="Outbound `failed` only: Meta's error.")
     read: bool | None = Field(description="Outbound only: the customer has seen it.")
+    content_available: bool = Field(
+        description="False for a message imported by a backfill that Meta keeps no content "
+        "of (older than its thread's 20 newest): only its id, time and sides are known."
+    )
 
 
 MEDIA_PATH = "/api/v1/media/{id}"
@@ -371,6 +376,7 @@ def message_json(
         "status": message["status"] if outbound else None,
         "error": message["error"] if outbound else None,
         "read": read,
+        "content_available": content_available(message),
     }
 
 

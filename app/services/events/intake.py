@@ -67,7 +67,10 @@ def record_changes(
 
 def _message_stored(row: Any, snapshot: dict[str, Any]) -> Iterable[EventDraft]:
     columns = row._mapping
-    if columns["direction"] == "inbound":
+    if columns["source"] == "backfill":
+        # Imported from the Conversations API (app/services/sync/): history, not news.
+        yield message_draft("message.backfilled", row, snapshot)
+    elif columns["direction"] == "inbound":
         yield message_draft("message.received", row, snapshot)
     elif columns["source"] == "echo":
         # Sent from the Instagram app or another tool: the echo is all we learn of it.

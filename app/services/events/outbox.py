@@ -20,6 +20,7 @@ from app.services.media.attachments import media_by_message
 # The types a consumer can subscribe to (`ping` is sent only by `POST .../test`).
 EVENT_TYPES = (
     "message.received",
+    "message.backfilled",
     "message.sent",
     "message.failed",
     "message.updated",
@@ -162,6 +163,15 @@ def reaction_draft(
             "message": message[1] if message is not None else None,
         },
     )
+
+
+def record_backfilled(session: Session, mids: Iterable[str]) -> None:
+    """message.backfilled events: messages a history backfill or gap check imported (never
+    message.received: consumers' bots must not answer old messages)."""
+    snapshots = message_snapshots(session, mids)
+    drafts = [message_draft("message.backfilled", *snapshots[mid]) for mid in sorted(snapshots)]
+    if drafts:
+        record(session, drafts)
 
 
 def record_reaction(session: Session, row: ReactionRow) -> None:

@@ -3,12 +3,14 @@ table takes one statement."""
 
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Final, Generic, Literal, TypeVar
 
 from sqlalchemy.orm import Session
 
 from app.models import utcnow
 from app.repositories import conversations, media, messages, reactions, users
+from app.repositories import sync as sync_rows
 from app.repositories.rows import (
     ConversationClocks,
     EditRow,
@@ -29,6 +31,9 @@ from app.services.events import intake as intake_events
 from app.services.media import attachments
 
 ConversationKey = tuple[str, str]  # (account_id, customer_id)
+# A message named by an event but not stored yet may still be on its way (Meta does not
+# deliver in order): its conversation is checked against Meta's list after this long.
+GAP_CHECK_DELAY = timedelta(seconds=60)
 RowT = TypeVar("RowT")
 
 
@@ -107,6 +112,9 @@ class Batch:
             for merging in (self.messages, self.unsends, self.edits, self.reactions)
         }
         self._collected: list[Collected] = []  # per webhook event, in order
+        # Messages the events name without being them (reacted to, read, edited, replied to):
+        # one the service does not have is a gap, checked against Meta's list later.
+        self.references: dict[ConversationKey, set[str]] = {}
         # Whose conversation each reaction is in (a reaction may come before its message).
         self.reaction_conversations: dict[Hashable, ConversationKey] = {}
 
@@ -128,6 +136,10 @@ class Batch:
 
     def edit(self, row: EditRow, *, conversation: ConversationKey) -> Ticket:
         return self._offer(self.edits, row.mid, row, conversation=conversation)
+
+    def reference(self, mid: str, *, conversation: ConversationKey) -> None:
+        """An event of this conversation names the message `mid`."""
+        self.references.setdefault(conversation, set()).add(mid)
 
     def reaction(self, row: ReactionRow, *, conversation: ConversationKey) -> Ticket:
         key = (row.mid, row.user_id)
@@ -164,6 +176,12 @@ class Batch:
             "edits": messages.store_edits(session, self.edits.rows(ids)),
             "reactions": reactions.store_many(session, self.reactions.rows(ids)),
         }
+        if self.references:
+            sync_rows.schedule_checks(
+                session,
+                {ids[key]: mids for key, mids in self.references.items()},
+                due_at=utcnow() + GAP_CHECK_DELAY,
+            )
         self._write_media(session, unsent=changed["unsends"])
         intake_events.record_changes(session, batch=self, changed=changed, reads=reads)
         return [

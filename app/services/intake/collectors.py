@@ -89,6 +89,7 @@ def collect_message(batch: Batch, account_id: str, item: dict[str, Any]) -> Tick
         conversation = batch.conversation(
             ConversationClocks(account_id=account_id, customer_id=sides.customer_id)
         )
+        batch.reference(message.mid, conversation=conversation)
         unsend = UnsendRow(**head, deleted_at=parsed.timestamp)
         return batch.unsend(unsend, conversation=conversation)
     conversation = batch.conversation(
@@ -109,6 +110,9 @@ def collect_message(batch: Batch, account_id: str, item: dict[str, Any]) -> Tick
         referral=message.referral,
         is_unsupported=message.is_unsupported,
     )
+    replied_to = message.reply_to.get("mid") if message.reply_to else None
+    if isinstance(replied_to, str) and replied_to:
+        batch.reference(replied_to, conversation=conversation)
     return batch.message(row, conversation=conversation)
 
 
@@ -126,6 +130,7 @@ def collect_edit(batch: Batch, account_id: str, item: dict[str, Any]) -> Ticket:
         edit_count=edit.num_edit,
         edited_at=parsed.timestamp,
     )
+    batch.reference(edit.mid, conversation=conversation)
     return batch.edit(row, conversation=conversation)
 
 
@@ -135,6 +140,10 @@ def collect_reaction(batch: Batch, account_id: str, item: dict[str, Any]) -> Tic
     reaction = parsed.reaction
     reacting = reaction.action == "react"
     sides = _sides(parsed, account_id=account_id)
+    conversation = batch.conversation(
+        ConversationClocks(account_id=account_id, customer_id=sides.customer_id)
+    )
+    batch.reference(reaction.mid, conversation=conversation)
     row = ReactionRow(
         mid=reaction.mid,
         user_id=parsed.sender.id,
@@ -142,7 +151,7 @@ def collect_reaction(batch: Batch, account_id: str, item: dict[str, Any]) -> Tic
         emoji=reaction.emoji if reacting else None,
         reacted_at=parsed.timestamp,
     )
-    return batch.reaction(row, conversation=(account_id, sides.customer_id))
+    return batch.reaction(row, conversation=conversation)
 
 
 def collect_read(batch: Batch, account_id: str, item: dict[str, Any]) -> None:
@@ -152,7 +161,7 @@ def collect_read(batch: Batch, account_id: str, item: dict[str, Any]) -> None:
     if read.mid is None and read.watermark is None:
         raise EventShapeError("read has neither mid nor watermark")
     sides = _sides(parsed, account_id=account_id)
-    batch.conversation(
+    conversation = batch.conversation(
         ConversationClocks(
             account_id=account_id,
             customer_id=sides.customer_id,
@@ -160,6 +169,8 @@ def collect_read(batch: Batch, account_id: str, item: dict[str, Any]) -> None:
             customer_read_mid=read.mid,
         )
     )
+    if read.mid:
+        batch.reference(read.mid, conversation=conversation)
 
 
 def collect_postback(batch: Batch, account_id: str, item: dict[str, Any]) -> Ticket:

@@ -7,6 +7,7 @@ from app.api.routes.v1 import (
     events,
     media,
     messages,
+    sync,
     users,
     webhook_endpoints,
 )
@@ -16,5 +17,6 @@ router.include_router(conversations.router)
 router.include_router(messages.router)
 router.include_router(media.router)
 router.include_router(users.router)
+router.include_router(sync.router)
 router.include_router(events.router)
 router.include_router(webhook_endpoints.router)
