@@ -140,14 +140,15 @@ def claim_due(
     return claimed
 
 
-def finish(session: Session, *, media_id: int, **values: Any) -> None:
+def finish(session: Session, *, media_id: int, **values: Any) -> bool:
     """Record the outcome of a download (and release the lease), unless the media was
-    unsent meanwhile."""
-    session.execute(
+    unsent (or its message removed) meanwhile; whether it was recorded."""
+    result = session.execute(
         update(Media)
-        .where(Media.id == media_id, Media.deleted_at.is_(None))
+        .where(Media.id == media_id, Media.deleted_at.is_(None), Media.message_id.is_not(None))
         .values(claimed_until=None, **values)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def pending_count(session: Session) -> int:

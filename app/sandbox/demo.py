@@ -191,6 +191,9 @@ def demo_environment(
         INSTAGRAM_ACCOUNT_ID=ACCOUNT_ID,
         API_KEY=demo_secrets.api_key,
         ALLOW_OPEN_API="",
+        # The sandbox's CDN (attachments) is on loopback: its links are checked and refreshed
+        # like Meta's.
+        MEDIA_ALLOWED_HOSTS="127.0.0.1",
         SANDBOX_LATENCY_MS="0",
         SANDBOX_ECHO_MODE="after",
     )

@@ -241,11 +241,14 @@ RATE_LIMITED_KINDS = frozenset({"conversations", "message"})
 
 
 def call_kind(route_kind: CallKind, *, request: Request, state: SandboxState) -> CallKind:
-    """What a call is: `GET /{v}/{id}` reads a profile, or a message when the id is a mid."""
+    """What a call is: `GET /{v}/{id}` reads a profile, or a message (a mid), or a
+    conversation (a conversation id)."""
     if route_kind == "profile" and request.method == "GET":
         object_id = request.path_params.get("object_id", "")
         if state.threads.find(object_id) is not None:
             return "message"
+        if state.threads.customer_of(object_id, account_id=state.config.account_id):
+            return "conversations"
     return route_kind
 
 
@@ -377,10 +380,21 @@ def send_via_account_id(
 
 @router.get("/{version}/{object_id}")
 def read_node(
-    object_id: str, state: SandboxStateDep, base_url: BaseUrlDep, fields: str | None = None
+    version: str,
+    object_id: str,
+    state: SandboxStateDep,
+    base_url: BaseUrlDep,
+    fields: str | None = None,
 ) -> dict[str, Any]:
-    """`GET /{v}/{id}`: a message by its mid (the Conversations API, with fresh attachment
-    URLs; as if deleted when older than its conversation's 20 newest), else a profile."""
+    """`GET /{v}/{id}`: a conversation or a message by its mid (the Conversations API, with
+    fresh attachment URLs; as if deleted when older than its conversation's 20 newest), else
+    a profile."""
+    customer = state.threads.customer_of(object_id, account_id=state.config.account_id)
+    if customer is not None:
+        # Imported here: app/sandbox/conversations.py builds on this module's routes.
+        from app.sandbox.conversations import conversation_node
+
+        return conversation_node(state, customer, fields=fields, base_url=base_url, version=version)
     found = state.threads.find(object_id)
     if found is None:
         return read_profile(object_id, state, fields)

@@ -178,6 +178,13 @@ class Threads:
             for thread in self._messages.values():
                 thread[:] = [m for m in thread if m.mid != mid]
 
+    def customer_of(self, conversation: str, *, account_id: str) -> str | None:
+        """The customer of a conversation id (None: no such conversation)."""
+        for customer in self.customers():
+            if conversation_id(account_id=account_id, customer_id=customer) == conversation:
+                return customer
+        return None
+
     def customers(self) -> list[str]:
         with self._lock:
             return [customer for customer, thread in self._messages.items() if thread]

@@ -19,6 +19,7 @@ PROTECTED = [
         "/message/send",
         {"params": {"user_id": "1187429836452190"}, "json": {"message": {"text": "hi"}}},
     ),
+    ("GET", "/api/v1/media/1", {}),
 ]
 
 

@@ -17,12 +17,15 @@ from app.services.media.sniff import sniff
 class FakeCdn(BaseHTTPRequestHandler):
     """Redirects in and out of the allow-list, a file, and a stream with no length."""
 
+    headers_seen: list[dict[str, str]] = []  # noqa: RUF012 (the requests' headers, in order)
+
     def do_HEAD(self) -> None:
         self.send_response(200 if self.path == "/file" else 404)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def do_GET(self) -> None:
+        FakeCdn.headers_seen.append(dict(self.headers))
         if self.path == "/file":
             self._answer(200, PNG_1X1, {"Content-Type": "image/png"})
         elif self.path == "/redirect-in":
@@ -86,6 +89,20 @@ def test_redirects_are_followed_inside_the_allow_list_only(cdn: CdnClient, cdn_u
         assert host in refused.value.reason
     with pytest.raises(DownloadRefused, match="too many redirects"):
         cdn.download(f"{cdn_url}/loop", into=io.BytesIO(), max_bytes=1000)
+
+
+def test_downloads_carry_no_credentials(
+    cdn: CdnClient, cdn_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INSTAGRAM_USER_TOKEN", "IGAA-never-sent")
+    FakeCdn.headers_seen.clear()
+
+    cdn.download(f"{cdn_url}/redirect-in", into=io.BytesIO(), max_bytes=1000)
+
+    assert len(FakeCdn.headers_seen) == 2
+    for headers in FakeCdn.headers_seen:
+        assert not {"authorization", "cookie"} & {name.lower() for name in headers}
+        assert "IGAA" not in str(headers)
 
 
 def test_the_size_is_counted_while_reading(cdn: CdnClient, cdn_url: str) -> None:

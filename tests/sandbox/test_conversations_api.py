@@ -182,3 +182,34 @@ def test_files_can_be_put_on_the_cdn_in_bulk(sandbox: SandboxClient) -> None:
     assert len(set(urls)) == 3
     assert all(sandbox.http.get(url, timeout=5).content.startswith(b"%PDF-") for url in urls)
     assert len(sandbox.control("GET", "/media").json()) == 3
+
+
+def test_a_conversation_node_expands_its_newest_messages_like_meta(
+    sandbox: SandboxClient,
+) -> None:
+    sandbox.set_config(conversations_rate_limit=False)
+    customer = sandbox.create_customer()
+    mids = history(sandbox, customer["id"], 30)
+    listed = sandbox.graph(
+        "GET",
+        "/me/conversations",
+        params={"platform": "instagram", "fields": "updated_time,messages.limit(2){id,message}"},
+    ).json()["data"]
+    [conversation] = listed
+    assert [m["id"] for m in conversation["messages"]["data"]] == [mids[29], mids[28]]
+
+    node = sandbox.graph(
+        "GET",
+        f"/{conversation['id']}",
+        params={"fields": "participants,messages.limit(25){id,created_time,message}"},
+    ).json()
+
+    assert set(node) == {"id", "participants", "messages"}
+    first = node["messages"]["data"]
+    assert [m.get("message") for m in first[:2]] == ["message 29", "message 28"]
+    assert all("message" not in m for m in first[20:])  # older than the 20 newest: ids only
+    rest = sandbox.http.get(
+        node["messages"]["paging"]["next"], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    ).json()["data"]
+    assert [m["id"] for m in first + rest] == list(reversed(mids))
+    assert [c["kind"] for c in sandbox.control("GET", "/calls").json()] == ["conversations"] * 3

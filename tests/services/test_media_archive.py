@@ -275,6 +275,33 @@ def test_unsend_purges_the_bytes_at_once_unless_another_message_has_the_same_fil
     assert (gone.status_code, gone.json()["code"]) == (410, "media_deleted")
 
 
+def test_a_message_unsent_while_its_file_downloads_leaves_no_bytes(
+    archiving: SharedService,
+    meta: ServiceClient,
+    db: Session,
+    media_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written = write_file(meta, "image")
+    digest = hashlib.sha256(requests.get(written["url"], timeout=5).content).hexdigest()
+    downloader = downloader_of(
+        archiving, media_max_bytes=25 * 1024 * 1024
+    )  # a CDN client of its own
+    download = downloader.cdn.download
+
+    def unsent_meanwhile(url: str, **kwargs: Any) -> Any:
+        unsend = {"mid": written["mid"]}
+        assert meta.post(f"/_sandbox/customers/{written['customer_id']}/unsend", json=unsend).ok
+        return download(url, **kwargs)
+
+    monkeypatch.setattr(downloader.cdn, "download", unsent_meanwhile)
+    downloader.run_once()
+
+    media = only_media(db)
+    assert (media.deleted_at is not None, media.storage_key) == (True, None)
+    assert not (media_dir / digest[:2] / f"{digest}.png").exists()
+
+
 def test_bytes_older_than_the_retention_are_deleted_and_the_url_stays(
     archiving: SharedService, api: ServiceClient, meta: ServiceClient, db: Session, media_dir: Path
 ) -> None:

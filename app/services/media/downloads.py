@@ -87,7 +87,11 @@ class MediaDownloader:
         except Exception as exc:  # DownloadFailed, the store, anything: retried, then failed
             outcome = self._retry_or_fail(media_id, attempts=attempts, error=exc)
         with self.session_factory() as session:
-            media.finish(session, media_id=media_id, **outcome)
+            recorded = media.finish(session, media_id=media_id, **outcome)
+            key = outcome.get("storage_key")
+            if not recorded and key and not media.keys_still_used(session, [key], besides=[]):
+                # Unsent while it downloaded: the bytes just stored go at once.
+                self.store.delete(key)
             session.commit()
 
     def _fetch_and_keep(self, url: str | None) -> dict[str, Any]:

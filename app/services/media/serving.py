@@ -69,13 +69,16 @@ class MediaService:
 
     def get(self, media_id: str) -> Served:
         """Where the attachment's bytes are (see the module's docstring)."""
-        found = media.with_message(self.session, int(media_id)) if media_id.isdigit() else None
+        found = media.with_message(self.session, int(media_id)) if _is_row_id(media_id) else None
         if found is None:
             raise NotFoundError(f"No media {media_id}.", code="media_not_found")
         row: Media = found.Media
         self.session.commit()  # no transaction held while the CDN or Meta answers
         if row.deleted_at is not None or row.message_id is None:
-            raise GoneError("The message of this media was unsent.", code="media_deleted")
+            raise GoneError(
+                "This attachment was deleted: its message was unsent (or its account removed).",
+                code="media_deleted",
+            )
         if self.store is not None and row.storage_key and row.state == "stored":
             archived = self._archived(row)
             if archived is not None:
@@ -143,6 +146,12 @@ class MediaService:
         )
         self.session.commit()
         return fresh
+
+
+def _is_row_id(text: str) -> bool:
+    """Whether `text` can be a media id: ASCII digits within a BIGINT (anything else would
+    make the database refuse the query: 404 instead)."""
+    return text.isascii() and text.isdigit() and int(text) < 2**63
 
 
 def fresh_url(message: dict[str, Any], *, position: int) -> str | None:

@@ -16,6 +16,7 @@ from tests.conftest import StartShared
 from tests.helpers import (
     ACCOUNT_ID,
     ServiceClient,
+    StatementCounter,
     customer_writes,
     graph_calls,
     new_customer,
@@ -190,7 +191,9 @@ def test_an_unsent_messages_media_is_gone_and_its_attachments_cleared(
     assert db.scalars(select(Media)).one().deleted_at is not None
 
 
-@pytest.mark.parametrize("media_id", ["999999", "abc", "-1"])
+@pytest.mark.parametrize(
+    "media_id", ["999999", "abc", "-1", "99999999999999999999", "\u0661\u0662", "0x1"]
+)
 def test_unknown_media_is_404(api: ServiceClient, media_id: str) -> None:
     response = api.get(f"/api/v1/media/{media_id}")
 
@@ -241,3 +244,27 @@ def test_the_received_event_shows_the_attachments_with_their_media(
 
     [event] = [e for e in events if e["data"]["message"]["mid"] == written["mid"]]
     assert event["data"]["message"]["attachments"] == [shown]
+
+
+def test_attachments_cost_intake_three_statements_and_text_none(
+    start_shared: StartShared, api: ServiceClient
+) -> None:
+    service = start_shared(workers=False, **SANDBOX_CDN)
+    image = {"type": "image", "payload": {"url": "https://lookaside.fbsbx.com/ig_messaging_cdn/?a"}}
+
+    def deliver(number: int, **content: Any) -> list[str]:
+        ids = {"account_id": ACCOUNT_ID, "customer_id": "1500000000000080", "mid": f"c-{number}"}
+        item = webhooks.message_item(**ids, timestamp_ms=START_MS + number, **content)
+        with StatementCounter(service.app.state.engine) as counted:
+            assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=[item])).ok
+        return counted.statements
+
+    deliver(0, text="the conversation exists from now on")
+    text = deliver(1, text="words")
+    with_images = deliver(2, attachments=[image, image])
+
+    # The new messages' ids, their media rows in one INSERT, and the media of the event's
+    # snapshot (message.received shows them).
+    assert len(with_images) == len(text) + 3
+    assert not [s for s in text if "media" in s]
+    assert len([s for s in with_images if s.startswith("INSERT INTO media")]) == 1

@@ -31,7 +31,7 @@ EndpointId = Annotated[
     summary="Create a webhook endpoint",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookEndpointCreated,
-    responses=error_responses(401, 422, 503),
+    responses=error_responses(400, 401, 422, 503),
 )
 def create_endpoint(service: EndpointServiceDep, body: WebhookEndpointCreate) -> Response:
     """Deliver events written from now on to `url`, signed with the `secret` answered here
@@ -66,7 +66,7 @@ def get_endpoint(service: EndpointServiceDep, endpoint_id: EndpointId) -> Respon
     "/{endpoint_id}",
     summary="Change a webhook endpoint",
     response_model=WebhookEndpointRead,
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(400, 401, 404, 422, 503),
 )
 def update_endpoint(
     service: EndpointServiceDep, endpoint_id: EndpointId, body: WebhookEndpointUpdate
@@ -116,7 +116,7 @@ def test_endpoint(service: EndpointServiceDep, endpoint_id: EndpointId) -> Respo
     summary="Replay events",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ReplayRead,
-    responses=error_responses(401, 404, 410, 422, 503),
+    responses=error_responses(400, 401, 404, 410, 422, 503),
 )
 def replay(service: EndpointServiceDep, endpoint_id: EndpointId, body: ReplayRequest) -> Response:
     """Deliver the endpoint's events again from `since_seq` (in order, per conversation);
