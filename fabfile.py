@@ -89,6 +89,17 @@ def demo(c, port=8000, sandbox_port=8001):
 
 
 @task
+def listen(c, forward_to="", types="", url="http://127.0.0.1:8000", api_key=""):
+    """Print the service's events as they happen (like `stripe listen`); --forward-to POSTs
+    each one, signed, to a local URL; --types filters (comma-separated)."""
+    flags = f" --url {shlex.quote(url)}"
+    flags += f" --forward-to {shlex.quote(forward_to)}" if forward_to else ""
+    flags += f" --types {shlex.quote(types)}" if types else ""
+    flags += f" --api-key {shlex.quote(api_key)}" if api_key else ""
+    _run(c, f"{PYTHON} -m app.listen{flags}")
+
+
+@task
 def replay(c, limit=0):
     """Re-apply stored webhook deliveries whose events failed (after fixing the cause)."""
     limit_flag = f" --limit {int(limit)}" if limit else ""

@@ -14,7 +14,10 @@ Each drill is bounded in time, stops by itself, and reports counts:
   answered 503 instagram_busy within INSTAGRAM_QUEUE_TIMEOUT, and intake and reads keep
   their threads;
 - replicas: two service processes on one database get the same deliveries at the same time;
-  every event stored once, no 5xx, no profile fetched twice.
+  every event stored once, no 5xx, no profile fetched twice;
+- events-kill-9 and events-replicas: events out under the same faults (bench/event_drills.py):
+  every acknowledged change's event reaches a subscribed endpoint, and two replicas make
+  each delivery attempt once.
 
 The PostgreSQL drill restarts the local cluster (`pg_ctlcluster ... restart`): every other
 connection to it is cut too. It never runs in the test suite.
@@ -42,6 +45,7 @@ from app.sandbox import webhooks
 from app.sandbox.clock import now_ms
 from app.security import sign_body
 from bench import database
+from bench.event_drills import events_kill_9, events_replicas
 from bench.pools import customer_id
 from bench.processes import (
     BenchError,
@@ -619,6 +623,8 @@ DRILLS: dict[str, Callable[[Drills], DrillResult]] = {
     # More hung sends than Graph slots: the rest are answered 503 instagram_busy.
     "graph-hang-96": lambda drills: graph_hang(drills, senders=96),
     "replicas": replicas,
+    "events-kill-9": events_kill_9,
+    "events-replicas": events_replicas,
 }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 from sqlalchemy import Engine
 
 from app.config import Settings
@@ -20,6 +21,7 @@ from bench.pools import (
 )
 from bench.processes import BenchError, Processes, Usage, UsageMeter, tcp_connections
 from bench.profiling import finish, start_profiler
+from bench.receiver import CountingReceiver
 from bench.stack import (
     ACCOUNT_ID,
     API_HEADERS,
@@ -225,14 +227,23 @@ def bare(context: Context) -> Row:
         context.processes.stop(process)
 
 
-def _ingest(context: Context, *, events: int, media: str | None = None, accounts: int = 1) -> Row:
+def _ingest(
+    context: Context,
+    *,
+    events: int,
+    media: str | None = None,
+    endpoints: int = 0,
+    accounts: int = 1,
+) -> Row:
     """Webhook intake; with `media`, every message is an image on the sandbox's CDN and the
     service runs with MEDIA_ARCHIVE=`media` (`local`: its download worker fetching them);
-    with `accounts`, that many business accounts are served and the deliveries go to each
-    in turn."""
+    with `endpoints`, that many webhook endpoints (local receivers) get every event; with
+    `accounts`, that many business accounts are served and the deliveries go to each in
+    turn."""
     options = context.options
     rate = POOL_RATE_1_EVENT if events == 1 else POOL_RATE_10_EVENTS
     name = f"ingest-{events}" + (f"-image-{media}" if media else "")
+    name += f"-{endpoints}-endpoints" if endpoints else ""
     name += f"-{accounts}-accounts" if accounts > 1 else ""
     account_ids = [ACCOUNT_ID, *(f"1784140090000{n:04d}" for n in range(1, accounts))]
     context.prepare(
@@ -266,14 +277,19 @@ def _ingest(context: Context, *, events: int, media: str | None = None, accounts
         image_urls=image_urls,
         account_ids=account_ids,
     )
+    if endpoints:
+        overrides |= {"EVENTS_ALLOW_PRIVATE_URLS": "true"}
     # Only the measured path runs: new customers' profiles are not fetched meanwhile.
     pid, url = _service(context, graph_url=sandbox.url, overrides=overrides)
+    receivers = [subscribed_receiver(url) for _ in range(endpoints)]
+    started = time.monotonic()
     try:
         row = measure(
             context,
             name=name,
             description=f"POST /webhook, {events} new message(s) per signed delivery"
             + (f", each an image (MEDIA_ARCHIVE={media})" if media else "")
+            + (f", {endpoints} webhook endpoints subscribed" if endpoints else "")
             + (f", {accounts} accounts served, each delivery for the next" if accounts > 1 else ""),
             url=url,
             server_pid=pid,
@@ -289,8 +305,12 @@ def _ingest(context: Context, *, events: int, media: str | None = None, accounts
                 context.engine, "SELECT count(*) FROM media WHERE state = 'stored'"
             )
             row.notes.append(f"{archived:,} images archived meanwhile by the download worker")
+        if receivers:
+            row.notes.append(delivery_note(context, receivers, started=started))
     finally:
         context.processes.stop_all()
+        for receiver in receivers:
+            receiver.close()
     load = row.load
     acknowledged = load.statuses.get("2xx", 0) * events
     sent = load.sent * events
@@ -312,6 +332,40 @@ def _ingest(context: Context, *, events: int, media: str | None = None, accounts
 
 def ingest_1(context: Context) -> Row:
     return _ingest(context, events=1)
+
+
+def ingest_1_2_endpoints(context: Context) -> Row:
+    return _ingest(context, events=1, endpoints=2)
+
+
+def subscribed_receiver(url: str) -> CountingReceiver:
+    """A local receiver subscribed to every event of the service at `url`."""
+    receiver = CountingReceiver()
+    response = requests.post(
+        f"{url}/api/v1/webhook-endpoints",
+        json={"url": receiver.url},
+        headers=API_HEADERS,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return receiver
+
+
+def delivery_note(context: Context, receivers: list[CountingReceiver], *, started: float) -> str:
+    """How fast the events reached the endpoints: every event written (warm-up included), to
+    every receiver, over the time from the warm-up's start until the last one arrived (at
+    most 120 s after the load stopped)."""
+    written = database.count(context.engine, "SELECT count(*) FROM events")
+    wanted = written * len(receivers)
+    deadline = time.monotonic() + 120
+    while sum(r.received() for r in receivers) < wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    delivered = sum(r.received() for r in receivers)
+    seconds = time.monotonic() - started
+    return (
+        f"delivery: {delivered:,} of {wanted:,} event deliveries ({written:,} events x "
+        f"{len(receivers)} endpoints) in {seconds:.1f} s = {delivered / seconds:,.0f} deliveries/s"
+    )
 
 
 def ingest_10(context: Context) -> Row:
@@ -515,6 +569,11 @@ SCENARIOS: dict[str, Scenario] = {
     for scenario in (
         Scenario("bare", "bare FastAPI app GET / (the ceiling)", bare),
         Scenario("ingest-1", "webhook ingest, 1 event per delivery", ingest_1),
+        Scenario(
+            "ingest-1-2-endpoints",
+            "webhook ingest, 1 event per delivery, 2 webhook endpoints getting every event",
+            ingest_1_2_endpoints,
+        ),
         Scenario("ingest-10", "webhook ingest, 10 events per delivery", ingest_10),
         Scenario(
             "ingest-1-10-accounts",

@@ -447,6 +447,9 @@ def _print_what_to_try(result: DemoResult, *, out: Callable[[str], object]) -> N
         f"  curl -X POST '{sandbox}/_sandbox/customers/{user}/messages' {json_header} \\",
         """       -d '{"text": "Great, I will take it."}'""",
         f"  curl '{sandbox}/_sandbox/sent'   # what the service sent through the Send API",
+        "  # every event as it happens (add --forward-to http://localhost:3000/hooks to get",
+        "  # them POSTed, signed, like a webhook endpoint would):",
+        f"  fab listen --url {service} --api-key {result.api_key}",
         "",
     ]
     for line in lines:

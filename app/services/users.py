@@ -17,6 +17,8 @@ from app.config import Settings
 from app.errors import NotFoundError
 from app.models import User, utcnow
 from app.repositories import accounts, conversations, users
+from app.schemas.v1.read import UserRead
+from app.services.events import outbox
 from app.services.routing import AccountRemovedError, require_served
 
 logger = logging.getLogger(__name__)
@@ -192,6 +194,7 @@ class UserService:
         attempts: int = 0,
         profile: dict[str, Any] | None = None,
     ) -> User:
+        before = profile_json(users.get(self.session, user_id))
         user = users.save_profile(
             self.session,
             user_id=user_id,
@@ -201,5 +204,46 @@ class UserService:
             attempts=attempts,
             profile=profile,
         )
+        after = profile_json(user)
+        if _news(after) != _news(before):
+            self._announce(user_id, after)
         self.session.commit()
         return user
+
+    def _announce(self, user_id: str, profile: dict[str, Any] | None) -> None:
+        """A profile.updated event: the profile as /api/v1/users shows it now, under the
+        account the user is (a business's own profile) or writes to."""
+        is_account = accounts.get(self.session, user_id) is not None
+        known = (
+            None
+            if is_account
+            else conversations.latest_for_customer(self.session, customer_id=user_id)
+        )
+        account_id = (
+            user_id
+            if is_account or user_id == self.settings.account_id
+            else str(known.account_id)
+            if known is not None
+            else self.settings.account_id
+        )
+        outbox.record(
+            self.session,
+            [
+                outbox.EventDraft(
+                    type="profile.updated",
+                    account_id=account_id,
+                    conversation=None if user_id == account_id else user_id,
+                    payload={"user": profile},
+                )
+            ],
+        )
+
+
+def profile_json(user: User | None) -> dict[str, Any] | None:
+    """A UserRead as JSON values."""
+    return None if user is None else UserRead.model_validate(user).model_dump(mode="json")
+
+
+def _news(profile: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a consumer is told about: a new fetch of the same profile is no news."""
+    return None if profile is None else {k: v for k, v in profile.items() if k != "fetched_at"}

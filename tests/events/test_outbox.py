@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Event
 from app.sandbox import webhooks
 from app.services.intake import apply_delivery
+from tests.conftest import StartService
 from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, add_fault, serve, text_message
 
 MS = 1745923800000
@@ -22,8 +23,18 @@ def deliver(api: ServiceClient, *items: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
+# What webhooks and sends write (profile fetches and the token write events of their own).
+MESSAGING = ",".join(
+    [
+        *("message.received", "message.sent", "message.failed", "message.updated"),
+        *("message.deleted", "reaction.updated", "conversation.read"),
+    ]
+)
+
+
 def feed(api: ServiceClient, **params: Any) -> list[dict[str, Any]]:
-    response = api.get("/api/v1/events", params={"limit": 500, **params})
+    params = {"limit": 500, "types": MESSAGING, **params}
+    response = api.get("/api/v1/events", params=params)
     assert response.status_code == 200, response.text
     events: list[dict[str, Any]] = response.json()["data"]
     return events
@@ -46,7 +57,7 @@ def test_an_inbound_message_writes_one_event_with_its_snapshot(
     assert event["conversation"] == CUSTOMER_ID
     message = event["data"]["message"]
     assert message == api.get("/api/v1/messages/m-1").json()
-    [row] = stored(db)
+    [row] = [e for e in stored(db) if e.type == "message.received"]
     assert (row.id, row.seq, row.type) == (event["id"], event["seq"], "message.received")
 
 
@@ -58,7 +69,7 @@ def test_a_duplicate_or_retried_delivery_writes_no_event(api: ServiceClient, db:
     assert api.deliver(body).status_code == 200
     assert api.deliver(body).status_code == 200  # byte for byte: rolled back
 
-    assert [event.type for event in stored(db)] == ["message.received"]
+    assert [e.type for e in stored(db) if e.type.startswith("message.")] == ["message.received"]
 
 
 def test_the_snapshot_is_the_message_then_not_now(api: ServiceClient) -> None:
@@ -122,18 +133,22 @@ def test_the_feed_pages_and_filters(api: ServiceClient) -> None:
         deliver(api, webhooks.message_item(**IDS, mid=mid, timestamp_ms=at, text="x"))
     deliver(api, webhooks.unsend_item(**IDS, mid="m-0", timestamp_ms=MS + 10))
 
-    first = api.get("/api/v1/events", params={"limit": 2}).json()
+    first = api.get("/api/v1/events", params={"limit": 2, "types": MESSAGING}).json()
     assert [event["data"]["message"]["mid"] for event in first["data"]] == ["m-0", "m-1"]
     assert first["has_more"] is True
-    rest = api.get("/api/v1/events", params={"after": first["next_after"], "limit": 10}).json()
+    rest = api.get(
+        "/api/v1/events", params={"after": first["next_after"], "limit": 10, "types": MESSAGING}
+    ).json()
     assert len(rest["data"]) == 4
     assert rest["has_more"] is False
-    assert rest["next_after"] == rest["data"][-1]["seq"]
+    assert rest["next_after"] >= rest["data"][-1]["seq"]  # what the filter left out is read too
     seqs = [event["seq"] for event in first["data"] + rest["data"]]
     assert seqs == sorted(seqs)
 
     assert [e["type"] for e in feed(api, types="message.deleted")] == ["message.deleted"]
-    assert len(feed(api, account_id=ACCOUNT_ID)) == 6
+    assert [e["type"] for e in feed(api, account_id=ACCOUNT_ID)] == ["message.received"] * 5 + [
+        "message.deleted"
+    ]
     assert feed(api, account_id="17841400000000001") == []
 
 
@@ -152,14 +167,14 @@ def test_asking_for_deleted_events_is_410_events_expired(api: ServiceClient, db:
     for number in range(3):
         mid, at = f"m-{number}", MS + number
         deliver(api, webhooks.message_item(**IDS, mid=mid, timestamp_ms=at, text="x"))
-    first, *_ = stored(db)
-    db.execute(delete(Event).where(Event.seq <= first.seq + 1))
+    first, second, _ = (event["seq"] for event in feed(api))
+    db.execute(delete(Event).where(Event.seq <= second))
     db.commit()
 
-    gone = api.get("/api/v1/events", params={"after": first.seq})
+    gone = api.get("/api/v1/events", params={"after": first})
     assert gone.status_code == 410
     assert gone.json()["code"] == "events_expired"
-    assert len(feed(api)) == 1  # from the start: what is kept
+    assert [event["data"]["message"]["mid"] for event in feed(api)] == ["m-2"]  # what is kept
 
 
 def test_a_send_writes_message_sent_and_a_refusal_message_failed(
@@ -182,3 +197,41 @@ def test_a_send_writes_message_sent_and_a_refusal_message_failed(
     assert [event["data"]["message"]["text"] for event in failed] == ["And?"]
     assert failed[0]["data"]["message"]["error"]["code"] == "instagram_rate_limited"
     assert {event["conversation"] for event in events} == {anna["id"]}
+
+
+def test_a_fetched_profile_writes_profile_updated_once(
+    api: ServiceClient, anna: dict[str, Any]
+) -> None:
+    events = feed(api, types="profile.updated")
+    updates = [event for event in events if event["conversation"] == anna["id"]]
+
+    assert len(updates) == 1
+    user = updates[0]["data"]["user"]
+    assert (user["username"], user["profile_status"]) == ("anna_k", "ok")
+    assert user == {
+        **api.get(f"/api/v1/users/{anna['id']}").json(),
+        "fetched_at": user["fetched_at"],
+    }
+
+
+def sandbox_tokens(meta: ServiceClient, **body: Any) -> None:
+    assert meta.put("/_sandbox/tokens", json=body).status_code == 200
+
+
+def test_a_rejected_then_accepted_token_writes_account_updated(
+    start_service: StartService, meta: ServiceClient
+) -> None:
+    server = start_service(token_cache_seconds=0, profile_worker_enabled=False)
+    own_profile = {"user_id": ACCOUNT_ID, "refresh": "true"}
+    with ServiceClient(server.url) as client:
+        sandbox_tokens(meta, revoked=True)
+        assert client.get(f"/api/v1/users/{ACCOUNT_ID}", params=own_profile).status_code == 502
+        assert client.get(f"/api/v1/users/{ACCOUNT_ID}", params=own_profile).status_code == 502
+        sandbox_tokens(meta, revoked=False)
+        assert client.get(f"/api/v1/users/{ACCOUNT_ID}", params=own_profile).status_code == 200
+        accounts = feed(client, types="account.updated")
+
+    states = [event["data"]["account"]["token_state"] for event in accounts]
+    assert states[0] == "invalid"  # once, however many calls Meta refuses
+    assert states[1:] == ["valid"]  # accepted again
+    assert {event["account_id"] for event in accounts} == {ACCOUNT_ID}

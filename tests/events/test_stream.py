@@ -50,8 +50,13 @@ class Stream:
         raise AssertionError("the stream ended")
 
 
+# Profile fetches write events of their own (profile.updated): these tests leave them out.
+MESSAGING = "message.received,message.deleted"
+
+
 @contextmanager
 def stream(api: ServiceClient, **kwargs: Any) -> Iterator[Stream]:
+    kwargs["params"] = {"types": MESSAGING, **kwargs.get("params", {})}
     response = api.get("/api/v1/events/stream", stream=True, timeout=(5, 10), **kwargs)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -66,7 +71,7 @@ def test_a_stream_shows_events_as_they_happen(api: ServiceClient) -> None:
         say(api, "m-1")
         frame = events.next_frame()
 
-    [stored] = api.get("/api/v1/events").json()["data"]
+    [stored] = api.get("/api/v1/events", params={"types": MESSAGING}).json()["data"]
     assert frame["id"] == str(stored["seq"])
     assert frame["event"] == "message.received"
     assert frame["data"] == stored
@@ -75,7 +80,7 @@ def test_a_stream_shows_events_as_they_happen(api: ServiceClient) -> None:
 def test_a_stream_resumes_after_last_event_id(api: ServiceClient) -> None:
     for number in range(3):
         say(api, f"m-{number}", at=MS + number)
-    first = api.get("/api/v1/events").json()["data"][0]["seq"]
+    first = api.get("/api/v1/events", params={"types": MESSAGING}).json()["data"][0]["seq"]
 
     with stream(api, headers={"Last-Event-ID": str(first)}) as events:
         caught_up = [events.next_frame()["data"]["data"]["message"]["mid"] for _ in range(2)]
@@ -99,7 +104,8 @@ def test_a_stream_filters_by_type(api: ServiceClient) -> None:
 def test_asking_for_deleted_events_gets_a_reset_event(api: ServiceClient, db: Session) -> None:
     for number in range(3):
         say(api, f"m-{number}", at=MS + number)
-    seqs = [event["seq"] for event in api.get("/api/v1/events").json()["data"]]
+    listed = api.get("/api/v1/events", params={"types": MESSAGING}).json()["data"]
+    seqs = [event["seq"] for event in listed]
     db.execute(delete(Event).where(Event.seq <= seqs[1]))
     db.commit()
 
@@ -108,7 +114,8 @@ def test_asking_for_deleted_events_gets_a_reset_event(api: ServiceClient, db: Se
         following = events.next_frame()
 
     assert reset["event"] == "reset"
-    assert reset["data"] == {"code": "events_expired", "after": seqs[2] - 1}
+    assert reset["data"]["code"] == "events_expired"
+    assert seqs[1] <= reset["data"]["after"] < seqs[2]  # from the oldest kept on
     assert following["id"] == str(seqs[2])
 
 

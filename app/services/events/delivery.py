@@ -15,7 +15,6 @@ A process that dies mid-attempt leaves its lease to expire: the attempt is made 
 `webhook-id` is the same, so the consumer can tell).
 """
 
-import json
 import logging
 import random
 import threading
@@ -34,11 +33,10 @@ from app import metrics
 from app.config import Settings
 from app.models import utcnow
 from app.repositories import endpoints, event_deliveries
-from app.schemas.v1.events import event_json, webhook_body
+from app.schemas.v1.events import event_json
 from app.services.background import BackgroundWorker
 from app.services.events.horizon import Horizon
-from app.services.events.outbox import plain
-from app.services.events.signing import headers
+from app.services.events.signing import signed_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +44,8 @@ FAN_OUT_BATCH = 1000
 # Longest Retry-After honoured (a day): an endpoint cannot park its events for longer.
 MAX_RETRY_AFTER = 24 * 3600.0
 JITTER = 0.1
+# How often a worker fans new events out while it is busy delivering.
+DISPATCH_SECONDS = 0.2
 MAX_ERROR_TEXT = 300
 
 
@@ -154,15 +154,7 @@ class Deliverer:
         self.record(attempt, outcome)
 
     def post(self, attempt: Attempt) -> Outcome:
-        body = json.dumps(
-            plain(webhook_body(attempt.event, timestamp=attempt.created_at)),
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode()
-        timestamp = int(time.time())
-        signed = headers(
-            attempt.secrets, message_id=attempt.event["id"], timestamp=timestamp, body=body
-        )
+        body, signed = signed_delivery(attempt.event, signing_secrets=attempt.secrets)
         started = time.monotonic()
         try:
             response = self.http.post(
@@ -275,27 +267,40 @@ def _retry_after(response: requests.Response) -> float | None:
 
 class DeliveryWorker(BackgroundWorker):
     """The thread of a process that runs delivery rounds; attempts run in `slots` threads
-    of their own, so a slow endpoint holds one slot, not the round."""
+    of their own, so a slow endpoint holds one slot, not the round.
 
-    def __init__(self, deliverer: Deliverer, *, slots: int = 8, idle_seconds: float = 0.25):
+    A finished attempt wakes the thread (the conversation's next event may be due), but a
+    round claims only once half the slots are free, and fans new events out at most every
+    DISPATCH_SECONDS: deliveries are claimed in batches, not one statement per event."""
+
+    def __init__(self, deliverer: Deliverer, *, slots: int = 16, idle_seconds: float = 0.25):
         self.deliverer = deliverer
         self.slots = slots
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="event-delivery")
         self._in_flight = 0
         self._flight = threading.Condition()
+        self._dispatched_at = float("-inf")
+        self._endpoints = False
         super().__init__(self._round, name="event-delivery", idle_seconds=idle_seconds)
 
     def _round(self) -> bool:
-        if not self.deliverer.dispatch():
-            return False  # no endpoint: no delivery can be pending
         with self._flight:
             free = self.slots - self._in_flight
+        if free < max(1, self.slots // 2):
+            return False  # a finishing attempt wakes the thread again
+        if time.monotonic() - self._dispatched_at >= DISPATCH_SECONDS:
+            self._endpoints = self.deliverer.dispatch()
+            self._dispatched_at = time.monotonic()
+        if not self._endpoints:
+            return False  # no endpoint: no delivery can be pending
         attempts = self.deliverer.claim(free)
         for attempt in attempts:
             with self._flight:
                 self._in_flight += 1
             self._pool.submit(self._send, attempt)
-        return len(attempts) == free and free > 0
+        if not attempts:
+            self._dispatched_at = float("-inf")  # nothing due: look for new events next time
+        return False
 
     def _send(self, attempt: Attempt) -> None:
         try:
@@ -306,6 +311,8 @@ class DeliveryWorker(BackgroundWorker):
             with self._flight:
                 self._in_flight -= 1
                 self._flight.notify_all()
+            # The conversation's next event (and a free slot) may be due now: no idle wait.
+            self.wake()
 
     def pause(self) -> None:
         """As BackgroundWorker.pause, and once the attempts in flight are recorded."""

@@ -4,7 +4,14 @@
 import base64
 import hashlib
 import hmac
+import json
 import secrets
+import time
+from datetime import datetime
+from typing import Any
+
+from app.schemas.v1.events import webhook_body
+from app.services.events.outbox import plain
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix, not a secret)
 SECRET_BYTES = 24
@@ -38,3 +45,18 @@ def headers(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signatures,
     }
+
+
+def signed_delivery(
+    event: dict[str, Any], *, signing_secrets: list[str], now: float | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers POSTed for an event (an EventRead): `{"type", "timestamp",
+    "data"}`, signed by each secret; the `webhook-id` is the event's id."""
+    created = event["created_at"]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    body = json.dumps(
+        plain(webhook_body(event, timestamp=created)), separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    timestamp = int(time.time() if now is None else now)
+    return body, headers(signing_secrets, message_id=event["id"], timestamp=timestamp, body=body)

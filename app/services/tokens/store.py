@@ -77,6 +77,7 @@ class TokenStore:
         self.configured_account_id = settings.account_id
         self.cipher: Cipher = cipher_for(settings)
         self.session_factory = session_factory
+        self.account_id = settings.account_id
         self.clock = clock
         self.refresh_window = timedelta(days=settings.token_refresh_days_before_expiry)
         self._cache_seconds = settings.token_cache_seconds

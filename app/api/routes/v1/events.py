@@ -70,6 +70,7 @@ def list_events(
 # the synchronous endpoints need (however many streams open at once).
 _STREAM_THREADS = anyio.CapacityLimiter(4)
 HEARTBEAT_SECONDS = 15.0
+DISCONNECT_CHECK_SECONDS = 1.0
 
 
 @router.get(
@@ -112,6 +113,7 @@ async def stream_events(
     )
     filters = {"types": set(wanted_types) if wanted_types else None, "account_id": account_id}
     lines = _sse(
+        request,
         broadcaster,
         subscription,
         session_factory=session_factory,
@@ -127,6 +129,7 @@ async def stream_events(
 
 
 async def _sse(
+    request: Request,
     broadcaster: Broadcaster,
     subscription: Subscription,
     *,
@@ -153,13 +156,21 @@ async def _sse(
                 if wanted(event, **filters):
                     yield _frame(event)
             last = page[-1]["seq"]
+        quiet_since = anyio.current_time()
         while True:
             try:
-                with anyio.fail_after(HEARTBEAT_SECONDS):
+                with anyio.fail_after(DISCONNECT_CHECK_SECONDS):
                     batch = await subscription.queue.get()
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                # The server notices a client gone only when it writes; ask instead, so a
+                # closed stream ends (and is unsubscribed) within a second.
+                if await request.is_disconnected():
+                    return
+                if anyio.current_time() - quiet_since >= HEARTBEAT_SECONDS:
+                    quiet_since = anyio.current_time()
+                    yield b": keep-alive\n\n"
                 continue
+            quiet_since = anyio.current_time()
             if batch is None:
                 return  # fell too far behind: the client resumes with Last-Event-ID
             subscription.taken(len(batch))
