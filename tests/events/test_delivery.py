@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app.models import EventDelivery, WebhookEndpoint
 from app.sandbox import webhooks
-from tests.conftest import InProcess
+from tests.conftest import InProcess, StartShared
 from tests.events.receiver import Answer, Receiver
 from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, wait_until
 from tests.stack import NOWHERE_URL, service_settings
@@ -278,3 +278,24 @@ def test_private_or_plain_http_urls_are_422_invalid_url(in_process: InProcess, u
 
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_url"
+
+
+def test_an_endpoint_failing_for_too_long_is_disabled(
+    start_shared: StartShared, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 0.0001 hours: 0.36 s, reached within the test schedule's retries (0.1, 0.2, 0.3 s).
+    service = start_shared(events_disable_after_hours=0.0001)
+    with ServiceClient(service.url) as api:
+        endpoint = subscribe(api, receiver)
+        receiver.answer_next(*[Answer(500)] * 10)
+        say(api, "m-1")
+
+        def disabled() -> bool:
+            shown = api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}").json()
+            return shown["enabled"] is False
+
+        wait_until(disabled, what="the endpoint disabled")
+        shown = api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}").json()
+
+    assert shown["disabled_reason"] == "failing for 0.0001 hours"
+    assert any("endpoint.disabled" in record.getMessage() for record in caplog.records)
