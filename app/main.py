@@ -2,13 +2,16 @@
 
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import anyio
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.deps import require_api_key
 from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, HostCheckMiddleware
@@ -21,6 +24,7 @@ from app.db import create_db_engine, create_session_factory
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.safety import UnsafeConfigurationError, check_safe_to_serve
+from app.services.background import BackgroundWorker
 from app.services.events.delivery import Deliverer, DeliveryWorker
 from app.services.events.horizon import Horizon
 from app.services.events.stream import Broadcaster, StreamPoller
@@ -28,7 +32,7 @@ from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
 from app.services.intake.pending import PendingWorker, apply_pending
 from app.services.media.downloads import MediaDownloader, MediaWorker
-from app.services.media.storage import build_store
+from app.services.media.storage import MediaStore, build_store
 from app.services.profiles import ProfileFetcher, ProfileWorker
 from app.services.routing import EnvironmentAccount, served_account_ids
 from app.services.sending import UnrecordedSends, UnrecordedSendsWorker
@@ -81,132 +85,150 @@ def _warn_about_configuration(settings: Settings) -> None:
         )
 
 
+class Startable(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Components:
+    """What one process of the service is made of: built once by `create_app`, shared by
+    its requests and background threads."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    tokens: TokenStore
+    instagram: InstagramClient
+    cdn: CdnClient
+    media_store: MediaStore | None
+    unrecorded_sends: UnrecordedSends
+    environment_account: EnvironmentAccount
+    history_sync: HistorySync
+    sync_accounts: Callable[[], list[str]]
+    events_horizon: Horizon
+    broadcaster: Broadcaster
+    # Every background thread, enabled or not (tests pause them all); the media worker last.
+    workers: tuple[BackgroundWorker, ...]
+    # What the lifespan starts, in order (and stops in reverse).
+    running: tuple[Startable, ...]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application and its collaborators (engine, Graph API client).
+    """Build the application and its collaborators (engine, Graph API client, workers).
 
     Raises UnsafeConfigurationError, before anything starts, when the settings would serve an
     open API nobody asked for, example values or short secrets (see app/safety.py)."""
     settings = settings or get_settings()
     check_safe_to_serve(settings)
-    engine = create_db_engine(settings)
-    session_factory = create_session_factory(engine)
-    tokens = TokenStore(settings=settings, session_factory=session_factory)
-    instagram = InstagramClient(settings, accounts=tokens)
-    token_worker = TokenWorker(
-        TokenRefresher(store=tokens, instagram=instagram, settings=settings),
-        interval_seconds=settings.token_refresh_check_seconds,
-    )
-    unrecorded_sends = UnrecordedSends()
-    sent_recorder = UnrecordedSendsWorker(session_factory, unrecorded_sends)
-
-    def adopt_resolved(account_id: str) -> None:
-        # The environment's IG_ID came from /me: store the account, apply what waited for it.
-        tokens.adopt(account_id)
-        apply_pending(session_factory, account_id=account_id)
-
-    environment_account = EnvironmentAccount(
-        settings=settings, instagram=instagram, on_resolved=adopt_resolved
-    )
-    pending_worker = PendingWorker(session_factory)
-    cdn = CdnClient(settings)
-    media_store = build_store(settings)
-    media_worker = (
-        MediaWorker(
-            MediaDownloader(
-                session_factory=session_factory, store=media_store, cdn=cdn, settings=settings
-            ),
-            idle_seconds=settings.media_worker_idle_seconds,
-        )
-        if media_store is not None
-        else None
-    )
-    housekeeping = HousekeepingWorker(
-        Housekeeper(session_factory=session_factory, settings=settings, store=media_store)
-    )
-
-    def sync_accounts() -> list[str]:
-        """Every served account's history is kept complete (the environment's once stored)."""
-        return served_account_ids(session_factory)
-
-    history_sync = HistorySync(
-        session_factory=session_factory,
-        instagram=instagram,
-        settings=settings,
-        accounts=sync_accounts,
-    )
-    sync_worker = SyncWorker(history_sync)
-    history_sync.on_queued = sync_worker.wake
-    events_horizon = Horizon()
-    delivery_worker = DeliveryWorker(
-        Deliverer(session_factory=session_factory, settings=settings, horizon=events_horizon)
-    )
-    broadcaster = Broadcaster(session_factory=session_factory, horizon=events_horizon)
-    stream_poller = StreamPoller(broadcaster)
-    profile_worker = ProfileWorker(
-        ProfileFetcher(session_factory=session_factory, instagram=instagram, settings=settings),
-        idle_seconds=settings.profile_worker_idle_seconds,
-    )
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Synchronous endpoints run in this many threads; Graph calls may hold at most
-        # INSTAGRAM_MAX_CONCURRENCY of them, so the rest always serve webhooks and reads.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        configure_logging(settings.log_level, log_format=settings.log_format)
-        _warn_about_configuration(settings)
-        tokens.adopt_at_start()
-        environment_account.start()
-        sent_recorder.start()
-        pending_worker.start()
-        housekeeping.start()
-        delivery_worker.start()
-        stream_poller.start()
-        if settings.profile_worker_enabled:
-            profile_worker.start()
-        if settings.token_refresh_enabled:
-            token_worker.start()
-        if media_worker is not None:
-            media_worker.start()
-        if settings.sync_worker_enabled:
-            sync_worker.start()
-        yield
-        if settings.sync_worker_enabled:
-            sync_worker.stop()
-        if media_worker is not None:
-            media_worker.stop()
-        if settings.token_refresh_enabled:
-            token_worker.stop()
-        if settings.profile_worker_enabled:
-            profile_worker.stop()
-        stream_poller.stop()
-        delivery_worker.stop()
-        housekeeping.stop()
-        pending_worker.stop()
-        environment_account.stop()
-        sent_recorder.stop()
-        instagram.close()
-        cdn.close()
-        engine.dispose()
-
+    components = build_components(settings)
     # The documentation pages load Swagger UI and ReDoc from the service itself, not from a
     # CDN: /docs works where the service has no internet access.
     app = FastAPIOffline(
         title="insta-service",
         version="0.1.0",
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(components),
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = session_factory
-    app.state.instagram = instagram
-    app.state.environment_account = environment_account
-    app.state.tokens = tokens
-    app.state.unrecorded_sends = unrecorded_sends
-    app.state.events_horizon = events_horizon
-    app.state.events_broadcaster = broadcaster
-    # The background threads (each started by the lifespan when enabled); tests pause them.
-    app.state.workers = (
+    _publish(app, components)
+    install_error_handlers(app)
+    _install_middleware(app, settings)
+    _include_routers(app)
+    return app
+
+
+def build_components(settings: Settings) -> Components:
+    """The engine, the clients, the services and the background workers of one process."""
+    engine = create_db_engine(settings)
+    session_factory = create_session_factory(engine)
+    tokens = TokenStore(settings=settings, session_factory=session_factory)
+    instagram = InstagramClient(settings, accounts=tokens)
+
+    def adopt_resolved(account_id: str) -> None:
+        # The environment's IG_ID came from /me: store the account, apply what waited for it.
+        tokens.adopt(account_id)
+        apply_pending(session_factory, account_id=account_id)
+
+    def sync_accounts() -> list[str]:
+        """Every served account's history is kept complete (the environment's once stored)."""
+        return served_account_ids(session_factory)
+
+    media_store = build_store(settings)
+    events_horizon = Horizon()
+    parts = Components(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        tokens=tokens,
+        instagram=instagram,
+        cdn=CdnClient(settings),
+        media_store=media_store,
+        unrecorded_sends=UnrecordedSends(),
+        environment_account=EnvironmentAccount(
+            settings=settings, instagram=instagram, on_resolved=adopt_resolved
+        ),
+        history_sync=HistorySync(
+            session_factory=session_factory,
+            instagram=instagram,
+            settings=settings,
+            accounts=sync_accounts,
+        ),
+        sync_accounts=sync_accounts,
+        events_horizon=events_horizon,
+        broadcaster=Broadcaster(session_factory=session_factory, horizon=events_horizon),
+        workers=(),
+        running=(),
+    )
+    return _with_workers(parts)
+
+
+def _with_workers(parts: Components) -> Components:
+    """The components with their background workers, and which of them this process runs."""
+    settings, sessions = parts.settings, parts.session_factory
+    sent_recorder = UnrecordedSendsWorker(sessions, parts.unrecorded_sends)
+    profile_worker = ProfileWorker(
+        ProfileFetcher(session_factory=sessions, instagram=parts.instagram, settings=settings),
+        idle_seconds=settings.profile_worker_idle_seconds,
+    )
+    token_worker = TokenWorker(
+        TokenRefresher(store=parts.tokens, instagram=parts.instagram, settings=settings),
+        interval_seconds=settings.token_refresh_check_seconds,
+    )
+    housekeeping = HousekeepingWorker(
+        Housekeeper(session_factory=sessions, settings=settings, store=parts.media_store)
+    )
+    pending_worker = PendingWorker(sessions)
+    delivery_worker = DeliveryWorker(
+        Deliverer(session_factory=sessions, settings=settings, horizon=parts.events_horizon)
+    )
+    stream_poller = StreamPoller(parts.broadcaster)
+    sync_worker = SyncWorker(parts.history_sync)
+    parts.history_sync.on_queued = sync_worker.wake
+    media_worker = None
+    if parts.media_store is not None:
+        media_worker = MediaWorker(
+            MediaDownloader(
+                session_factory=sessions, store=parts.media_store, cdn=parts.cdn, settings=settings
+            ),
+            idle_seconds=settings.media_worker_idle_seconds,
+        )
+    always: tuple[Startable, ...] = (
+        parts.environment_account,
+        sent_recorder,
+        pending_worker,
+        housekeeping,
+        delivery_worker,
+        stream_poller,
+    )
+    optional = (
+        (profile_worker, settings.profile_worker_enabled),
+        (token_worker, settings.token_refresh_enabled),
+        (media_worker, media_worker is not None),
+        (sync_worker, settings.sync_worker_enabled),
+    )
+    running = always + tuple(worker for worker, enabled in optional if worker and enabled)
+    workers: tuple[BackgroundWorker, ...] = (
         sent_recorder,
         profile_worker,
         token_worker,
@@ -216,19 +238,60 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stream_poller,
         sync_worker,
     ) + ((media_worker,) if media_worker is not None else ())
-    app.state.history_sync = history_sync
-    app.state.sync_accounts = sync_accounts
-    app.state.cdn = cdn
-    app.state.media_store = media_store
-    app.state.status_reporter = StatusReporter(
-        engine=engine,
-        session_factory=session_factory,
-        tokens=tokens,
-        graph_api_version=settings.instagram_api_version,
-        media_store=media_store,
+    return replace(parts, workers=workers, running=running)
+
+
+def _lifespan(
+    parts: Components,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        settings = parts.settings
+        # Synchronous endpoints run in this many threads; Graph calls may hold at most
+        # INSTAGRAM_MAX_CONCURRENCY of them, so the rest always serve webhooks and reads.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        configure_logging(settings.log_level, log_format=settings.log_format)
+        _warn_about_configuration(settings)
+        parts.tokens.adopt_at_start()
+        for part in parts.running:
+            part.start()
+        yield
+        for part in reversed(parts.running):
+            part.stop()
+        parts.instagram.close()
+        parts.cdn.close()
+        parts.engine.dispose()
+
+    return lifespan
+
+
+def _publish(app: FastAPI, parts: Components) -> None:
+    """What requests and tests reach through `app.state` (app/api/deps.py reads it)."""
+    state = app.state
+    state.settings = parts.settings
+    state.engine = parts.engine
+    state.session_factory = parts.session_factory
+    state.instagram = parts.instagram
+    state.environment_account = parts.environment_account
+    state.tokens = parts.tokens
+    state.unrecorded_sends = parts.unrecorded_sends
+    state.events_horizon = parts.events_horizon
+    state.events_broadcaster = parts.broadcaster
+    state.workers = parts.workers
+    state.history_sync = parts.history_sync
+    state.sync_accounts = parts.sync_accounts
+    state.cdn = parts.cdn
+    state.media_store = parts.media_store
+    state.status_reporter = StatusReporter(
+        engine=parts.engine,
+        session_factory=parts.session_factory,
+        tokens=parts.tokens,
+        graph_api_version=parts.settings.instagram_api_version,
+        media_store=parts.media_store,
     )
 
-    install_error_handlers(app)
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
     # Added innermost first. A request meets: observability, the Host check, the API key,
     # then the body limit: nothing reads a body before the key is checked.
     app.add_middleware(
@@ -242,6 +305,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: it sees every answer, the refusals above included.
     app.add_middleware(RequestObservabilityMiddleware)
 
+
+def _include_routers(app: FastAPI) -> None:
     # ApiKeyMiddleware enforces the key; the dependency also declares it in OpenAPI (the
     # Authorize button of /docs).
     protected = [Depends(require_api_key)]
@@ -252,7 +317,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1.router, dependencies=protected)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=protected)
-    return app
 
 
 def __getattr__(name: str) -> Any:

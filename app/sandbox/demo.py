@@ -200,6 +200,61 @@ def demo_environment(
     return environment
 
 
+def _start_demo(
+    *,
+    port: int,
+    sandbox_port: int,
+    environment: dict[str, str],
+    workdir: Path,
+    database: Path,
+    demo_secrets: DemoSecrets,
+    out: Callable[[str], object],
+) -> DemoResult:
+    """The sandbox and the service started, answering, with the customers written in; on any
+    failure everything started is stopped again."""
+    processes: list[DemoProcess] = []
+    try:
+        sandbox = _start(
+            name="sandbox",
+            module_args=[
+                *("app.sandbox", "--port", str(sandbox_port)),
+                *("--webhook-url", f"http://127.0.0.1:{port}/webhook"),
+            ],
+            environment=environment,
+            workdir=workdir,
+        )
+        processes.append(sandbox)
+        service = _start(
+            name="service",
+            module_args=["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+            environment=environment,
+            workdir=workdir,
+        )
+        processes.append(service)
+        result = DemoResult(
+            service_url=f"http://127.0.0.1:{port}",
+            sandbox_url=f"http://127.0.0.1:{sandbox_port}",
+            database=database,
+            customers={},
+            processes=processes,
+            demo_secrets=demo_secrets,
+        )
+        _wait_until_answering(
+            {
+                sandbox: f"{result.sandbox_url}/_sandbox/config",
+                service: f"{result.service_url}/ready",
+            },
+            processes=processes,
+            out=out,
+        )
+        result.customers = _customers_write_in(result.sandbox_url)
+        _wait_for_profiles(result)
+    except BaseException:
+        _stop_all(processes)
+        raise
+    return result
+
+
 def run_demo(
     *,
     port: int = 8000,
@@ -224,46 +279,15 @@ def run_demo(
             database=database, sandbox_port=sandbox_port, demo_secrets=demo_secrets
         )
         _migrate(environment=environment, workdir=workdir, out=out)
-        processes: list[DemoProcess] = []
-        try:
-            sandbox = _start(
-                name="sandbox",
-                module_args=[
-                    *("app.sandbox", "--port", str(sandbox_port)),
-                    *("--webhook-url", f"http://127.0.0.1:{port}/webhook"),
-                ],
-                environment=environment,
-                workdir=workdir,
-            )
-            processes.append(sandbox)
-            service = _start(
-                name="service",
-                module_args=["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-                environment=environment,
-                workdir=workdir,
-            )
-            processes.append(service)
-            result = DemoResult(
-                service_url=f"http://127.0.0.1:{port}",
-                sandbox_url=f"http://127.0.0.1:{sandbox_port}",
-                database=database,
-                customers={},
-                processes=processes,
-                demo_secrets=demo_secrets,
-            )
-            _wait_until_answering(
-                {
-                    sandbox: f"{result.sandbox_url}/_sandbox/config",
-                    service: f"{result.service_url}/ready",
-                },
-                processes=processes,
-                out=out,
-            )
-            result.customers = _customers_write_in(result.sandbox_url)
-            _wait_for_profiles(result)
-        except BaseException:
-            _stop_all(processes)
-            raise
+        result = _start_demo(
+            port=port,
+            sandbox_port=sandbox_port,
+            environment=environment,
+            workdir=workdir,
+            database=database,
+            demo_secrets=demo_secrets,
+            out=out,
+        )
         _print_what_to_try(result, out=out)
         if wait:
             with result:

@@ -79,15 +79,7 @@ def apply_delivery(
     else:
         failures = []  # recorded when the delivery was received
     results = [EventResult("malformed", "failed", None, UNSERVED) for _ in failures]
-    found = [event for event in events if isinstance(event, WebhookEvent)]
-    if only_account is not None:
-        found = [event for event in found if event.account_id == only_account]
-    served = (
-        {only_account}
-        if only_account is not None
-        else accounts.served_among(session, {event.account_id for event in found})
-    )
-    pending = {event.account_id for event in found if event.account_id not in served}
+    found, served, pending = _route(session, events, only_account=only_account)
     results.extend(
         _result(event, "pending", account=UNSERVED)
         for event in found
@@ -102,14 +94,7 @@ def apply_delivery(
         except Exception as exc:  # a shape the models refuse: recorded, the rest goes on
             failures.append(f"{event.path}: {_describe(exc)}")
             results.append(_result(event, "failed"))
-    try:
-        outcomes = batch.write(session)
-    except DATABASE_UNAVAILABLE:
-        raise
-    except Exception:
-        logger.debug("delivery did not apply in one piece; isolating events", exc_info=True)
-        session.rollback()
-        outcomes = _apply_one_by_one(session, collected, failures, archive_media=archive_media)
+    outcomes = _write(session, batch, collected, failures, archive_media=archive_media)
     results.extend(
         _result(event, outcome) for event, outcome in zip(collected, outcomes, strict=True)
     )
@@ -120,6 +105,43 @@ def apply_delivery(
         served={event.account_id for event in found} & served,
         pending=pending,
     )
+
+
+def _route(
+    session: Session, events: list[Any], *, only_account: str | None
+) -> tuple[list[WebhookEvent], set[str], set[str]]:
+    """The delivery's webhook events (of `only_account`, when given), the accounts among
+    theirs the service serves, and those it does not (their events wait: `pending`)."""
+    found = [event for event in events if isinstance(event, WebhookEvent)]
+    if only_account is not None:
+        found = [event for event in found if event.account_id == only_account]
+    served = (
+        {only_account}
+        if only_account is not None
+        else accounts.served_among(session, {event.account_id for event in found})
+    )
+    pending = {event.account_id for event in found if event.account_id not in served}
+    return found, served, pending
+
+
+def _write(
+    session: Session,
+    batch: Batch,
+    collected: list[WebhookEvent],
+    failures: list[str],
+    *,
+    archive_media: bool,
+) -> list[str]:
+    """The batch written in one piece; if that fails (not the database itself), each event
+    in a savepoint of its own. Each collected event's outcome."""
+    try:
+        return batch.write(session)
+    except DATABASE_UNAVAILABLE:
+        raise
+    except Exception:
+        logger.debug("delivery did not apply in one piece; isolating events", exc_info=True)
+        session.rollback()
+        return _apply_one_by_one(session, collected, failures, archive_media=archive_media)
 
 
 def _apply_one_by_one(

@@ -80,26 +80,15 @@ class SendService:
             account_id=account_id, customer_id=customer_id, tag=tag, now=now
         )
         try:
-            message = messages.add(
-                self.session,
+            message = self._add_pending(
                 conversation_id=conversation_id,
-                direction="outbound",
-                sender_id=account_id,
-                recipient_id=customer_id,
-                text=content.get("text"),
-                attachments=stored_attachments(content),
-                sent_at=now,
-                created_at=now,
-                source="api",
-                status="pending",
+                account_id=account_id,
+                customer_id=customer_id,
+                content=content,
+                now=now,
                 idempotency_key=idempotency_key,
-                idempotency_fingerprint=fingerprint if idempotency_key else None,
+                fingerprint=fingerprint,
             )
-            if message.attachments:
-                attachments.create_for_message(
-                    self.session, message_id=message.id, attachments=message.attachments
-                )
-            self.session.commit()  # the pending row survives whatever happens next
         except IntegrityError:
             # The same key raced in from another request, which stored its row first.
             self.session.rollback()
@@ -113,6 +102,41 @@ class SendService:
             return _repeat(earlier, fingerprint=fingerprint)
         mid = self._call_meta(message, account_id=account_id, content=content, tag=tag)
         self._record(message, account_id=account_id, mid=mid)
+        return message
+
+    def _add_pending(
+        self,
+        *,
+        conversation_id: int,
+        account_id: str,
+        customer_id: str,
+        content: dict[str, Any],
+        now: datetime,
+        idempotency_key: str | None,
+        fingerprint: str,
+    ) -> Message:
+        """The `pending` row (and its attachments' media rows), committed before Meta is
+        called: it survives whatever happens next."""
+        message = messages.add(
+            self.session,
+            conversation_id=conversation_id,
+            direction="outbound",
+            sender_id=account_id,
+            recipient_id=customer_id,
+            text=content.get("text"),
+            attachments=stored_attachments(content),
+            sent_at=now,
+            created_at=now,
+            source="api",
+            status="pending",
+            idempotency_key=idempotency_key,
+            idempotency_fingerprint=fingerprint if idempotency_key else None,
+        )
+        if message.attachments:
+            attachments.create_for_message(
+                self.session, message_id=message.id, attachments=message.attachments
+            )
+        self.session.commit()
         return message
 
     def _open_conversation(
