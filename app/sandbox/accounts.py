@@ -67,9 +67,9 @@ def refresh_access_token(
     }
 
 
-def _check_owner(*, owner_id: str, request: Request, method: str) -> None:
-    if owner_id != calling_account(request).id:
-        raise object_not_found(method=method, object_id=owner_id)
+def _check_account(*, account_id: str, request: Request, method: str) -> None:
+    if account_id != calling_account(request).id:
+        raise object_not_found(method=method, object_id=account_id)
 
 
 @graph_router.post("/{version}/me/subscribed_apps")
@@ -104,12 +104,14 @@ def unsubscribe(request: Request) -> dict[str, Any]:
     return {"success": True}
 
 
-@graph_router.api_route("/{version}/{owner_id}/subscribed_apps", methods=["GET", "POST", "DELETE"])
+@graph_router.api_route(
+    "/{version}/{account_id}/subscribed_apps", methods=["GET", "POST", "DELETE"]
+)
 def subscription_by_account_id(
-    owner_id: str, request: Request, subscribed_fields: str | None = None
+    account_id: str, request: Request, subscribed_fields: str | None = None
 ) -> dict[str, Any]:
     """`/{IG_ID}/subscribed_apps` works like `/me/subscribed_apps`; other ids do not exist."""
-    _check_owner(owner_id=owner_id, request=request, method=request.method)
+    _check_account(account_id=account_id, request=request, method=request.method)
     if request.method == "POST":
         return subscribe(request, subscribed_fields)
     if request.method == "DELETE":

@@ -70,12 +70,12 @@ CALL_KIND_BY_ROUTE: dict[str, CallKind] = {
     "/{version}/me": "me",
     "/{version}/{object_id}": "profile",
     "/{version}/me/messages": "send",
-    "/{version}/{owner_id}/messages": "send",
+    "/{version}/{account_id}/messages": "send",
     "/refresh_access_token": "refresh",
     "/{version}/me/subscribed_apps": "subscription",
     "/{version}/me/conversations": "conversations",
     "/{version}/{conversation}/messages": "conversations",
-    "/{version}/{owner_id}/subscribed_apps": "subscription",
+    "/{version}/{account_id}/subscribed_apps": "subscription",
 }
 
 
@@ -392,9 +392,9 @@ def send_via_me(
     )
 
 
-@router.post("/{version}/{owner_id}/messages")
+@router.post("/{version}/{account_id}/messages")
 def send_via_account_id(
-    owner_id: str,
+    account_id: str,
     request: Request,
     state: SandboxStateDep,
     background_tasks: BackgroundTasks,
@@ -404,8 +404,8 @@ def send_via_account_id(
     """Send API through `/{IG_ID}/messages`; any other id (e.g. the app-scoped one, or
     another account's) fails."""
     account = calling_account(request)
-    if owner_id != account.id:
-        raise object_not_found(method="post", object_id=owner_id)
+    if account_id != account.id:
+        raise object_not_found(method="post", object_id=account_id)
     return send(
         state=state,
         account=account,

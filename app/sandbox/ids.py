@@ -19,7 +19,7 @@ def random_digits(count: int) -> str:
     return "".join(secrets.choice(string.digits) for _ in range(count))
 
 
-def new_igsid() -> str:
+def new_customer_id() -> str:
     """A customer IGSID: 16 digits, below 2^53 like every one seen in the wild."""
     return str(1 + secrets.randbelow(3)) + random_digits(15)
 

@@ -273,22 +273,22 @@ class SandboxState:
             self._customers[customer.id] = stored
             return dataclasses.replace(stored)
 
-    def _customer(self, igsid: str) -> Customer:
+    def _customer(self, customer_id: str) -> Customer:
         # The live object: callers hold the lock.
-        customer = self._customers.get(igsid)
+        customer = self._customers.get(customer_id)
         if customer is None:
-            raise UnknownCustomerError(f"customer {igsid} does not exist")
+            raise UnknownCustomerError(f"customer {customer_id} does not exist")
         return customer
 
-    def require_customer(self, igsid: str) -> Customer:
+    def require_customer(self, customer_id: str) -> Customer:
         """The customer with this IGSID; UnknownCustomerError when there is none."""
         with self._lock:
-            return dataclasses.replace(self._customer(igsid))
+            return dataclasses.replace(self._customer(customer_id))
 
-    def get_customer(self, igsid: str) -> Customer | None:
+    def get_customer(self, customer_id: str) -> Customer | None:
         """The customer with this IGSID, or None."""
         with self._lock:
-            customer = self._customers.get(igsid)
+            customer = self._customers.get(customer_id)
             return dataclasses.replace(customer) if customer else None
 
     def customers(self) -> list[Customer]:
@@ -296,10 +296,10 @@ class SandboxState:
         with self._lock:
             return [dataclasses.replace(customer) for customer in self._customers.values()]
 
-    def record_inbound(self, *, igsid: str, timestamp_ms: int) -> Customer:
+    def record_inbound(self, *, customer_id: str, timestamp_ms: int) -> Customer:
         """Note that the customer wrote at `timestamp_ms`: consent given, window (re)opened."""
         with self._lock:
-            customer = self._customer(igsid)
+            customer = self._customer(customer_id)
             customer.consented = True
             # Webhooks may describe old messages; only the newest one opens the window.
             if customer.last_inbound_ms is None or timestamp_ms > customer.last_inbound_ms:
@@ -341,13 +341,13 @@ class SandboxState:
         with self._lock:
             return list(self._sent)
 
-    def last_sent_mid(self, igsid: str) -> str | None:
+    def last_sent_mid(self, customer_id: str) -> str | None:
         """The mid of the newest message the Send API delivered to this customer, if any."""
         with self._lock:
             for send in reversed(self._sent):
                 answer = send.response
                 # Failed sends and sender actions answer without a `message_id`.
-                if isinstance(answer, dict) and answer.get("recipient_id") == igsid:
+                if isinstance(answer, dict) and answer.get("recipient_id") == customer_id:
                     mid = answer.get("message_id")
                     if mid:
                         return str(mid)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from app.sandbox.deps import SandboxStateDep
-from app.sandbox.ids import new_igsid, new_username
+from app.sandbox.ids import new_customer_id, new_username
 from app.sandbox.state import Customer
 
 router = APIRouter()
@@ -31,9 +31,9 @@ class CustomerCreate(BaseModel):
     )
 
 
-def known_customer(igsid: str, state: SandboxStateDep) -> Customer:
+def known_customer(customer_id: str, state: SandboxStateDep) -> Customer:
     """The customer the path names; 404 when there is none."""
-    return state.require_customer(igsid)
+    return state.require_customer(customer_id)
 
 
 KnownCustomerDep = Annotated[Customer, Depends(known_customer)]
@@ -48,7 +48,7 @@ def create_customer(body: CustomerCreate, state: SandboxStateDep) -> dict[str, A
         raise HTTPException(status_code=404, detail="no such business account")
     customer = Customer(
         account_id=account.id,
-        id=body.id or new_igsid(),
+        id=body.id or new_customer_id(),
         username=body.username or new_username(),
         **fields,
     )
@@ -61,7 +61,7 @@ def list_customers(state: SandboxStateDep) -> list[dict[str, Any]]:
     return [dataclasses.asdict(customer) for customer in state.customers()]
 
 
-@router.get("/customers/{igsid}")
+@router.get("/customers/{customer_id}")
 def read_customer(customer: KnownCustomerDep) -> dict[str, Any]:
     """One customer, with consent and window state."""
     return dataclasses.asdict(customer)

@@ -1,4 +1,4 @@
-"""`/_sandbox/customers/{igsid}/...` and `/_sandbox/webhooks`: customers acting like
+"""`/_sandbox/customers/{customer_id}/...` and `/_sandbox/webhooks`: customers acting like
 Instagram users (write, react, unsend, edit, read, tap buttons, follow links), each a signed
 webhook to the service; and any delivery body pushed as is."""
 
@@ -172,7 +172,7 @@ def push_event(
     if opens_window:
         # Messages, postbacks and referrals count as the customer writing; reactions, reads,
         # edits and unsends do not.
-        state.record_inbound(igsid=customer.id, timestamp_ms=timestamp_ms)
+        state.record_inbound(customer_id=customer.id, timestamp_ms=timestamp_ms)
     account_id = customer.account_id or state.config.account_id
     item = build(
         customer_id=customer.id, account_id=account_id, timestamp_ms=timestamp_ms, **content
@@ -226,7 +226,7 @@ def _items_key(event: dict[str, Any]) -> str:
 router = APIRouter()
 
 
-@router.post("/customers/{igsid}/messages", status_code=201)
+@router.post("/customers/{customer_id}/messages", status_code=201)
 def customer_writes(
     body: CustomerMessageCreate,
     customer: KnownCustomerDep,
@@ -258,7 +258,7 @@ def customer_writes(
     )
 
 
-@router.post("/customers/{igsid}/story-mentions", status_code=201)
+@router.post("/customers/{customer_id}/story-mentions", status_code=201)
 def customer_mentions_business(
     customer: KnownCustomerDep,
     state: SandboxStateDep,
@@ -271,7 +271,7 @@ def customer_mentions_business(
     return written_event(state=state, customer=customer, options=body, attachments=[attachment])
 
 
-@router.post("/customers/{igsid}/story-replies", status_code=201)
+@router.post("/customers/{customer_id}/story-replies", status_code=201)
 def customer_replies_to_story(
     body: StoryReplyCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
@@ -282,7 +282,7 @@ def customer_replies_to_story(
     )
 
 
-@router.post("/customers/{igsid}/reactions", status_code=201)
+@router.post("/customers/{customer_id}/reactions", status_code=201)
 def customer_reacts(
     body: ReactionCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
@@ -300,7 +300,7 @@ def customer_reacts(
     return {"mid": body.mid, **event}
 
 
-@router.post("/customers/{igsid}/unsend", status_code=201)
+@router.post("/customers/{customer_id}/unsend", status_code=201)
 def customer_unsends(
     body: UnsendCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
@@ -313,7 +313,7 @@ def customer_unsends(
     return {"mid": body.mid, **event}
 
 
-@router.post("/customers/{igsid}/edits", status_code=201)
+@router.post("/customers/{customer_id}/edits", status_code=201)
 def customer_edits(
     body: EditCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
@@ -331,7 +331,7 @@ def customer_edits(
     return {"mid": body.mid, "num_edit": num_edit, **event}
 
 
-@router.post("/customers/{igsid}/reads", status_code=201)
+@router.post("/customers/{customer_id}/reads", status_code=201)
 def customer_reads(
     body: ReadCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
@@ -354,7 +354,7 @@ def customer_reads(
     return {"mid": mid, "watermark": body.watermark, **event}
 
 
-@router.post("/customers/{igsid}/postbacks", status_code=201)
+@router.post("/customers/{customer_id}/postbacks", status_code=201)
 def customer_taps_button(
     body: PostbackCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
@@ -371,7 +371,7 @@ def customer_taps_button(
     )
 
 
-@router.post("/customers/{igsid}/referrals", status_code=201)
+@router.post("/customers/{customer_id}/referrals", status_code=201)
 def customer_follows_link(
     body: ReferralCreate, customer: KnownCustomerDep, state: SandboxStateDep
 ) -> dict[str, Any]:
