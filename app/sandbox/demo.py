@@ -33,6 +33,9 @@ HTTP_TIMEOUT_SECONDS = 10.0
 # A made-up token the sandbox and the service share; nothing real is reached with it.
 USER_TOKEN = "demo-user-token"  # noqa: S105
 ACCOUNT_ID = "17841400000000001"
+# The second business account the demo adds through the service's accounts API.
+SECOND_ACCOUNT_ID = "17841400000000002"
+SECOND_ACCOUNT_USERNAME = "demo_second_shop"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class ScriptedCustomer:
     username: str
     name: str
     messages: tuple[str, ...]
+    account_id: str = ACCOUNT_ID  # the business account they write to
 
 
 CUSTOMERS = (
@@ -70,6 +74,12 @@ CUSTOMERS = (
     ),
     ScriptedCustomer(
         username="boris_demo", name="Boris Demo", messages=("Do you ship to Lisbon?",)
+    ),
+    ScriptedCustomer(
+        username="carla_demo",
+        name="Carla Demo",
+        messages=("Hello second shop! Any table free tonight?",),
+        account_id=SECOND_ACCOUNT_ID,
     ),
 )
 
@@ -247,6 +257,7 @@ def _start_demo(
             processes=processes,
             out=out,
         )
+        _add_second_account(result)
         result.customers = _customers_write_in(result.sandbox_url)
         _wait_for_profiles(result)
     except BaseException:
@@ -394,6 +405,23 @@ def _wait_until_answering(
         time.sleep(0.1)
 
 
+def _add_second_account(result: "DemoResult") -> None:
+    """A second business account: played by the sandbox with a token of its own, added to
+    the service through its accounts API (as `fab account-add` would)."""
+    with requests.Session() as http:
+        account = _control(
+            http,
+            f"{result.sandbox_url}/_sandbox/accounts",
+            body={"id": SECOND_ACCOUNT_ID, "username": SECOND_ACCOUNT_USERNAME},
+        )
+        http.headers["Authorization"] = f"Bearer {result.api_key}"
+        _control(
+            http,
+            f"{result.service_url}/api/v1/accounts",
+            body={"access_token": account["access_token"]},
+        )
+
+
 def _customers_write_in(sandbox_url: str) -> dict[str, dict[str, Any]]:
     """Create the scripted customers and deliver their messages; by username."""
     customers = {}
@@ -402,7 +430,11 @@ def _customers_write_in(sandbox_url: str) -> dict[str, dict[str, Any]]:
             customer = _control(
                 http,
                 f"{sandbox_url}/_sandbox/customers",
-                body={"username": scripted.username, "name": scripted.name},
+                body={
+                    "username": scripted.username,
+                    "name": scripted.name,
+                    "account_id": scripted.account_id,
+                },
             )
             for text in scripted.messages:
                 written = _control(
@@ -456,9 +488,12 @@ def _print_what_to_try(result: DemoResult, *, out: Callable[[str], object]) -> N
         f"  sandbox   {sandbox}   (plays graph.instagram.com; drive it under /_sandbox)",
         f"  database  {result.database}",
         f"  API key   {result.api_key}   (made for this run; every call but /webhook needs it)",
+        f"  accounts  {ACCOUNT_ID} (the environment's) and {SECOND_ACCOUNT_ID} "
+        f"(@{SECOND_ACCOUNT_USERNAME}, added through POST /api/v1/accounts)",
         *(
             f"  customer  {scripted.username}, IGSID {result.customers[scripted.username]['id']}: "
-            f"wrote {len(scripted.messages)} message(s), delivered to the service"
+            f"wrote {len(scripted.messages)} message(s) to account {scripted.account_id}, "
+            "delivered to the service"
             for scripted in CUSTOMERS
         ),
         "",
@@ -471,6 +506,8 @@ def _print_what_to_try(result: DemoResult, *, out: Callable[[str], object]) -> N
         f"  curl -X POST '{sandbox}/_sandbox/customers/{user}/messages' {json_header} \\",
         """       -d '{"text": "Great, I will take it."}'""",
         f"  curl '{sandbox}/_sandbox/sent'   # what the service sent through the Send API",
+        f"  curl {key_header} '{service}/api/v1/accounts'   # both accounts, tokens, counts",
+        f"  curl {key_header} '{service}/api/v1/conversations?account_id={SECOND_ACCOUNT_ID}'",
         "  # every event as it happens (add --forward-to http://localhost:3000/hooks to get",
         "  # them POSTed, signed, like a webhook endpoint would):",
         f"  fab listen --url {service} --api-key {result.api_key}",

@@ -215,7 +215,7 @@ class GraphRoute(APIRoute):
             generation = state.generation
             if state.latency_ms:
                 await anyio.sleep(state.latency_ms / 1000)
-            fault = state.take_fault(kind)
+            fault = state.take_fault(kind, account_id=call.account_id)
             if fault is not None and fault.delay_seconds:
                 await hold(state, fault.delay_seconds)
             if fault is not None and fault.body is not None:

@@ -100,6 +100,8 @@ class Fault:
     # An answer of its own instead of the endpoint's (wins over `error`), e.g. a 200 that
     # lacks a field Meta always sends.
     body: Any = None
+    # Only calls with this business account's token (None: any account's).
+    account_id: str | None = None
 
 
 @dataclass
@@ -367,11 +369,12 @@ class SandboxState:
         with self._lock:
             self._faults.append(dataclasses.replace(fault))
 
-    def take_fault(self, kind: CallKind) -> Fault | None:
-        """Consume one use of the first fault matching a call of `kind`."""
+    def take_fault(self, kind: CallKind, *, account_id: str | None = None) -> Fault | None:
+        """Consume one use of the first fault matching a call of `kind` (made with the token
+        of `account_id`)."""
         with self._lock:
             for fault in self._faults:
-                if fault.kind in (kind, "any"):
+                if fault.kind in (kind, "any") and fault.account_id in (None, account_id):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)

@@ -48,6 +48,11 @@ class FaultCreate(BaseModel):
     )
     delay_seconds: float = Field(default=0, ge=0, le=300)
     times: int = Field(default=1, ge=1)
+    account_id: str | None = Field(
+        default=None,
+        pattern=r"^\d+$",
+        description="Only calls made with this business account's token (default: any)",
+    )
 
     @model_validator(mode="after")
     def success_has_a_body(self) -> "FaultCreate":
@@ -86,6 +91,7 @@ def add_fault(body: FaultCreate, state: SandboxStateDep) -> list[dict[str, Any]]
             error=error,
             delay_seconds=body.delay_seconds,
             body=body.body,
+            account_id=body.account_id,
         )
     )
     return [dataclasses.asdict(fault) for fault in state.faults()]

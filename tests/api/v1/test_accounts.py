@@ -2,6 +2,7 @@
 with its own token, isolated from the others' failures, removed; on both databases, against
 the sandbox playing several accounts."""
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
@@ -10,14 +11,17 @@ from sqlalchemy.orm import Session
 from app.models import Account, Conversation, Message, PendingEntry
 from app.sandbox import webhooks
 from app.services.subscription import WEBHOOK_FIELDS
+from tests.conftest import StartService
 from tests.helpers import (
     ACCOUNT_ID,
     USER_TOKEN,
     ServiceClient,
+    add_fault,
     customer_writes,
     graph_calls,
     new_customer,
     wait_for_profiles,
+    wait_until,
 )
 from tests.stack import SharedService
 
@@ -233,3 +237,35 @@ def test_a_removed_account_is_no_longer_used_and_its_conversations_stay_readable
     assert not [call for call in graph_calls(meta, "send") if call["account_id"] == SECOND_ID]
     customer_writes(meta, bella["id"], "after removal")  # kept, not applied
     assert [row.account_id for row in rows(db, PendingEntry)] == [SECOND_ID]
+
+
+def test_a_hanging_account_holds_its_own_slots_not_the_others(
+    start_service: StartService, meta: ServiceClient
+) -> None:
+    # Two shared slots, one per account: without slots of its own, the first account's two
+    # hanging sends would hold both, and the second account could send nothing.
+    server = start_service(
+        instagram_max_concurrency=2,
+        instagram_account_max_concurrency=1,
+        instagram_queue_timeout=0.2,
+        profile_worker_enabled=False,
+    )
+    with ServiceClient(server.url) as api, ThreadPoolExecutor(1) as pool:
+        second = second_account(meta)
+        assert add(api, second["access_token"]).status_code == 201
+        anna = new_customer(meta, username="anna")
+        bella = new_customer(meta, account_id=SECOND_ID, username="bella")
+        customer_writes(meta, anna["id"])
+        customer_writes(meta, bella["id"])
+        add_fault(meta, kind="send", account_id=ACCOUNT_ID, delay_seconds=60)  # until reset
+        path = "/api/v1/conversations/{}/messages"
+        held = pool.submit(api.post, path.format(anna["id"]), json={"text": "held"})
+        wait_until(lambda: len(graph_calls(meta, "send")) == 1, what="the held send")
+
+        queued = api.post(path.format(anna["id"]), json={"text": "queued"})
+        served = api.post(path.format(bella["id"]), json={"text": "served"})
+
+        assert (queued.status_code, queued.json()["code"]) == (503, "instagram_busy")
+        assert served.status_code == 201
+        meta.delete("/_sandbox/faults")  # lets the held call go
+        assert held.result(timeout=10).status_code == 201
