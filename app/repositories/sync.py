@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import AccountSync, Conversation, Message, SyncJob, SyncJobConversation
+from app.repositories import messages
 from app.repositories.base import upsert_insert
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -107,15 +108,7 @@ def schedule_checks(
     mids = {mid for named in references.values() for mid in named}
     if not mids:
         return 0
-    table = Message.__table__
-    known = set(
-        session.scalars(
-            select(table.c.mid).where(
-                table.c.mid.in_(mids),
-                or_(table.c.is_placeholder.is_(False), table.c.source == "backfill"),
-            )
-        ).all()
-    )
+    known = messages.known_mids(session, sorted(mids))
     conversation_ids = [id for id, named in references.items() if named - known]
     if not conversation_ids:
         return 0
