@@ -1,6 +1,8 @@
 """The safe horizon: on PostgreSQL a transaction holding a lower seq may commit after one
 holding a higher seq; readers must wait for it instead of skipping it."""
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -63,3 +65,30 @@ def test_with_no_writer_in_flight_everything_committed_is_safe(engine: Engine) -
         writer.commit()
 
         assert seqs(reader, horizon.advance(reader)) == ["evt_one", "evt_two"]
+
+
+def test_catching_up_waits_for_a_writer_committing_now(
+    engine: Engine, databases: Databases
+) -> None:
+    """The feed's read: what was acknowledged before it asked is shown, even while another
+    event writer is in flight (it ends within the wait), and no writer is waited for forever."""
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite: no writer is ever in flight for a reader")
+    horizon = Horizon()
+    with Session(engine) as mine, Session(engine) as other, Session(engine) as reader:
+        write_event(mine, "mine")
+        mine.commit()  # acknowledged
+        write_event(other, "other")  # in flight while the reader asks
+
+        committer = threading.Timer(0.05, other.commit)
+        committer.start()
+        try:
+            assert seqs(reader, horizon.catch_up(reader, within=5)) == ["evt_mine", "evt_other"]
+        finally:
+            committer.join()
+
+        write_event(other, "stuck")  # never ends while the reader waits
+        started = time.monotonic()
+        assert seqs(reader, horizon.catch_up(reader, within=0.1)) == ["evt_mine", "evt_other"]
+        assert time.monotonic() - started < 5
+        other.rollback()

@@ -50,7 +50,7 @@ def read_after(
     account_id: str | None = None,
 ) -> tuple[Sequence[Row[Any]], int]:
     """Up to `limit` events after `after` (and up to the safe horizon), and the horizon."""
-    up_to = horizon.advance(session)
+    up_to = horizon.catch_up(session)
     rows = events.page(
         session, after=after, up_to=up_to, limit=limit, types=types, account_id=account_id
     )

@@ -16,10 +16,14 @@ On SQLite commits are serial and seqs are drawn under the write lock: M is alway
 """
 
 import threading
+import time
 
 from sqlalchemy.orm import Session
 
 from app.repositories import events
+
+# How long a feed request waits for writers in flight (they hold the lock for milliseconds).
+CATCH_UP_SECONDS = 0.25
 
 
 class Horizon:
@@ -34,6 +38,23 @@ class Horizon:
     def advance(self, session: Session) -> int:
         """Observe the outbox now (a statement of its own in `session`) and return the safe
         horizon."""
+        return self._observe(session)[1]
+
+    def catch_up(self, session: Session, *, within: float = CATCH_UP_SECONDS) -> int:
+        """The safe horizon, having waited (up to `within`) for the event writers in flight
+        now: a reader asking right after its own writes were acknowledged sees them, even
+        when another writer was committing at that moment."""
+        newest, safe = self._observe(session)
+        deadline = time.monotonic() + within
+        pause = 0.002
+        while safe < newest and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            safe = self._observe(session)[1]
+        return safe
+
+    def _observe(self, session: Session) -> tuple[int, int]:
+        """(the newest committed seq, the safe horizon) after one observation."""
         newest, writers = events.observe(session)
         session.rollback()  # the next observation must take a fresh snapshot
         with self._lock:
@@ -47,7 +68,7 @@ class Horizon:
                 if not waited_for & writers:
                     self._safe = max(self._safe, seq)
                     del self._waiting[waited_for]
-            return self._safe
+            return newest, self._safe
 
     @property
     def safe(self) -> int:
