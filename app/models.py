@@ -542,3 +542,24 @@ class EventDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class EventDeliveryAttempt(Base):
+    """One attempt of a delivery and what came of it (`GET .../deliveries` lists them);
+    deleted with its delivery."""
+
+    __tablename__ = "event_delivery_attempts"
+    # The endpoint's attempts, newest first.
+    __table_args__ = (Index("ix_event_delivery_attempts_endpoint_id_id", "endpoint_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("event_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    # 1 for the first attempt (a replay starts again at 1).
+    number: Mapped[int]
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None]
+    duration_ms: Mapped[int]
+    error: Mapped[str | None] = mapped_column(Text)

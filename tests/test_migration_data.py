@@ -185,3 +185,53 @@ def test_0009_gives_every_stored_attachment_a_media_row(database_url_at_0008: st
         ("two", 0, "image", "https://lookaside.fbsbx.com/a", "remote"),
         ("two", 1, "like_heart", None, "remote"),
     ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url_at_0012(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'upgrade.db'}"
+    else:
+        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
+    command.upgrade(alembic_config(url), "0012")
+    return url
+
+
+def test_0013_keeps_the_last_attempt_of_each_attempted_delivery(database_url_at_0012: str) -> None:
+    url = database_url_at_0012
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO webhook_endpoints (id, url, secret) VALUES ('we_1', 'x', 'whsec_x')")
+        )
+        for seq in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO events (seq, id, type, payload) VALUES (:seq, :id, 'ping', '{}')"
+                ),
+                {"seq": seq, "id": f"evt_{seq}"},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO event_deliveries (endpoint_id, event_seq, conversation, status,"
+                " attempts, next_attempt_at, last_attempt_at, last_status_code,"
+                " last_duration_ms, last_error) VALUES"
+                " ('we_1', 1, '', 'pending', 2, :at, :at, 503, 41, 'HTTP 503'),"
+                " ('we_1', 2, '', 'pending', 0, :at, NULL, NULL, NULL, NULL)"
+            ),
+            {"at": datetime(2026, 11, 30, 13, 31, tzinfo=UTC)},
+        )
+
+    command.upgrade(alembic_config(url), "0013")
+    with engine.connect() as connection:
+        attempts = connection.execute(
+            text(
+                "SELECT d.event_seq, a.endpoint_id, a.number, a.status_code, a.duration_ms,"
+                " a.error FROM event_delivery_attempts a"
+                " JOIN event_deliveries d ON d.id = a.delivery_id"
+            )
+        ).all()
+    command.downgrade(alembic_config(url), "0012")
+    engine.dispose()
+
+    assert [tuple(row) for row in attempts] == [(1, "we_1", 2, 503, 41, "HTTP 503")]

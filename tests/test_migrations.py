@@ -27,6 +27,7 @@ TABLES = {
     "media",
     "webhook_endpoints",
     "event_deliveries",
+    "event_delivery_attempts",
 }
 
 

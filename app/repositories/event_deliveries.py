@@ -1,5 +1,5 @@
 """SQL for `event_deliveries`: each event fanned out to each endpoint that wants it, claimed
-with leases, attempted, retried, given up."""
+with leases, attempted (each attempt a row of `event_delivery_attempts`), retried, given up."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Row, and_, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from app.models import Event, EventDelivery, WebhookEndpoint
+from app.models import Event, EventDelivery, EventDeliveryAttempt, WebhookEndpoint
 from app.repositories.base import upsert_insert
 
 DELIVERIES = EventDelivery.__table__
@@ -173,7 +173,8 @@ def record_attempt(
     error: str | None,
 ) -> None:
     """The outcome of one attempt: `succeeded`, `failed` (given up) or `pending` again at
-    `next_attempt_at`; the lease is released."""
+    `next_attempt_at`; the lease is released and the attempt kept (unless the delivery was
+    deleted meanwhile: then there is nothing to record)."""
     values: dict[str, Any] = {
         "status": status,
         "attempts": EventDelivery.attempts + 1,
@@ -187,16 +188,41 @@ def record_attempt(
         values["next_attempt_at"] = next_attempt_at
     if status == "succeeded":
         values["delivered_at"] = attempted_at
-    session.execute(update(EventDelivery).where(EventDelivery.id == delivery_id).values(values))
+    updated = session.execute(
+        update(EventDelivery)
+        .where(EventDelivery.id == delivery_id)
+        .values(values)
+        .returning(EventDelivery.endpoint_id, EventDelivery.attempts)
+    ).first()
+    if updated is None:
+        return
+    session.add(
+        EventDeliveryAttempt(
+            delivery_id=delivery_id,
+            endpoint_id=updated.endpoint_id,
+            number=updated.attempts,
+            attempted_at=attempted_at,
+            status_code=status_code,
+            duration_ms=duration_ms,
+            error=error,
+        )
+    )
+    session.flush()
 
 
-def of_endpoint(session: Session, *, endpoint_id: str, limit: int) -> Sequence[Row[Any]]:
-    """The endpoint's deliveries, newest event first, with their event's id and type."""
+def attempts_of_endpoint(session: Session, *, endpoint_id: str, limit: int) -> Sequence[Row[Any]]:
+    """The endpoint's latest attempts, newest first, each with its delivery and event."""
     query = (
-        select(EventDelivery, EVENTS.c.id.label("event_id"), EVENTS.c.type.label("event_type"))
+        select(
+            EventDeliveryAttempt,
+            EventDelivery,
+            EVENTS.c.id.label("event_id"),
+            EVENTS.c.type.label("event_type"),
+        )
+        .join(EventDelivery, EventDelivery.id == EventDeliveryAttempt.delivery_id)
         .join(EVENTS, EVENTS.c.seq == EventDelivery.event_seq)
-        .where(EventDelivery.endpoint_id == endpoint_id)
-        .order_by(EventDelivery.event_seq.desc())
+        .where(EventDeliveryAttempt.endpoint_id == endpoint_id)
+        .order_by(EventDeliveryAttempt.id.desc())
         .limit(limit)
     )
     return session.execute(query).all()

@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from app.models import Event, EventDelivery
+from app.models import Event, EventDelivery, EventDeliveryAttempt
 
 EVENTS = Event.__table__
 # pg_advisory_xact_lock_shared(classid, objid): held by every transaction writing events from
@@ -87,7 +87,7 @@ def oldest_seq(session: Session) -> int | None:
 
 def delete_older(session: Session, *, created_before: datetime, limit: int) -> int:
     """Delete up to `limit` events created before then (oldest first), and their deliveries
-    to webhook endpoints; how many events went."""
+    to webhook endpoints with their attempts; how many events went."""
     doomed = list(
         session.scalars(
             select(Event.seq)
@@ -99,6 +99,10 @@ def delete_older(session: Session, *, created_before: datetime, limit: int) -> i
     if not doomed:
         return 0
     # Explicitly, not only by ON DELETE CASCADE: SQLite enforces it only where asked to.
+    doomed_deliveries = select(EventDelivery.id).where(EventDelivery.event_seq.in_(doomed))
+    session.execute(
+        delete(EventDeliveryAttempt).where(EventDeliveryAttempt.delivery_id.in_(doomed_deliveries))
+    )
     session.execute(delete(EventDelivery).where(EventDelivery.event_seq.in_(doomed)))
     result = session.execute(delete(Event).where(Event.seq.in_(doomed)))
     return int(getattr(result, "rowcount", 0) or 0)

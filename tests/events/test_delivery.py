@@ -2,6 +2,7 @@
 signatures checked with the `standardwebhooks` library, retries, 410, per-conversation order,
 replay, filters, and what the API says about it all."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from app.models import EventDelivery, WebhookEndpoint
+from app.models import EventDelivery, EventDeliveryAttempt, WebhookEndpoint
 from app.sandbox import webhooks
 from tests.conftest import InProcess, StartShared
 from tests.events.receiver import Answer, Receiver
@@ -82,27 +83,65 @@ def test_during_a_rotation_both_secrets_sign(api: ServiceClient, receiver: Recei
         assert Webhook(secret).verify(got.body, got.headers)["type"] == "message.received"
 
 
+def attempts_shown(api: ServiceClient, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    path = f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries"
+    response = api.get(path)
+    assert response.status_code == 200, response.text
+    shown: list[dict[str, Any]] = response.json()["data"]
+    return shown
+
+
 def test_a_failed_attempt_is_retried_with_the_same_id_until_it_succeeds(
-    api: ServiceClient, receiver: Receiver
+    api: ServiceClient, receiver: Receiver, db: Session
 ) -> None:
     endpoint = subscribe(api, receiver)
     receiver.answer_next(Answer(500), Answer(503, headers={"Retry-After": "0"}))
     say(api, "m-1")
 
-    def deliveries() -> list[dict[str, Any]]:
-        path = f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries"
-        shown: list[dict[str, Any]] = api.get(path).json()["data"]
-        return shown
-
     wait_until(
-        lambda: [d["status"] for d in deliveries()] == ["succeeded"], what="the third attempt"
+        lambda: [a["delivery_status"] for a in attempts_shown(api, endpoint)] == ["succeeded"] * 3,
+        what="the third attempt",
     )
     attempts = receiver.all()
     assert [r.status for r in attempts] == [500, 503, 200]
     assert len({r.event_id for r in attempts}) == 1
-    [delivery] = deliveries()
-    assert delivery["attempts"] == 3
-    assert delivery["status_code"] == 200
+    shown = attempts_shown(api, endpoint)  # every attempt, newest first
+    assert [(a["attempt"], a["status_code"], a["error"]) for a in shown] == [
+        (3, 200, None),
+        (2, 503, "HTTP 503"),
+        (1, 500, "HTTP 500"),
+    ]
+    assert {a["event_id"] for a in shown} == {attempts[0].event_id}
+    assert len({a["delivery_id"] for a in shown}) == 1
+    assert all(a["next_attempt_at"] is None and a["duration_ms"] >= 0 for a in shown)
+    assert shown[0]["attempted_at"] >= shown[1]["attempted_at"] >= shown[2]["attempted_at"]
+    stored = db.execute(
+        select(EventDeliveryAttempt.number, EventDeliveryAttempt.status_code)
+        .join(EventDelivery, EventDelivery.id == EventDeliveryAttempt.delivery_id)
+        .where(EventDelivery.endpoint_id == endpoint["id"])
+        .order_by(EventDeliveryAttempt.id)
+    ).all()
+    assert [tuple(row) for row in stored] == [(1, 500), (2, 503), (3, 200)]
+    delivery = db.scalars(select(EventDelivery)).one()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 3)
+
+
+def test_an_attempt_waiting_for_its_retry_shows_when_it_comes(
+    api: ServiceClient, receiver: Receiver
+) -> None:
+    endpoint = subscribe(api, receiver)
+    receiver.answer_next(Answer(503, headers={"Retry-After": "3600"}))
+    say(api, "m-1")
+
+    wait_until(lambda: len(attempts_shown(api, endpoint)) == 1, what="the first attempt")
+    [shown] = attempts_shown(api, endpoint)
+    assert (shown["attempt"], shown["status_code"], shown["error"]) == (1, 503, "HTTP 503")
+    assert shown["delivery_status"] == "pending"
+    waited = datetime.fromisoformat(shown["next_attempt_at"]) - datetime.fromisoformat(
+        shown["attempted_at"]
+    )
+    assert timedelta(seconds=3500) < waited <= timedelta(seconds=3601)  # Retry-After wins
+    assert len(receiver.all()) == 1
 
 
 @pytest.mark.slow
@@ -124,15 +163,22 @@ def test_the_schedule_spent_the_event_is_given_up_and_the_next_goes(
     say(api, "m-1")
     say(api, "m-2", at=MS + 1)
 
-    path = f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries"
     wait_until(
-        lambda: [d["status"] for d in api.get(path).json()["data"]] == ["succeeded", "failed"],
+        lambda: (
+            [a["delivery_status"] for a in attempts_shown(api, endpoint)]
+            == ["succeeded"] + ["failed"] * 4
+        ),
         what="m-2 delivered after m-1 is given up",
     )
     assert mids(receiver.all()) == ["m-1"] * 4 + ["m-2"]
-    shown = api.get(path).json()["data"]
-    assert [(d["status"], d["attempts"]) for d in shown] == [("succeeded", 1), ("failed", 4)]
-    assert shown[1]["error"] == "HTTP 500"
+    shown = attempts_shown(api, endpoint)
+    assert [(a["attempt"], a["status_code"], a["error"]) for a in shown] == [
+        (1, 200, None),
+        *[(number, 500, "HTTP 500") for number in (4, 3, 2, 1)],
+    ]
+    m1, m2 = shown[1]["event_id"], shown[0]["event_id"]
+    assert m1 != m2
+    assert {a["event_id"] for a in shown[1:]} == {m1}
 
 
 def test_410_disables_the_endpoint_at_once(

@@ -116,40 +116,44 @@ class PingRead(BaseModel):
     event_id: str
 
 
-class DeliveryRead(BaseModel):
-    id: str
+class DeliveryAttemptRead(BaseModel):
+    id: str = Field(description="The attempt's id.")
+    delivery_id: str = Field(description="The delivery (one event to this endpoint) it was of.")
     event_id: str
     event_seq: int
     event_type: str
-    status: Literal["pending", "succeeded", "failed"]
-    attempts: int
-    status_code: int | None
-    duration_ms: int | None
-    error: str | None
-    last_attempt_at: datetime | None
-    next_attempt_at: datetime | None = Field(description="Pending only: the next attempt.")
-    delivered_at: datetime | None
+    attempt: int = Field(description="1 for the delivery's first attempt (a replay restarts).")
+    attempted_at: datetime
+    status_code: int | None = Field(description="The endpoint's answer; null: none came.")
+    duration_ms: int
+    error: str | None = Field(description="Why it failed (null: a 2xx).")
+    delivery_status: Literal["pending", "succeeded", "failed"] = Field(
+        description="The delivery's status now (`failed`: given up)."
+    )
+    next_attempt_at: datetime | None = Field(
+        description="The delivery's next attempt (pending deliveries only)."
+    )
 
 
-class DeliveryPage(BaseModel):
+class DeliveryAttemptPage(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "data": [
                         {
-                            "id": "7",
+                            "id": "12",
+                            "delivery_id": "7",
                             "event_id": "evt_kq3XoI2vJ8R0yZ3aW1bC5dEf",
                             "event_seq": 42,
                             "event_type": "message.received",
-                            "status": "pending",
-                            "attempts": 2,
+                            "attempt": 2,
+                            "attempted_at": "2026-11-30T13:31:05Z",
                             "status_code": 503,
                             "duration_ms": 41,
                             "error": "HTTP 503",
-                            "last_attempt_at": "2026-11-30T13:31:05Z",
+                            "delivery_status": "pending",
                             "next_attempt_at": "2026-11-30T14:01:05Z",
-                            "delivered_at": None,
                         }
                     ]
                 }
@@ -157,7 +161,7 @@ class DeliveryPage(BaseModel):
         }
     )
 
-    data: list[DeliveryRead]
+    data: list[DeliveryAttemptRead]
 
 
 def endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
@@ -176,20 +180,22 @@ def endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
     }
 
 
-def delivery_json(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """A DeliveryRead: an event_deliveries row with its event's `event_id`, `event_type`."""
+def attempt_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A DeliveryAttemptRead: an event_delivery_attempts row with its delivery and its
+    event's `event_id`, `event_type`."""
+    attempt = row["EventDeliveryAttempt"]
     delivery = row["EventDelivery"]
     return {
-        "id": str(delivery.id),
+        "id": str(attempt.id),
+        "delivery_id": str(delivery.id),
         "event_id": row["event_id"],
         "event_seq": delivery.event_seq,
         "event_type": row["event_type"],
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "status_code": delivery.last_status_code,
-        "duration_ms": delivery.last_duration_ms,
-        "error": delivery.last_error,
-        "last_attempt_at": delivery.last_attempt_at,
+        "attempt": attempt.number,
+        "attempted_at": attempt.attempted_at,
+        "status_code": attempt.status_code,
+        "duration_ms": attempt.duration_ms,
+        "error": attempt.error,
+        "delivery_status": delivery.status,
         "next_attempt_at": delivery.next_attempt_at if delivery.status == "pending" else None,
-        "delivered_at": delivery.delivered_at,
     }

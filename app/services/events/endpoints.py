@@ -1,5 +1,5 @@
 """Consumers' webhook endpoints: create (with a signing secret), list, change, delete,
-rotate the secret, send a test ping, replay, and list deliveries."""
+rotate the secret, send a test ping, replay, and list delivery attempts."""
 
 import secrets
 from collections.abc import Callable
@@ -15,7 +15,7 @@ from app.repositories import endpoints, event_deliveries, events
 from app.schemas.v1.endpoints import (
     WebhookEndpointCreate,
     WebhookEndpointUpdate,
-    delivery_json,
+    attempt_json,
     endpoint_json,
 )
 from app.services.events.feed import check_not_expired, check_types
@@ -26,7 +26,7 @@ from app.services.events.urls import check_url
 # After a rotation the previous secret signs too, so consumers can switch without a gap.
 ROTATION_OVERLAP = timedelta(hours=24)
 FAN_OUT_BATCH = 1000
-DELIVERIES_SHOWN = 100
+ATTEMPTS_SHOWN = 100
 
 
 class EndpointService:
@@ -152,13 +152,13 @@ class EndpointService:
         self.session.commit()
         return {"deliveries": pending}
 
-    def deliveries(self, endpoint_id: str) -> dict[str, Any]:
-        """A DeliveryPage: the newest attempts' state, newest event first."""
+    def attempts(self, endpoint_id: str) -> dict[str, Any]:
+        """A DeliveryAttemptPage: the endpoint's latest attempts, newest first."""
         endpoint = self._endpoint(endpoint_id)
-        rows = event_deliveries.of_endpoint(
-            self.session, endpoint_id=endpoint.id, limit=DELIVERIES_SHOWN
+        rows = event_deliveries.attempts_of_endpoint(
+            self.session, endpoint_id=endpoint.id, limit=ATTEMPTS_SHOWN
         )
-        return {"data": [delivery_json(row._mapping) for row in rows]}
+        return {"data": [attempt_json(row._mapping) for row in rows]}
 
     def _endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         endpoint = endpoints.get(self.session, endpoint_id)

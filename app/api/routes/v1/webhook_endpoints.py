@@ -8,7 +8,7 @@ from app.api.deps import EndpointServiceDep
 from app.api.responses import json_response
 from app.schemas.errors import error_responses
 from app.schemas.v1.endpoints import (
-    DeliveryPage,
+    DeliveryAttemptPage,
     PingRead,
     ReplayRead,
     ReplayRequest,
@@ -126,11 +126,11 @@ def replay(service: EndpointServiceDep, endpoint_id: EndpointId, body: ReplayReq
 
 @router.get(
     "/{endpoint_id}/deliveries",
-    summary="List deliveries",
-    response_model=DeliveryPage,
+    summary="List delivery attempts",
+    response_model=DeliveryAttemptPage,
     responses=error_responses(401, 404, 422, 503),
 )
 def list_deliveries(service: EndpointServiceDep, endpoint_id: EndpointId) -> Response:
-    """The latest 100 deliveries, newest event first: status, attempts, last status code,
-    duration and error, next attempt."""
-    return json_response(service.deliveries(endpoint_id))
+    """The latest 100 attempts, newest first: each with its event, attempt number, status
+    code, duration and error, and its delivery's status and next attempt."""
+    return json_response(service.attempts(endpoint_id))
