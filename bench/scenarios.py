@@ -227,6 +227,17 @@ def bare(context: Context) -> Row:
         context.processes.stop(process)
 
 
+def health(context: Context) -> Row:
+    """The service's `/health`: the same uvicorn, middlewares and thread pool as every
+    endpoint, and no work of its own (the floor of what the service's own code adds)."""
+    return _read(
+        context,
+        name="health",
+        description="GET /health of the service (the service's floor)",
+        target="/health",
+    )
+
+
 def _ingest(
     context: Context,
     *,
@@ -568,6 +579,7 @@ SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
         Scenario("bare", "bare FastAPI app GET / (the ceiling)", bare),
+        Scenario("health", "the service's GET /health (its floor)", health),
         Scenario("ingest-1", "webhook ingest, 1 event per delivery", ingest_1),
         Scenario(
             "ingest-1-2-endpoints",
