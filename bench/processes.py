@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,8 +36,9 @@ class BenchError(RuntimeError):
 
 
 def require_tool(name: str, *, install: str) -> str:
-    """The path of an executable, or BenchError saying how to install it."""
-    path = shutil.which(name)
+    """The path of an executable (on PATH, or beside this Python: a venv not activated), or
+    BenchError saying how to install it."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
         raise BenchError(f"`{name}` is not installed: {install}")
     return path
