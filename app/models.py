@@ -488,6 +488,7 @@ class WebhookEndpoint(Base):
     # NULL: every type / every account.
     event_types: Mapped[list[str] | None] = mapped_column(JsonDocument)
     account_ids: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    # Sealed (app/services/tokens/cipher.py), as is previous_secret: never stored in clear.
     secret: Mapped[str] = mapped_column(Text)
     # After a rotation the old secret also signs, until previous_secret_until.
     previous_secret: Mapped[str | None] = mapped_column(Text)

@@ -1,7 +1,7 @@
 """Migrations that carry data over, checked with data on both databases."""
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,12 +9,21 @@ from alembic import command
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
+from standardwebhooks.webhooks import Webhook
 
 from app.config import Settings
+from app.models import utcnow
+from app.services.events.delivery import Deliverer
+from app.services.events.horizon import Horizon
+from app.services.events.signing import new_secret
 from app.services.tokens import TokenStore, fingerprint
-from app.services.tokens.cipher import derived_key
+from app.services.tokens.cipher import cipher_for, derived_key
 from tests.conftest import alembic_config, postgres_url_for_schema
-from tests.helpers import ACCOUNT_ID, USER_TOKEN
+from tests.events.receiver import Receiver
+from tests.helpers import ACCOUNT_ID, TOKEN_KEY, USER_TOKEN
+
+# A Deliverer's settings in these tests: the receiver is on loopback; one quick attempt.
+DELIVERY_SETTINGS = {"events_allow_private_urls": True, "events_timeout_seconds": 5}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -235,3 +244,85 @@ def test_0013_keeps_the_last_attempt_of_each_attempted_delivery(database_url_at_
     engine.dispose()
 
     assert [tuple(row) for row in attempts] == [(1, "we_1", 2, 503, 41, "HTTP 503")]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url_at_0013(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'upgrade.db'}"
+    else:
+        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
+    command.upgrade(alembic_config(url), "0013")
+    return url
+
+
+def test_0014_seals_stored_endpoint_secrets_and_deliveries_still_verify(
+    database_url_at_0013: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = database_url_at_0013
+    current, previous = new_secret(), new_secret()
+    receiver = Receiver()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO webhook_endpoints (id, url, secret, previous_secret,"
+                " previous_secret_until, dispatched_seq) VALUES"
+                " ('we_1', :url, :current, :previous, :until, 1)"
+            ),
+            {
+                "url": receiver.url,
+                "current": current,
+                "previous": previous,
+                "until": utcnow() + timedelta(hours=1),
+            },
+        )
+        connection.execute(
+            text(
+                "INSERT INTO events (seq, id, type, payload, created_at)"
+                " VALUES (1, 'evt_1', 'ping', '{\"endpoint_id\": \"we_1\"}', :now)"
+            ),
+            {"now": utcnow()},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO event_deliveries (endpoint_id, event_seq, conversation, status,"
+                " attempts, next_attempt_at) VALUES ('we_1', 1, '', 'pending', 0, :now)"
+            ),
+            {"now": utcnow()},
+        )
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEY", TOKEN_KEY)
+    settings = Settings(
+        _env_file=None, database_url=url, token_encryption_key=TOKEN_KEY, **DELIVERY_SETTINGS
+    )
+    cipher = cipher_for(settings)
+
+    try:
+        command.upgrade(alembic_config(url), "0014")
+        with engine.connect() as connection:
+            sealed = connection.execute(
+                text("SELECT secret, previous_secret FROM webhook_endpoints")
+            )
+            stored = tuple(sealed.one())
+        deliverer = Deliverer(
+            session_factory=sessionmaker(bind=engine), settings=settings, horizon=Horizon()
+        )
+        deliverer.run_once()
+        deliverer.http.close()
+        command.downgrade(alembic_config(url), "0013")
+        with engine.connect() as connection:
+            in_clear = connection.execute(
+                text("SELECT secret, previous_secret FROM webhook_endpoints")
+            )
+            downgraded = tuple(in_clear.one())
+    finally:
+        receiver.close()
+        engine.dispose()
+
+    assert current not in stored[0]
+    assert previous not in stored[1]
+    assert (cipher.open(stored[0]), cipher.open(stored[1])) == (current, previous)
+    [got] = receiver.all()
+    for secret in (current, previous):
+        assert Webhook(secret).verify(got.body, got.headers)["type"] == "ping"
+    assert downgraded == (current, previous)

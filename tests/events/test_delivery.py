@@ -13,10 +13,11 @@ from standardwebhooks.webhooks import Webhook
 
 from app.models import EventDelivery, EventDeliveryAttempt, WebhookEndpoint
 from app.sandbox import webhooks
+from app.services.tokens.cipher import cipher_for
 from tests.conftest import InProcess, StartShared
 from tests.events.receiver import Answer, Receiver
 from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, wait_until
-from tests.stack import NOWHERE_URL, service_settings
+from tests.stack import NOWHERE_URL, SharedService, service_settings
 
 MS = 1745923800000
 OTHER_CUSTOMER = "1187429836452191"
@@ -46,7 +47,7 @@ def mids(received: list[Any]) -> list[str]:
 
 
 def test_a_delivery_is_signed_by_the_standard_and_carries_the_snapshot(
-    api: ServiceClient, receiver: Receiver, db: Session
+    api: ServiceClient, receiver: Receiver, db: Session, service: SharedService
 ) -> None:
     endpoint = subscribe(api, receiver, description="CRM")
     assert endpoint["secret"].startswith("whsec_")
@@ -64,10 +65,15 @@ def test_a_delivery_is_signed_by_the_standard_and_carries_the_snapshot(
     wait_until(lambda: db.scalar(select(EventDelivery.status)) == "succeeded", what="recorded")
     db.expire_all()
     stored = db.scalars(select(WebhookEndpoint)).one()
-    assert stored.secret == endpoint["secret"]
+    # Sealed at rest with the token cipher: the column never holds the secret in clear.
+    assert endpoint["secret"] not in stored.secret
+    assert not stored.secret.startswith("whsec_")
+    assert cipher_for(service.settings).open(stored.secret) == endpoint["secret"]
 
 
-def test_during_a_rotation_both_secrets_sign(api: ServiceClient, receiver: Receiver) -> None:
+def test_during_a_rotation_both_secrets_sign(
+    api: ServiceClient, receiver: Receiver, db: Session, service: SharedService
+) -> None:
     endpoint = subscribe(api, receiver)
     rotated = api.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/rotate-secret")
     assert rotated.status_code == 200
@@ -81,6 +87,11 @@ def test_during_a_rotation_both_secrets_sign(api: ServiceClient, receiver: Recei
     assert len(got.headers["webhook-signature"].split(" ")) == 2
     for secret in (endpoint["secret"], new):
         assert Webhook(secret).verify(got.body, got.headers)["type"] == "message.received"
+    stored = db.scalars(select(WebhookEndpoint)).one()
+    assert stored.previous_secret is not None
+    for column, clear in ((stored.secret, new), (stored.previous_secret, endpoint["secret"])):
+        assert clear not in column
+        assert cipher_for(service.settings).open(column) == clear
 
 
 def attempts_shown(api: ServiceClient, endpoint: dict[str, Any]) -> list[dict[str, Any]]:

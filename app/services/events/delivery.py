@@ -36,7 +36,9 @@ from app.repositories import endpoints, event_deliveries
 from app.schemas.v1.events import event_json
 from app.services.background import BackgroundWorker
 from app.services.events.horizon import Horizon
+from app.services.events.sealed_secrets import UnreadableSecretError, signing_secrets
 from app.services.events.signing import signed_delivery
+from app.services.tokens.cipher import cipher_for
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class Attempt:
     event: dict[str, Any]
     created_at: datetime
     attempts: int  # made before this one
+    # Why no POST can be made (the secret cannot be opened): recorded as a failed attempt.
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class Deliverer:
         self.horizon = horizon
         self.http = http or requests.Session()
         self.clock = clock
+        self.cipher = cipher_for(settings)
         self.lease = timedelta(seconds=settings.events_timeout_seconds + 30)
 
     def dispatch(self) -> bool:
@@ -134,10 +139,18 @@ class Deliverer:
         return [self._attempt(row._mapping, now=now) for row in rows]
 
     def _attempt(self, row: Any, *, now: datetime) -> Attempt:
-        signing = [row["secret"]]
-        until = row["previous_secret_until"]
-        if row["previous_secret"] and until is not None and until > now:
-            signing.append(row["previous_secret"])
+        refused = None
+        try:
+            signing = signing_secrets(
+                self.cipher,
+                endpoint_id=row["endpoint_id"],
+                secret=row["secret"],
+                previous=row["previous_secret"],
+                previous_until=row["previous_secret_until"],
+                now=now,
+            )
+        except UnreadableSecretError as exc:
+            signing, refused = [], str(exc)
         return Attempt(
             delivery_id=row["delivery_id"],
             endpoint_id=row["endpoint_id"],
@@ -146,6 +159,7 @@ class Deliverer:
             event=event_json(row),
             created_at=row["created_at"],
             attempts=row["attempts"],
+            refused=refused,
         )
 
     def send(self, attempt: Attempt) -> None:
@@ -154,6 +168,8 @@ class Deliverer:
         self.record(attempt, outcome)
 
     def post(self, attempt: Attempt) -> Outcome:
+        if attempt.refused is not None:
+            return Outcome(None, attempt.refused, 0)
         body, signed = signed_delivery(attempt.event, signing_secrets=attempt.secrets)
         started = time.monotonic()
         try:

@@ -22,6 +22,7 @@ from app.services.events.feed import check_not_expired, check_types
 from app.services.events.outbox import new_event_id, plain
 from app.services.events.signing import new_secret
 from app.services.events.urls import check_url
+from app.services.tokens.cipher import cipher_for
 
 # After a rotation the previous secret signs too, so consumers can switch without a gap.
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -38,17 +39,19 @@ class EndpointService:
         self.session = session
         self.settings = settings
         self.clock = clock
+        self.cipher = cipher_for(settings)
 
     def create(self, body: WebhookEndpointCreate) -> dict[str, Any]:
         """A WebhookEndpointCreated: it receives the events written from now on."""
         now = self.clock()
+        secret = new_secret()
         endpoint = WebhookEndpoint(
             id=f"we_{secrets.token_urlsafe(12)}",
             url=self._url(body.url),
             description=body.description,
             event_types=check_types(body.event_types),
             account_ids=list(dict.fromkeys(body.account_ids)) if body.account_ids else None,
-            secret=new_secret(),
+            secret=self.cipher.seal(secret),
             enabled=True,
             dispatched_seq=endpoints.newest_seq_for_new_endpoint(self.session),
             created_at=now,
@@ -56,7 +59,7 @@ class EndpointService:
         )
         endpoints.add(self.session, endpoint)
         self.session.commit()
-        return {**endpoint_json(endpoint), "secret": endpoint.secret}
+        return {**endpoint_json(endpoint), "secret": secret}
 
     def list(self) -> list[dict[str, Any]]:
         return [endpoint_json(endpoint) for endpoint in endpoints.all_(self.session)]
@@ -97,15 +100,17 @@ class EndpointService:
         self.session.commit()
 
     def rotate_secret(self, endpoint_id: str) -> dict[str, Any]:
-        """A new secret; the current one keeps signing (beside it) for 24 hours."""
+        """A new secret; the current one keeps signing (beside it) for 24 hours. Both are
+        stored sealed; the new one is answered in clear, here only."""
         endpoint = self._endpoint(endpoint_id)
         now = self.clock()
+        secret = new_secret()
         endpoint.previous_secret = endpoint.secret
         endpoint.previous_secret_until = now + ROTATION_OVERLAP
-        endpoint.secret = new_secret()
+        endpoint.secret = self.cipher.seal(secret)
         endpoint.updated_at = now
         self.session.commit()
-        return {"secret": endpoint.secret}
+        return {"secret": secret}
 
     def ping(self, endpoint_id: str) -> dict[str, Any]:
         """A `ping` event delivered to this endpoint only."""

@@ -1,4 +1,5 @@
-"""Sealing secrets at rest (access tokens; anything else worth keeping unreadable in a dump).
+"""Sealing secrets at rest (access tokens, webhook endpoints' signing secrets; anything else
+worth keeping unreadable in a dump).
 
 With TOKEN_ENCRYPTION_KEY set, its Fernet keys seal: the first encrypts, every one decrypts
 (MultiFernet), so a key rotates without downtime — put the new key first, keep the old one
@@ -24,10 +25,11 @@ from app.config import Settings
 logger = logging.getLogger(__name__)
 
 UNSET_COST = (
-    "TOKEN_ENCRYPTION_KEY is not set: stored access tokens are sealed with a key derived from "
-    "INSTAGRAM_APP_SECRET (else INSTAGRAM_USER_TOKEN), so whoever reads the environment and "
-    "the database reads every account's token, and changing that secret makes them "
-    "unreadable (accounts must be added again); set TOKEN_ENCRYPTION_KEY to a Fernet key "
+    "TOKEN_ENCRYPTION_KEY is not set: stored access tokens and webhook endpoint secrets are "
+    "sealed with a key derived from INSTAGRAM_APP_SECRET (else INSTAGRAM_USER_TOKEN), so "
+    "whoever reads the environment and the database reads every account's token and every "
+    "endpoint's signing secret, and changing that secret makes them unreadable (accounts must "
+    "be added again, endpoint secrets rotated); set TOKEN_ENCRYPTION_KEY to a Fernet key "
     "(`fab token-key` prints one)"
 )
 

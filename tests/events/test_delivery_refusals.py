@@ -1,0 +1,83 @@
+"""Attempts refused before any POST: a signing secret that cannot be opened, and (unless
+EVENTS_ALLOW_PRIVATE_URLS) an endpoint URL that resolves to a non-public address at delivery
+time. Each is recorded as a failed attempt and retried on the schedule; the receiver, a real
+local HTTP server, gets nothing."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.models import EventDelivery, EventDeliveryAttempt
+from app.services.events.delivery import Deliverer
+from app.services.events.horizon import Horizon
+from app.services.events.sealed_secrets import UNREADABLE
+from tests.events.receiver import Receiver
+from tests.helpers import ServiceClient
+from tests.stack import SharedService
+
+
+@pytest.fixture
+def api(quiet_service: SharedService) -> Iterator[ServiceClient]:
+    # Background delivery paused: the test's own Deliverer makes the attempts.
+    with ServiceClient(quiet_service.url) as client:
+        yield client
+
+
+def ping_queued(api: ServiceClient, receiver: Receiver) -> dict[str, Any]:
+    """An endpoint at the receiver (created while private URLs are allowed), with a ping
+    waiting for it."""
+    endpoint: dict[str, Any] = api.post(
+        "/api/v1/webhook-endpoints", json={"url": receiver.url}
+    ).json()
+    assert api.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/test").status_code == 202
+    return endpoint
+
+
+def one_round(database_url: str, settings: Settings) -> None:
+    engine = create_engine(database_url)
+    deliverer = Deliverer(
+        session_factory=sessionmaker(bind=engine), settings=settings, horizon=Horizon()
+    )
+    try:
+        assert deliverer.run_once() == 1
+    finally:
+        deliverer.http.close()
+        engine.dispose()
+
+
+def recorded(db: Session, endpoint_id: str) -> tuple[EventDelivery, list[EventDeliveryAttempt]]:
+    db.expire_all()
+    delivery = db.scalars(select(EventDelivery).where(EventDelivery.endpoint_id == endpoint_id))
+    attempts = db.scalars(
+        select(EventDeliveryAttempt).where(EventDeliveryAttempt.endpoint_id == endpoint_id)
+    )
+    return delivery.one(), list(attempts)
+
+
+def test_a_secret_sealed_with_another_key_is_a_failed_attempt_and_no_post(
+    api: ServiceClient, quiet_service: SharedService, database_url: str, db: Session
+) -> None:
+    receiver = Receiver()
+    try:
+        endpoint = ping_queued(api, receiver)
+        # The key the secret was sealed with (derived from the app secret) is gone.
+        changed = quiet_service.settings.model_copy(
+            update={"instagram_app_secret": SecretStr("another-app-secret-0123456789abcdef")}
+        )
+
+        one_round(database_url, changed)
+
+        assert receiver.all() == []
+    finally:
+        receiver.close()
+    delivery, [attempt] = recorded(db, endpoint["id"])
+    assert (attempt.number, attempt.status_code, attempt.error) == (1, None, UNREADABLE)
+    assert delivery.status == "pending"  # retried on the schedule
+    assert delivery.next_attempt_at > attempt.attempted_at
+    shown = api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"]
+    assert [a["error"] for a in shown] == [UNREADABLE]
