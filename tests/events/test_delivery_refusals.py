@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks.webhooks import Webhook
 
 from app.config import Settings
 from app.models import EventDelivery, EventDeliveryAttempt
@@ -81,3 +82,71 @@ def test_a_secret_sealed_with_another_key_is_a_failed_attempt_and_no_post(
     assert delivery.next_attempt_at > attempt.attempted_at
     shown = api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"]
     assert [a["error"] for a in shown] == [UNREADABLE]
+
+
+def without_private_urls(service: SharedService) -> Settings:
+    """The service's settings, EVENTS_ALLOW_PRIVATE_URLS turned off since the endpoint was
+    created."""
+    return service.settings.model_copy(update={"events_allow_private_urls": False})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_an_endpoint_resolving_to_a_private_address_at_delivery_gets_no_post(
+    api: ServiceClient, quiet_service: SharedService, database_url: str, db: Session, host: str
+) -> None:
+    receiver = Receiver()
+    try:
+        endpoint = ping_queued(api, receiver)
+        url = receiver.url.replace("127.0.0.1", host)
+        changed = api.patch(f"/api/v1/webhook-endpoints/{endpoint['id']}", json={"url": url})
+        assert changed.status_code == 200
+
+        one_round(database_url, without_private_urls(quiet_service))
+
+        assert receiver.all() == []
+    finally:
+        receiver.close()
+    delivery, [attempt] = recorded(db, endpoint["id"])
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert attempt.error.startswith("the URL's host resolves to a non-public address (")
+    assert attempt.error.endswith("): not connected")
+    assert delivery.status == "pending"  # retried on the schedule, like any failure
+    assert delivery.next_attempt_at > attempt.attempted_at
+    [shown] = api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"]
+    assert (shown["error"], shown["delivery_status"]) == (attempt.error, "pending")
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(
+    api: ServiceClient,
+    quiet_service: SharedService,
+    database_url: str,
+    db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A name no resolver knows, answered (once, by the check) with the receiver's address as
+    # if it were public: the POST reaches it, so the connection used the checked address and
+    # did not ask DNS again.
+    checked: list[str] = []
+
+    def resolved_once(host: str, port: int) -> list[str]:
+        checked.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr("app.services.events.transport.public_addresses", resolved_once)
+    receiver = Receiver()
+    try:
+        endpoint = ping_queued(api, receiver)
+        url = receiver.url.replace("127.0.0.1", "hooks.invalid")
+        api.patch(f"/api/v1/webhook-endpoints/{endpoint['id']}", json={"url": url})
+
+        one_round(database_url, without_private_urls(quiet_service))
+
+        [got] = receiver.all()
+    finally:
+        receiver.close()
+    assert checked == ["hooks.invalid"]
+    assert got.headers["host"] == f"hooks.invalid:{url.split(':')[2].split('/')[0]}"
+    assert Webhook(endpoint["secret"]).verify(got.body, got.headers)["type"] == "ping"
+    delivery, [attempt] = recorded(db, endpoint["id"])
+    assert (delivery.status, attempt.status_code, attempt.error) == ("succeeded", 200, None)

@@ -8,8 +8,9 @@ Every process runs a `DeliveryWorker`. A round:
    oldest pending delivery is ever due (strict `seq` order), others flow freely;
 3. POSTs each from a small thread pool through one `requests.Session`, and records the
    outcome: 2xx succeeded; 410 disables the endpoint; anything else (a timeout, a refused
-   connection) is retried on EVENTS_RETRY_SCHEDULE with jitter (a longer `Retry-After`
-   wins), then given up. An endpoint failing for EVENTS_DISABLE_AFTER_HOURS is disabled.
+   connection, a host that resolves to a non-public address now: no POST is made) is retried
+   on EVENTS_RETRY_SCHEDULE with jitter (a longer `Retry-After` wins), then given up.
+   An endpoint failing for EVENTS_DISABLE_AFTER_HOURS is disabled.
 
 A process that dies mid-attempt leaves its lease to expire: the attempt is made again (the
 `webhook-id` is the same, so the consumer can tell).
@@ -38,6 +39,8 @@ from app.services.background import BackgroundWorker
 from app.services.events.horizon import Horizon
 from app.services.events.sealed_secrets import UnreadableSecretError, signing_secrets
 from app.services.events.signing import signed_delivery
+from app.services.events.transport import delivery_session
+from app.services.events.urls import NonPublicAddressError
 from app.services.tokens.cipher import cipher_for
 
 logger = logging.getLogger(__name__)
@@ -93,7 +96,7 @@ class Deliverer:
         self.session_factory = session_factory
         self.settings = settings
         self.horizon = horizon
-        self.http = http or requests.Session()
+        self.http = http or delivery_session(allow_private=settings.events_allow_private_urls)
         self.clock = clock
         self.cipher = cipher_for(settings)
         self.lease = timedelta(seconds=settings.events_timeout_seconds + 30)
@@ -184,6 +187,8 @@ class Deliverer:
                 allow_redirects=False,
             )
             response.close()
+        except NonPublicAddressError as exc:
+            return Outcome(None, str(exc), _elapsed_ms(started))
         except requests.Timeout:
             waited = f"no answer within {self.settings.events_timeout_seconds:g} s"
             return Outcome(None, waited, _elapsed_ms(started))

@@ -1,6 +1,7 @@
 """Which URLs may receive events: https, and not resolving to loopback, private, link-local
 or other non-public addresses (a webhook must not be a way into the service's own network),
-unless EVENTS_ALLOW_PRIVATE_URLS (local development and tests: then http too)."""
+unless EVENTS_ALLOW_PRIVATE_URLS (local development and tests: then http too). Checked when an
+endpoint is created or changed, and again at each connection (app/services/events/transport.py)."""
 
 import ipaddress
 import socket
@@ -34,11 +35,33 @@ def check_url(url: str, *, allow_private: bool) -> str:
     if allow_private:
         return url
     try:
-        addresses = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
+        public_addresses(parts.hostname, port or 443)
     except (socket.gaierror, UnicodeError):
         raise _refuse(f"{parts.hostname} does not resolve") from None
-    for *_, address in addresses:
-        ip = ipaddress.ip_address(address[0])
-        if not ip.is_global or ip.is_multicast:
-            raise _refuse(f"{parts.hostname} resolves to a non-public address ({ip})")
+    except NonPublicAddressError as exc:
+        raise _refuse(
+            f"{parts.hostname} resolves to a non-public address ({exc.address})"
+        ) from None
     return url
+
+
+class NonPublicAddressError(Exception):
+    """A host resolves to a loopback, private, link-local or other non-public address."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            f"the URL's host resolves to a non-public address ({address}): not connected"
+        )
+        self.address = address
+
+
+def public_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to now, every one public; NonPublicAddressError when one
+    is not, socket.gaierror (or UnicodeError) when it does not resolve."""
+    resolved = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    addresses = list(dict.fromkeys(str(address[0]) for *_, address in resolved))
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        if not ip.is_global or ip.is_multicast:
+            raise NonPublicAddressError(str(ip))
+    return addresses
