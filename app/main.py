@@ -30,6 +30,7 @@ from app.services.events.horizon import Horizon
 from app.services.events.stream import Broadcaster, StreamPoller
 from app.services.health import StatusReporter
 from app.services.housekeeping import Housekeeper, HousekeepingWorker
+from app.services.intake.accounts import IntakeAccounts
 from app.services.intake.pending import PendingWorker, apply_pending
 from app.services.media.downloads import MediaDownloader, MediaWorker
 from app.services.media.storage import MediaStore, build_store
@@ -109,6 +110,7 @@ class Components:
     sync_accounts: Callable[[], list[str]]
     events_horizon: Horizon
     broadcaster: Broadcaster
+    intake_accounts: IntakeAccounts
     # Every background thread, enabled or not (tests pause them all); the media worker last.
     workers: tuple[BackgroundWorker, ...]
     # What the lifespan starts, in order (and stops in reverse).
@@ -177,6 +179,7 @@ def build_components(settings: Settings) -> Components:
         sync_accounts=sync_accounts,
         events_horizon=events_horizon,
         broadcaster=Broadcaster(session_factory=session_factory, horizon=events_horizon),
+        intake_accounts=IntakeAccounts(),
         workers=(),
         running=(),
     )
@@ -277,6 +280,7 @@ def _publish(app: FastAPI, parts: Components) -> None:
     state.unrecorded_sends = parts.unrecorded_sends
     state.events_horizon = parts.events_horizon
     state.events_broadcaster = parts.broadcaster
+    state.intake_accounts = parts.intake_accounts
     state.workers = parts.workers
     state.history_sync = parts.history_sync
     state.sync_accounts = parts.sync_accounts

@@ -292,11 +292,12 @@ class SharedService:
 
     def forget(self) -> None:
         """Drop what the process holds of the last test: connections, sends waiting to be
-        recorded, the cached token."""
+        recorded, the cached token, the accounts intake served."""
         state = self.app.state
         state.engine.dispose()
         state.unrecorded_sends.take()
         state.tokens.forget()
+        state.intake_accounts.forget()
 
     def start(self, *, workers: bool = True) -> None:
         """What the service's lifespan does at start, on the database as it is now (its

@@ -25,6 +25,7 @@ from app.services.events.endpoints import EndpointService
 from app.services.events.feed import EventFeed
 from app.services.events.horizon import Horizon
 from app.services.health import StatusReporter
+from app.services.intake.accounts import IntakeAccounts
 from app.services.media.serving import MediaService
 from app.services.media.storage import MediaStore
 from app.services.messages import HistoryService
@@ -116,8 +117,11 @@ async def require_api_key(
         )
 
 
-async def get_webhook_service(session: SessionDep, settings: SettingsDep) -> WebhookService:
-    return WebhookService(session=session, settings=settings)
+async def get_webhook_service(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> WebhookService:
+    accounts_seen: IntakeAccounts = request.app.state.intake_accounts
+    return WebhookService(session=session, settings=settings, accounts_seen=accounts_seen)
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
@@ -182,9 +186,14 @@ ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation
 
 
 async def get_account_service(
-    session: SessionDep, instagram: InstagramDep, tokens: TokenStoreDep
+    request: Request, session: SessionDep, instagram: InstagramDep, tokens: TokenStoreDep
 ) -> AccountService:
-    return AccountService(session=session, instagram=instagram, tokens=tokens)
+    return AccountService(
+        session=session,
+        instagram=instagram,
+        tokens=tokens,
+        intake_accounts=request.app.state.intake_accounts,
+    )
 
 
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]

@@ -16,6 +16,7 @@ from app.repositories import accounts
 from app.schemas.common import IG_ID
 from app.schemas.v1.accounts import account_json
 from app.services.account_changes import account_updated, on_account_removed
+from app.services.intake.accounts import IntakeAccounts
 from app.services.intake.pending import apply_pending
 from app.services.routing import AccountNotFoundError
 from app.services.subscription import subscribe
@@ -33,11 +34,14 @@ class AccountService:
         session: Session,
         instagram: InstagramClient,
         tokens: TokenStore,
+        intake_accounts: IntakeAccounts | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.session = session
         self.instagram = instagram
         self.tokens = tokens
+        # This process's intake, told of a removal at once (others see it within a second).
+        self.intake_accounts = intake_accounts
         self.clock = clock
 
     def add(self, *, access_token: str) -> tuple[dict[str, Any], bool]:
@@ -81,6 +85,8 @@ class AccountService:
             account_updated(self.session, account_id=account_id, change="token_replaced")
         self.session.commit()
         self.tokens.forget(account_id)
+        if self.intake_accounts is not None:
+            self.intake_accounts.forget(account_id)
         logger.info(
             "account %s (%s) %s", account_id, username, "added" if created else "has a new token"
         )
@@ -103,6 +109,8 @@ class AccountService:
             on_account_removed(self.session, account_id=account_id)
         self.session.commit()
         self.tokens.forget(account_id)
+        if self.intake_accounts is not None:
+            self.intake_accounts.forget(account_id)
 
     def _row(self, account_id: str) -> Account:
         row = accounts.get(self.session, account_id)

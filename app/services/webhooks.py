@@ -15,6 +15,7 @@ from app.models import utcnow
 from app.repositories import accounts, deliveries
 from app.security import secrets_equal, signature_matches
 from app.services.intake import DeliveryOutcome, apply_delivery
+from app.services.intake.accounts import IntakeAccounts
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,12 @@ def parse_json(body: bytes) -> Any:
 class WebhookService:
     """Verify and store what Meta delivers."""
 
-    def __init__(self, *, session: Session, settings: Settings) -> None:
+    def __init__(
+        self, *, session: Session, settings: Settings, accounts_seen: IntakeAccounts
+    ) -> None:
         self.session = session
         self.settings = settings
+        self.accounts_seen = accounts_seen
 
     def verify_subscription(self, *, mode: str, verify_token: str, challenge: str) -> str:
         """Meta's handshake: echo the challenge when the verify token matches."""
@@ -62,7 +66,10 @@ class WebhookService:
             raise
         received_at = utcnow()
         outcome = apply_delivery(
-            self.session, payload, archive_media=self.settings.media_archive != "off"
+            self.session,
+            payload,
+            archive_media=self.settings.media_archive != "off",
+            served_among=self.accounts_seen.served_among,
         )
         delivery_id = deliveries.add(
             self.session,
@@ -81,7 +88,9 @@ class WebhookService:
             logger.info("webhook delivery received again byte for byte: stored once")
             return
         accounts.add_pending(self.session, delivery_id=delivery_id, account_ids=outcome.pending)
-        accounts.touch_webhook_clock(self.session, account_ids=outcome.served, now=received_at)
+        self.accounts_seen.touch_webhook_clock(
+            self.session, account_ids=outcome.served, now=received_at
+        )
         self.session.commit()
         if outcome.pending:
             logger.info(

@@ -2,6 +2,7 @@
 when one of them does not."""
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,9 @@ from app.services.intake.envelope import EventShapeError, WebhookEvent, extract_
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_TEXT = 500
+# Which of these accounts the service serves (any status but removed).
+ServedLookup = Callable[[Session, Iterable[str]], set[str]]
+
 # The metrics label of events whose account is not served (any entry.id would otherwise make
 # a label of its own).
 UNSERVED = "unserved"
@@ -57,6 +61,7 @@ def apply_delivery(
     *,
     only_account: str | None = None,
     archive_media: bool = False,
+    served_among: ServedLookup = accounts.served_among,
 ) -> DeliveryOutcome:
     """Apply every webhook event of a delivery to the account its entry names; an event that
     fails is recorded, not fatal.
@@ -71,7 +76,8 @@ def apply_delivery(
     event applied again in a savepoint of its own, so one bad event cannot take the others
     down with it. A failure of the database itself is raised: the whole delivery must fail
     (503, and Meta retries) rather than be recorded as a bad event. With `archive_media`,
-    new attachments are queued for the download worker.
+    new attachments are queued for the download worker. `served_among` answers which
+    accounts are served (intake's answers remembered per process: IntakeAccounts).
     """
     events = list(extract_events(payload))
     if only_account is None:
@@ -79,7 +85,9 @@ def apply_delivery(
     else:
         failures = []  # recorded when the delivery was received
     results = [EventResult("malformed", "failed", None, UNSERVED) for _ in failures]
-    found, served, pending = _route(session, events, only_account=only_account)
+    found, served, pending = _route(
+        session, events, only_account=only_account, served_among=served_among
+    )
     results.extend(
         _result(event, "pending", account=UNSERVED)
         for event in found
@@ -108,7 +116,7 @@ def apply_delivery(
 
 
 def _route(
-    session: Session, events: list[Any], *, only_account: str | None
+    session: Session, events: list[Any], *, only_account: str | None, served_among: ServedLookup
 ) -> tuple[list[WebhookEvent], set[str], set[str]]:
     """The delivery's webhook events (of `only_account`, when given), the accounts among
     theirs the service serves, and those it does not (their events wait: `pending`)."""
@@ -118,7 +126,7 @@ def _route(
     served = (
         {only_account}
         if only_account is not None
-        else accounts.served_among(session, {event.account_id for event in found})
+        else served_among(session, {event.account_id for event in found})
     )
     pending = {event.account_id for event in found if event.account_id not in served}
     return found, served, pending
