@@ -12,6 +12,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     null,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from app.models import Conversation, Message, UTCDateTime
+from app.models import Conversation, Message, Reaction, UTCDateTime
 from app.repositories.base import Position, rows_upsert
 from app.repositories.rows import EditRow, MessageHead, MessageRow, UnsendRow
 from app.repositories.rules import FIRST_MESSAGE_STANDS, HIGHER_EDIT, LATER_UNSEND
@@ -337,6 +338,7 @@ def get_by_idempotency_key(session: Session, key: str) -> Message | None:
 
 
 _CONVERSATIONS = Conversation.__table__
+_REACTIONS = Reaction.__table__
 _IDS: BindParameter[Any] = bindparam("conversation_ids", expanding=True)
 _NEWEST_SHOWN = (
     select(MESSAGES.c.id)
@@ -414,23 +416,23 @@ def known_mids(session: Session, mids: Sequence[str]) -> set[str]:
     return set(session.scalars(select(table.c.mid).where(table.c.mid.in_(list(mids)), known)).all())
 
 
+_SNAPSHOT_COLUMNS = (
+    MESSAGES,
+    _CONVERSATIONS.c.account_id.label("conversation_account_id"),
+    _CONVERSATIONS.c.customer_id.label("conversation_customer_id"),
+    _CONVERSATIONS.c.customer_read_at.label("conversation_read_at"),
+    # Whether a reaction stands on it: the reactions are read only for those that have one.
+    exists()
+    .where(_REACTIONS.c.mid == MESSAGES.c.mid, _REACTIONS.c.reaction.is_not(None))
+    .label("has_reactions"),
+)
 _WITH_CONVERSATION = (
-    select(
-        MESSAGES,
-        _CONVERSATIONS.c.account_id.label("conversation_account_id"),
-        _CONVERSATIONS.c.customer_id.label("conversation_customer_id"),
-        _CONVERSATIONS.c.customer_read_at.label("conversation_read_at"),
-    )
+    select(*_SNAPSHOT_COLUMNS)
     .join(_CONVERSATIONS, _CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
     .where(MESSAGES.c.mid.in_(bindparam("mids", expanding=True)))
 )
 _WITH_CONVERSATION_BY_ID = (
-    select(
-        MESSAGES,
-        _CONVERSATIONS.c.account_id.label("conversation_account_id"),
-        _CONVERSATIONS.c.customer_id.label("conversation_customer_id"),
-        _CONVERSATIONS.c.customer_read_at.label("conversation_read_at"),
-    )
+    select(*_SNAPSHOT_COLUMNS)
     .join(_CONVERSATIONS, _CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
     .where(MESSAGES.c.id == bindparam("row_id"))
 )
@@ -438,7 +440,8 @@ _WITH_CONVERSATION_BY_ID = (
 
 def with_conversation(session: Session, mids: list[str]) -> dict[str, Row[Any]]:
     """These messages by mid, each with its conversation's account, customer and read
-    watermark (`conversation_*` columns): what an event's snapshot needs."""
+    watermark (`conversation_*` columns) and whether a reaction stands on it
+    (`has_reactions`): what an event's snapshot needs."""
     if not mids:
         return {}
     rows = session.connection().execute(_WITH_CONVERSATION, {"mids": mids}).all()

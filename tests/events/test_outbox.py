@@ -118,6 +118,20 @@ def test_reactions_reads_and_echoes_have_their_events(api: ServiceClient) -> Non
     assert {event["conversation"] for event in events} == {CUSTOMER_ID}
 
 
+def test_a_reaction_that_came_before_its_message_is_in_the_messages_snapshot(
+    api: ServiceClient,
+) -> None:
+    # Meta does not deliver in order: the reaction is stored first, the message then.
+    deliver(api, webhooks.reaction_item(**IDS, mid="m-1", timestamp_ms=MS + 1, reaction="love"))
+    deliver(api, webhooks.message_item(**IDS, mid="m-1", timestamp_ms=MS, text="Hi"))
+
+    [_, received] = feed(api)
+    assert received["type"] == "message.received"
+    [reaction] = received["data"]["message"]["reactions"]
+    assert reaction["reaction"] == "love"
+    assert received["data"]["message"] == api.get("/api/v1/messages/m-1").json()
+
+
 def test_a_rolled_back_transaction_leaves_no_event(db: Session) -> None:
     serve(db)  # the account whose entries intake applies
     apply_delivery(db, text_message(mid="m-rolled-back"))

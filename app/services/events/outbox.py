@@ -84,10 +84,18 @@ def message_snapshots(
     session: Session, mids: Iterable[str]
 ) -> dict[str, tuple[Row[Any], JsonObject]]:
     """By mid: the stored row (with its conversation's `conversation_*` columns) and the
-    MessageRead of each message, reactions included. Two statements, whatever their number."""
-    rows = messages.with_conversation(session, sorted(set(mids)))
+    MessageRead of each message, reactions and media included. One statement, and one more
+    for the reactions, or the media, of those that have some."""
+    return _snapshots(session, messages.with_conversation(session, sorted(set(mids))))
+
+
+def _snapshots(
+    session: Session, rows: Mapping[str, Row[Any]]
+) -> dict[str, tuple[Row[Any], JsonObject]]:
+    """The MessageRead of each of these rows (of messages.with_conversation), by mid."""
     standing: dict[str, list[Mapping[Any, Any]]] = {}
-    for reaction in reactions.current_for(session, list(rows)):
+    reacted = [mid for mid, row in rows.items() if row._mapping["has_reactions"]]
+    for reaction in reactions.current_for(session, reacted):
         standing.setdefault(reaction._mapping["mid"], []).append(reaction._mapping)
     media = media_by_message(
         session, (row._mapping["id"] for row in rows.values() if row._mapping["attachments"])
@@ -122,17 +130,8 @@ def record_message(session: Session, type_: str, *, row_id: int, **extra: Any) -
     row = messages.with_conversation_by_id(session, row_id)
     if row is None:
         return
-    mid = row._mapping["mid"]
-    standing: list[Mapping[Any, Any]] = (
-        [r._mapping for r in reactions.current_for(session, [mid])] if mid else []
-    )
-    media = media_by_message(session, [row_id]) if row._mapping["attachments"] else {}
-    snapshot = message_json(
-        row._mapping,
-        reactions=standing,
-        read_until=row._mapping["conversation_read_at"],
-        media=media.get(row_id),
-    )
+    # Keyed by mid for _snapshots; a message not sent yet has none (nor reactions).
+    [(_, snapshot)] = _snapshots(session, {row._mapping["mid"] or "": row}).values()
     record(session, [message_draft(type_, row, snapshot, **extra)])
 
 
