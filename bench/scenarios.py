@@ -229,7 +229,9 @@ def bare(context: Context) -> Row:
 
 def health(context: Context) -> Row:
     """The service's `/health`: the same uvicorn, middlewares and thread pool as every
-    endpoint, and no work of its own (the floor of what the service's own code adds)."""
+    endpoint, and no work of its own (the floor of what the service's own code adds). On an
+    empty database, so no background worker has anything to do meanwhile."""
+    context.prepare(("health",), lambda: None)
     return _read(
         context,
         name="health",
