@@ -5,12 +5,13 @@ it at that moment, built by the same functions as the API's answers (app/schemas
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from app import jsonio
 from app.config import Settings
 from app.models import utcnow
 from app.repositories import accounts, events, messages, reactions
@@ -71,13 +72,7 @@ def record(session: Session, drafts: Sequence[EventDraft]) -> None:
 
 def plain(value: Any) -> Any:
     """A snapshot as JSON values: datetimes as ISO 8601 UTC ("…Z"), as the API writes them."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
+    return jsonio.plain(value)
 
 
 def message_snapshots(
