@@ -132,6 +132,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=_lifespan(components),
+        # FastAPI's native OpenTelemetry asks on every request whether a provider is set up
+        # (environment lookups: a few percent of a webhook delivery); the service reports
+        # through /metrics and its logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     _publish(app, components)
     install_error_handlers(app)

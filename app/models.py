@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
 )
 from sqlalchemy import text as sql_text
@@ -412,6 +414,19 @@ class Event(Base):
     conversation: Mapped[str | None] = mapped_column(String(IG_ID_LENGTH))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+# On PostgreSQL every INSERT into `events` first takes the outbox's writer lock (shared,
+# until the transaction ends; app/repositories/events.py WRITER_LOCK), before it draws any
+# `seq`: whoever writes events is seen by the safe horizon. Migration 0015 made the same.
+for _ddl in (
+    "CREATE FUNCTION events_take_writer_lock() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN PERFORM pg_advisory_xact_lock_shared(1768846196, 1702261875); RETURN NULL; END $$",
+    "CREATE TRIGGER events_writer_lock BEFORE INSERT ON events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION events_take_writer_lock()",
+):
+    lock = DDL(_ddl).execute_if(dialect="postgresql")  # type: ignore[no-untyped-call]
+    event.listen(Event.__table__, "after_create", lock)
 
 
 MEDIA_STATES = ("remote", "pending", "stored", "too_large", "unsupported", "expired", "failed")

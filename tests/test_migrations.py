@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from app.models import Base
+from app.repositories.events import WRITER_LOCK
 from tests.conftest import alembic_config, postgres_url_for_schema
 
 TABLES = {
@@ -100,3 +101,40 @@ def test_the_events_migration_queues_existing_pending_profiles(empty_database_ur
     engine.dispose()
     assert due["1"] is not None
     assert due["2"] is None
+
+
+def holds_the_events_writer_lock_after_an_insert(url: str) -> bool:
+    """Insert an event with nothing but SQL, and see whether this transaction then holds the
+    outbox's writer lock (the safe horizon's: app/repositories/events.py)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, type, payload, created_at) "
+                    "VALUES ('evt_x', 'ping', '{}', now())"
+                )
+            )
+            held = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND "
+                    "locktype = 'advisory' AND classid = :classid AND objid = :objid"
+                ),
+                {"classid": WRITER_LOCK[0], "objid": WRITER_LOCK[1]},
+            ).scalar_one()
+            connection.rollback()
+            return bool(held)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_event_insert_takes_the_writer_lock_itself(fresh_schema: str) -> None:
+    url = postgres_url_for_schema(fresh_schema)
+    config = alembic_config(url)
+    command.upgrade(config, "0014")
+    assert not holds_the_events_writer_lock_after_an_insert(url)
+    command.upgrade(config, "head")
+    assert holds_the_events_writer_lock_after_an_insert(url)
+    command.downgrade(config, "0014")
+    assert not holds_the_events_writer_lock_after_an_insert(url)

@@ -11,7 +11,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ClauseElement,
-    CursorResult,
     Executable,
     FromClause,
     Row,
@@ -111,6 +110,7 @@ def rows_upsert(
     same_values: tuple[Any, ...] = ()
     if same:
         columns, same_values = (*columns, *same), tuple(same.values())
+    connection = session.connection()  # Core, not the ORM's execute: nothing here is ORM
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = rows[start : start + ROWS_PER_STATEMENT]
         count = len(chunk)
@@ -120,7 +120,7 @@ def rows_upsert(
         statement = precompiled(session, (key, columns, count), build)
         values = [value for row in chunk for value in (*values_of(row), *same_values)]
         parameters = dict(zip(_parameter_names(columns, count), values, strict=True))
-        result = cast(CursorResult[Any], session.execute(statement, parameters))
+        result = connection.execute(statement, parameters)
         if result.returns_rows:
             returned.extend(result.all())
     return returned

@@ -12,12 +12,10 @@ from app.models import Event, EventDelivery, EventDeliveryAttempt
 
 EVENTS = Event.__table__
 # pg_advisory_xact_lock_shared(classid, objid): held by every transaction writing events from
-# before its `seq` is drawn until it ends; readers list its holders (pg_locks) to know which
-# writers are still in flight. ("inst", "evts" as 32-bit integers.)
+# before its `seq` is drawn until it ends — taken by PostgreSQL itself, a BEFORE INSERT
+# statement trigger on `events` (migration 0015) — ; readers list its holders (pg_locks) to
+# know which writers are still in flight. ("inst", "evts" as 32-bit integers.)
 WRITER_LOCK = (0x696E7374, 0x65767473)
-_TAKE_WRITER_LOCK = text("SELECT pg_advisory_xact_lock_shared(:classid, :objid)").bindparams(
-    classid=WRITER_LOCK[0], objid=WRITER_LOCK[1]
-)
 # One statement, one snapshot: the newest committed seq, and the event writers in flight.
 _OBSERVE = text(
     "SELECT (SELECT max(seq) FROM events), ARRAY("
@@ -29,11 +27,10 @@ _INSERT = insert(cast(Table, EVENTS))
 
 def add_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert event rows (id, type, account_id, conversation, payload, created_at) in the
-    session's transaction; their `seq` is drawn now."""
+    session's transaction; their `seq` is drawn now (on PostgreSQL after the statement's
+    trigger took the writer lock)."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_TAKE_WRITER_LOCK)
     session.connection().execute(_INSERT, list(rows))
 
 

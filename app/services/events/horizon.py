@@ -6,8 +6,9 @@ cursor past 11 would never see 10. So readers (feed, stream, delivery dispatcher
 up to a horizon that no in-flight writer can fall under.
 
 How: every transaction writing events takes a shared advisory lock before it draws a seq
-(app/repositories/events.py). An observation, in one statement (one snapshot), reads the
-newest committed seq M and the writers holding that lock. Any seq below M that is not
+(a BEFORE INSERT statement trigger on `events` takes it, whoever writes: app/models.py,
+migration 0015). An observation, in one statement (one snapshot), reads the newest
+committed seq M and the writers holding that lock. Any seq below M that is not
 visible belongs to one of those writers (it drew its seq before M was drawn, so before the
 snapshot, and it held the lock since). Once none of them is in flight any more, M is safe:
 everything at or below it has committed or never will. With no writer in flight, M is safe
