@@ -5,7 +5,7 @@ the body size limits. Each costs a header look-up; none reads a body it will ref
 import fnmatch
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +25,15 @@ PUBLIC_PATHS = WEBHOOK_PATHS | {
 PUBLIC_PREFIXES = ("/static-offline-docs/",)
 # Set in the request's state: whether it carried the API key (`/ready` says more when it did).
 API_KEY_VALID = "api_key_valid"
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (`name` lower case, as ASGI gives names), read
+    straight from the scope: each middleware asks for one, so none builds a whole Headers."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def is_public(path: str) -> bool:
@@ -60,7 +69,8 @@ class HostCheckMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.allowed_hosts and not self._allowed(Headers(scope=scope).get("host", "")):
+        host = (header(scope, b"host") or "").lower()
+        if self.allowed_hosts and not self._allowed(host):
             await _refuse(
                 scope,
                 receive,
@@ -70,8 +80,6 @@ class HostCheckMiddleware:
                 code="invalid_host",
             )
             return
-
-        host = Headers(scope=scope).get("host", "").lower()
 
         async def send_relative_redirects(message: Message) -> None:
             if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
@@ -124,7 +132,7 @@ class ApiKeyMiddleware:
 
     def _carries_key(self, scope: Scope) -> bool:
         assert self.api_key is not None
-        scheme, _, credentials = Headers(scope=scope).get("authorization", "").partition(" ")
+        scheme, _, credentials = (header(scope, b"authorization") or "").partition(" ")
         return scheme.lower() == "bearer" and secrets_equal(credentials.strip(), self.api_key)
 
 
@@ -150,7 +158,7 @@ class BodySizeLimitMiddleware:
         else:
             limit, setting = self.api_bytes, "MAX_API_BODY_BYTES"
         too_large = f"The request body is larger than {limit} bytes ({setting})."
-        declared = Headers(scope=scope).get("content-length")
+        declared = header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await _refuse(

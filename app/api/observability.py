@@ -5,10 +5,11 @@ import os
 import re
 import time
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.api.middleware import header
 from app.logs import escape_controls, request_id
 
 logger = logging.getLogger("app.access")
@@ -31,7 +32,7 @@ class RequestObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        offered = header(scope, b"x-request-id") or ""
         rid = offered if _VALID_REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
         token = request_id.set(rid)
         started = time.perf_counter()
