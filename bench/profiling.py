@@ -26,6 +26,45 @@ def start_profiler(processes: Processes, *, pid: int, seconds: float, output: Pa
     )
 
 
+# Where a sample's time goes, by the innermost frame it is in (its file), first match wins.
+# A C call shows as the Python frame that made it: `do_execute`/`do_commit` are psycopg2
+# (building the query, libpq, the socket), not SQLAlchemy.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("driver (psycopg2, libpq, socket)", ("do_execute (", "do_commit (", "do_rollback (")),
+    ("SQLAlchemy", ("sqlalchemy/",)),
+    ("logging", ("logging/",)),
+    ("metrics (prometheus_client)", ("prometheus_client/",)),
+    ("JSON and validation (json, pydantic)", ("json/", "pydantic", "orjson")),
+    ("thread hand-off (anyio, threading, queue)", ("anyio/", "threading.py", "queue.py")),
+    ("the service's own code (app/)", ("app/",)),
+    ("framework (Starlette, FastAPI)", ("starlette/", "fastapi/")),
+    ("server (uvicorn, asyncio, httptools)", ("uvicorn/", "asyncio/", "httptools")),
+)
+BACKGROUND = "BackgroundWorker._run"
+
+
+def layer_of(stack: str) -> str:
+    """The layer a sample's innermost frame is in ("background workers" for every frame of a
+    worker thread: not the measured requests' time)."""
+    if BACKGROUND in stack:
+        return "background workers"
+    leaf = stack.rsplit(";", 1)[-1]
+    for name, markers in LAYERS:
+        if any(marker in leaf for marker in markers):
+            return name
+    return "other (stdlib, C extensions)"
+
+
+def breakdown(raw: Path) -> Counter[str]:
+    """Samples per layer (see LAYERS)."""
+    layers: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            layers[layer_of(stack)] += int(count)
+    return layers
+
+
 def summarise(raw: Path) -> str:
     """The frames that take the most samples: inclusive (the service's own code, and the
     libraries it calls), then self."""
@@ -44,7 +83,10 @@ def summarise(raw: Path) -> str:
         own[frames[-1]] += samples
     if not total:
         return "no samples\n"
-    lines = [f"{total} samples of active threads; inclusive share, top {TOP_FRAMES}:"]
+    layers = breakdown(raw)
+    lines = [f"{total} samples of active threads; by layer (innermost frame):"]
+    lines += [f"{100 * samples / total:5.1f}%  {name}" for name, samples in layers.most_common()]
+    lines.append(f"\ninclusive share, top {TOP_FRAMES}:")
     lines += [
         f"{100 * samples / total:5.1f}%  {frame}"
         for frame, samples in inclusive.most_common(TOP_FRAMES)
