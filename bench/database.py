@@ -150,3 +150,52 @@ def add_conversation(
             connection.execute(text("VACUUM ANALYZE messages"))
             connection.execute(text("VACUUM ANALYZE conversations"))
     return Preload(messages=messages, seconds=time.monotonic() - started)
+
+
+# --- pg_stat_statements (with --profile) ------------------------------------------------------
+
+STATEMENTS_SHOWN = 12
+
+
+def statements_available(engine: Engine) -> bool:
+    """Whether PostgreSQL records statement statistics (the extension needs
+    `shared_preload_libraries = 'pg_stat_statements'` and a restart); creates it if so."""
+    with engine.connect() as connection:
+        preloaded = connection.execute(text("SHOW shared_preload_libraries")).scalar_one()
+        if "pg_stat_statements" not in preloaded:
+            return False
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+        connection.commit()
+    return True
+
+
+def reset_statements(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_stat_statements_reset()"))
+
+
+def statements_report(engine: Engine, *, requests: int) -> str:
+    """What the bench database ran since the reset: per statement, calls per request, mean
+    execution time in the server, and its share of the server's execution time."""
+    query = text(
+        "SELECT calls, total_exec_time, mean_exec_time, query FROM pg_stat_statements "
+        "JOIN pg_database ON pg_database.oid = dbid WHERE datname = current_database() "
+        "ORDER BY total_exec_time DESC"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    total_time = sum(row.total_exec_time for row in rows) or 1.0
+    total_calls = sum(row.calls for row in rows)
+    per_request = total_calls / requests if requests else 0.0
+    lines = [
+        f"{total_calls} statements in {total_time:.0f} ms of PostgreSQL execution time; "
+        f"{per_request:.2f} per request ({requests} requests, background work included)",
+        "calls/request  mean ms  share  statement",
+    ]
+    for row in rows[:STATEMENTS_SHOWN]:
+        shown = " ".join(row.query.split())[:150]
+        lines.append(
+            f"{row.calls / max(requests, 1):13.2f}  {row.mean_exec_time:7.3f}  "
+            f"{100 * row.total_exec_time / total_time:4.0f}%  {shown}"
+        )
+    return "\n".join(lines) + "\n"

@@ -142,11 +142,15 @@ def measure(
     if options.warmup_seconds > 0:
         drive(warmup_pool or pool, options.warmup_seconds)
     profiler = None
+    statements = False
     if options.profile_dir is not None:
         raw = options.profile_dir / f"{name}.raw"
         profiler = start_profiler(
             context.processes, pid=server_pid, seconds=options.seconds, output=raw
         )
+        statements = database.statements_available(context.engine)
+        if statements:
+            database.reset_statements(context.engine)
     with UsageMeter(server_pid) as meter:
         load = drive(pool, options.seconds)
     assert meter.usage is not None
@@ -154,6 +158,10 @@ def measure(
         summary = finish(profiler, raw=raw)
         context.processes.stop(profiler)
         context.say(f"  profile: {summary or 'py-spy wrote nothing'}")
+    if statements and options.profile_dir is not None:
+        report = options.profile_dir / f"{name}.statements.txt"
+        report.write_text(database.statements_report(context.engine, requests=load.requests))
+        context.say(f"  statements: {report}")
     row = Row(
         scenario=name,
         description=description,
