@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.models import Conversation, User, UTCDateTime, utcnow
+from app.models import Account, Conversation, User, UTCDateTime, utcnow
 from app.repositories.base import Position, rows_upsert
 from app.repositories.rows import ConversationClocks
 from app.repositories.rules import CONVERSATION_CLOCKS
@@ -82,21 +82,6 @@ def upsert(
     return upsert_many(session, [clocks])[(account_id, customer_id)].id
 
 
-def window_of(session: Session, *, account_id: str, customer_id: str) -> Row[Any] | None:
-    """The conversation's `id` and `last_inbound_at` (what a send checks), or None."""
-    return (
-        session.connection()
-        .execute(_WINDOW_OF, {"account_id": account_id, "customer_id": customer_id})
-        .first()
-    )
-
-
-_WINDOW_OF = select(Conversation.id, Conversation.last_inbound_at).where(
-    Conversation.account_id == bindparam("account_id"),
-    Conversation.customer_id == bindparam("customer_id"),
-)
-
-
 def has_account(session: Session, account_id: str) -> bool:
     """Whether any conversation belongs to this business account (it is not a customer)."""
     query = select(Conversation.id).where(Conversation.account_id == account_id).limit(1)
@@ -115,7 +100,8 @@ _READ_AT = select(Conversation.customer_read_at).where(
 
 
 def latest_for_customer(session: Session, *, customer_id: str) -> Row[Any] | None:
-    """The customer's most recently active conversation (a row of its columns).
+    """The customer's most recently active conversation (a row of its columns, and its
+    account's status as `account_status`: None when the account has no row).
 
     An IGSID is specific to one business account, so in practice there is exactly one.
     """
@@ -123,7 +109,8 @@ def latest_for_customer(session: Session, *, customer_id: str) -> Row[Any] | Non
 
 
 _LATEST_FOR_CUSTOMER = (
-    select(Conversation.__table__)
+    select(Conversation.__table__, Account.status.label("account_status"))
+    .outerjoin(Account, Account.id == Conversation.account_id)
     .where(Conversation.customer_id == bindparam("customer_id"))
     .order_by(Conversation.last_message_at.desc().nulls_last())
     .limit(1)

@@ -14,7 +14,10 @@ behind a slow Meta.
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.clients.instagram import InstagramClient
@@ -126,9 +129,18 @@ class EnvironmentAccount:
             return
 
 
-def account_for_customer(
+@dataclass(frozen=True, slots=True)
+class CustomerRoute:
+    """Who serves a customer: the account, and the customer's conversation with it as stored
+    (its columns, `id` and `last_inbound_at` among them; None when there is none yet)."""
+
+    account_id: str
+    conversation: Row[Any] | None
+
+
+def route_customer(
     session: Session, *, customer_id: str, environment: EnvironmentAccount
-) -> str:
+) -> CustomerRoute:
     """The account serving this customer: their conversation's, else the only one served.
 
     404 `conversation_not_found` when several accounts could; 409 `account_removed` when the
@@ -138,17 +150,18 @@ def account_for_customer(
     known = conversations.latest_for_customer(session, customer_id=customer_id)
     if known is not None:
         account_id = str(known.account_id)
-        require_served(session, account_id=account_id)
-        return account_id
+        if known.account_status == "removed":
+            raise _removed(account_id)
+        return CustomerRoute(account_id=account_id, conversation=known)
     served = accounts.listed(session)
     if len(served) == 1:
-        return served[0].id
+        return CustomerRoute(account_id=served[0].id, conversation=None)
     if not served:
         session.commit()  # no transaction (nor SQLite's lock) held while `/me` is awaited
         from_environment = environment.id()
         if from_environment is not None:
             require_served(session, account_id=from_environment)
-            return from_environment
+            return CustomerRoute(account_id=from_environment, conversation=None)
     raise NotFoundError(
         f"No conversation with customer {customer_id}: "
         + (
@@ -159,6 +172,13 @@ def account_for_customer(
         ),
         code="conversation_not_found",
     )
+
+
+def account_for_customer(
+    session: Session, *, customer_id: str, environment: EnvironmentAccount
+) -> str:
+    """The account serving this customer (see route_customer)."""
+    return route_customer(session, customer_id=customer_id, environment=environment).account_id
 
 
 def served_account_ids(session_factory: Callable[[], Session]) -> list[str]:
@@ -173,7 +193,11 @@ def require_served(session: Session, *, account_id: str) -> None:
     """409 `account_removed` when the account is no longer served."""
     account = accounts.get(session, account_id)
     if account is not None and account.status == "removed":
-        raise AccountRemovedError(
-            f"The business account {account_id} was removed: the service no longer sends, "
-            "reads profiles or refreshes tokens for it (add it again with a new token)."
-        )
+        raise _removed(account_id)
+
+
+def _removed(account_id: str) -> AccountRemovedError:
+    return AccountRemovedError(
+        f"The business account {account_id} was removed: the service no longer sends, "
+        "reads profiles or refreshes tokens for it (add it again with a new token)."
+    )

@@ -7,11 +7,11 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInputError, NotFoundError
 from app.models import Reaction, utcnow
-from app.repositories import conversations, messages, reactions
+from app.repositories import messages, reactions
 from app.repositories.rows import ReactionRow
 from app.services import window
 from app.services.events import outbox
-from app.services.routing import EnvironmentAccount, account_for_customer
+from app.services.routing import EnvironmentAccount, route_customer
 from app.services.sending.actions import SenderActionService
 
 
@@ -33,13 +33,9 @@ class ReactionService:
 
     def react(self, *, customer_id: str, mid: str, reaction: str | None) -> Reaction:
         """React to a customer's message as the business (`reaction` None: unreact)."""
-        account_id = account_for_customer(
-            self.session, customer_id=customer_id, environment=self.environment
-        )
+        route = route_customer(self.session, customer_id=customer_id, environment=self.environment)
+        account_id, conversation = route.account_id, route.conversation
         target = messages.get_by_mid(self.session, mid)
-        conversation = conversations.window_of(
-            self.session, account_id=account_id, customer_id=customer_id
-        )
         if target is None or conversation is None or target.conversation_id != conversation.id:
             raise NotFoundError(
                 f"No message {mid} in the conversation with {customer_id}.",

@@ -21,7 +21,7 @@ from app.schemas.v1.read import JsonObject, columns_of, message_json
 from app.services import window
 from app.services.events import outbox
 from app.services.media import attachments
-from app.services.routing import EnvironmentAccount, account_for_customer
+from app.services.routing import CustomerRoute, EnvironmentAccount, route_customer
 from app.services.sending.payload import stored_attachments
 from app.services.sending.recording import DeliveredSend, UnrecordedSends, record_sent
 
@@ -48,8 +48,12 @@ class SendService:
 
     def read(self, message: Message) -> JsonObject:
         """The MessageRead of a message just sent (or repeated), with its media."""
-        media = attachments.media_by_message(self.session, [message.id])
-        return message_json(columns_of(message), reactions=[], media=media.get(message.id))
+        media = (
+            attachments.media_by_message(self.session, [message.id]).get(message.id)
+            if message.attachments
+            else None
+        )
+        return message_json(columns_of(message), reactions=[], media=media)
 
     def send(
         self,
@@ -72,13 +76,10 @@ class SendService:
             earlier = messages.get_by_idempotency_key(self.session, idempotency_key)
             if earlier is not None:
                 return _repeat(earlier, fingerprint=fingerprint)
-        account_id = account_for_customer(
-            self.session, customer_id=customer_id, environment=self.environment
-        )
+        route = route_customer(self.session, customer_id=customer_id, environment=self.environment)
+        account_id = route.account_id
         now = self.clock()
-        conversation_id = self._open_conversation(
-            account_id=account_id, customer_id=customer_id, tag=tag, now=now
-        )
+        conversation_id = self._open_conversation(route, customer_id=customer_id, tag=tag, now=now)
         try:
             message = self._add_pending(
                 conversation_id=conversation_id,
@@ -140,18 +141,18 @@ class SendService:
         return message
 
     def _open_conversation(
-        self, *, account_id: str, customer_id: str, tag: str | None, now: datetime
+        self, route: CustomerRoute, *, customer_id: str, tag: str | None, now: datetime
     ) -> int:
         """The conversation's id (created when new); 409 when our records show the window
         is closed."""
-        known = conversations.window_of(
-            self.session, account_id=account_id, customer_id=customer_id
-        )
+        known = route.conversation
         if known is not None:
             window.check(known.last_inbound_at, tag=tag, now=now)
             return int(known.id)
-        users.ensure(self.session, user_ids=[customer_id, account_id])
-        return conversations.upsert(self.session, account_id=account_id, customer_id=customer_id)
+        users.ensure(self.session, user_ids=[customer_id, route.account_id])
+        return conversations.upsert(
+            self.session, account_id=route.account_id, customer_id=customer_id
+        )
 
     def _call_meta(
         self, message: Message, *, account_id: str, content: dict[str, Any], tag: str | None

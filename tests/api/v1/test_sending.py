@@ -13,6 +13,7 @@ from tests.conftest import StartService
 from tests.helpers import (
     ACCOUNT_ID,
     ServiceClient,
+    StatementCounter,
     add_fault,
     count_rows,
     customer_writes,
@@ -614,3 +615,22 @@ def test_refresh_reports_metas_error_instead_of_the_cache(
     assert response.status_code == 429
     assert response.json()["code"] == "instagram_rate_limited"
     assert graph_calls(meta, "profile")[-1]["status_code"] == 400  # Meta was asked, and refused
+
+
+def test_a_text_send_reads_the_conversation_once_and_no_media(
+    service: SharedService, api: ServiceClient, meta: ServiceClient, db: Session, anna: dict
+) -> None:
+    """The statements of a send to a customer who wrote in: the route and the window come
+    from one read of the conversation (with its account's status), and a message without
+    attachments asks for no media."""
+    meta.put("/_sandbox/config", json={"echo_mode": "off"})  # only the send's statements
+    service.pause_workers()
+    with StatementCounter(service.app.state.engine) as counted:
+        response = send(api, anna["id"], {"text": "Counted"})
+
+    assert response.status_code == 201, response.text
+    assert [row.text for row in outbound(db)] == ["Counted"]
+    reads = [s for s in counted.statements if s.lstrip().startswith("SELECT")]
+    assert len([s for s in reads if "FROM conversations" in s]) == 1
+    assert not [s for s in counted.statements if "FROM media" in s]
+    assert not [s for s in reads if "FROM accounts" in s]  # its status came with the route
