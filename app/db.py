@@ -8,6 +8,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.models import UTC_SESSIONS
 
 # The database itself is away (down, restarting, unreachable, or no pooled connection free
 # in time), as opposed to a statement it refused. Callers answer 503 or retry later.
@@ -47,7 +48,17 @@ def create_db_engine(settings: Settings) -> Engine:
     )
     if url.startswith("postgresql"):
         event.listen(engine, "checkout", _replace_if_closed_by_server)
+        event.listen(engine, "connect", _utc_session)
+        setattr(engine.dialect, UTC_SESSIONS, True)
     return engine
+
+
+def _utc_session(dbapi_connection: Any, _: Any) -> None:
+    """Every connection speaks UTC, whatever the server's TimeZone: psycopg2 then returns
+    aware UTC datetimes as they are (UTCDateTime has nothing left to convert)."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
 
 
 def _replace_if_closed_by_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -45,6 +45,10 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
+# Set on a dialect whose every connection runs with TimeZone UTC (app/db.py).
+UTC_SESSIONS = "insta_utc_sessions"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """`timestamptz` on PostgreSQL; on SQLite naive UTC text. Always aware UTC in Python."""
 
@@ -63,6 +67,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        # The service's PostgreSQL connections run with TimeZone UTC (app/db.py), so psycopg2
+        # already returns datetimes in UTC: a call per value, 6 per message row, saved.
+        if dialect.name == "postgresql" and getattr(dialect, UTC_SESSIONS, False):
+            return None
+        return super().result_processor(dialect, coltype)
 
 
 def utcnow() -> datetime:

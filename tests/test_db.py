@@ -3,14 +3,18 @@ closed are replaced before they serve a request."""
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, make_url, select, text
+from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db import create_db_engine
 from app.main import create_app
+from app.models import User
 from app.sandbox.server import BackgroundServer
 from tests.conftest import Databases
 from tests.helpers import (
@@ -113,3 +117,29 @@ def test_reads_webhooks_and_sends_succeed_right_after_the_server_ends_every_conn
         stored = api.get(history, params={"limit": 50}).json()["data"]
         texts = {message["text"] for message in stored}
         assert {f"still here {n}" for n in range(5)} <= texts
+
+
+def test_the_services_connections_speak_utc_whatever_the_servers_time_zone(
+    postgres_admin: Engine, tmp_path: Path
+) -> None:
+    """UTCDateTime leaves PostgreSQL's datetimes as psycopg2 returns them, because every
+    connection of the service's engine is set to UTC: a server in another zone changes
+    nothing (its offset would otherwise reach the API's "…Z" times)."""
+    databases = Databases("postgresql", directory=tmp_path, postgres_admin=postgres_admin)
+    url = make_url(databases.new())
+    tokyo = f"{url.query['options']} -ctimezone=Asia/Tokyo"
+    settings = Settings(
+        _env_file=None,
+        database_url=url.set(query={"options": tokyo}).render_as_string(hide_password=False),
+    )
+    engine = create_db_engine(settings)
+    try:
+        with Session(engine) as session:
+            session.add(User(id="1001", username="u"))
+            session.commit()
+            [fetched_at] = session.execute(select(User.created_at)).scalars()
+            assert fetched_at.tzinfo is UTC
+            assert session.execute(text("SHOW TIME ZONE")).scalar_one() == "UTC"
+    finally:
+        engine.dispose()
+        databases.drop_all()
