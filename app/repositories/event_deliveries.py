@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, func, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.models import Event, EventDelivery, EventDeliveryAttempt, WebhookEndpoint
@@ -36,34 +36,44 @@ def fan_out(
     limit: int,
 ) -> int:
     """Create the deliveries of the endpoint's events with after < seq <= up_to (at most
-    `limit`; existing ones are kept as they are); the seq it got to."""
-    rows = session.execute(
-        select(EVENTS.c.seq, EVENTS.c.conversation)
-        .where(EVENTS.c.seq > after, EVENTS.c.seq <= up_to, *_wanted(endpoint))
-        .order_by(EVENTS.c.seq)
-        .limit(limit)
-    ).all()
-    if rows:
-        insert = upsert_insert(session, DELIVERIES).values(
-            [
-                {
-                    "endpoint_id": endpoint.id,
-                    "event_seq": seq,
-                    "conversation": conversation or "",
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for seq, conversation in rows
-            ]
-        )
+    `limit`; existing ones are kept as they are); the seq it got to.
+
+    Two statements of one shape whatever the number of events (compiled once): the seqs
+    wanted, then one INSERT … SELECT of their deliveries."""
+    wanted = _wanted(endpoint)
+    seqs = (
         session.execute(
-            insert.on_conflict_do_nothing(
-                index_elements=[DELIVERIES.c.endpoint_id, DELIVERIES.c.event_seq]
-            )
+            select(EVENTS.c.seq)
+            .where(EVENTS.c.seq > after, EVENTS.c.seq <= up_to, *wanted)
+            .order_by(EVENTS.c.seq)
+            .limit(limit)
         )
-    return int(rows[-1].seq) if len(rows) == limit else up_to
+        .scalars()
+        .all()
+    )
+    if not seqs:
+        return up_to
+    last = int(seqs[-1])
+    at = bindparam("now", now, type_=DELIVERIES.c.next_attempt_at.type)
+    deliveries = select(
+        bindparam("endpoint_id", endpoint.id, type_=DELIVERIES.c.endpoint_id.type),
+        EVENTS.c.seq,
+        func.coalesce(EVENTS.c.conversation, ""),
+        literal("pending"),
+        literal(0),
+        at,
+        at,
+    ).where(EVENTS.c.seq > after, EVENTS.c.seq <= last, *wanted)
+    columns = ["endpoint_id", "event_seq", "conversation", "status", "attempts"]
+    insert = upsert_insert(session, DELIVERIES).from_select(
+        [*columns, "next_attempt_at", "created_at"], deliveries
+    )
+    session.execute(
+        insert.on_conflict_do_nothing(
+            index_elements=[DELIVERIES.c.endpoint_id, DELIVERIES.c.event_seq]
+        )
+    )
+    return last if len(seqs) == limit else up_to
 
 
 def restart(session: Session, *, endpoint_id: str, since_seq: int, now: datetime) -> int:
