@@ -405,7 +405,12 @@ def graph_hang(drills: Drills, *, senders: int = 16) -> DrillResult:
         drills.processes,
         database_url=drills.database_url,
         graph_url=sandbox.url,
-        overrides={"INSTAGRAM_READ_TIMEOUT": str(GRAPH_READ_TIMEOUT_SECONDS)},
+        # One account, whose own slots would turn senders away first (16 by default): here it
+        # may hold every slot of the process, the drill's subject.
+        overrides={
+            "INSTAGRAM_READ_TIMEOUT": str(GRAPH_READ_TIMEOUT_SECONDS),
+            "INSTAGRAM_ACCOUNT_MAX_CONCURRENCY": str(GRAPH_MAX_CONCURRENCY),
+        },
         cpus=None,
     )
     url = base_url(process)
