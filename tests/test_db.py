@@ -65,25 +65,29 @@ def postgres_service(
 
 
 def end_every_connection(postgres_admin: Engine) -> int:
-    """What a restart does to the service's sessions: the server ends them (57P01)."""
+    """What a restart does to the service's sessions: the server ends them (57P01). Waits
+    until those sessions are gone (the service's background threads may open new ones at
+    once: those are not waited for)."""
     with postgres_admin.connect() as connection:
-        ended = connection.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = :name"
-            ),
-            {"name": APPLICATION_NAME},
-        ).scalar_one()
+        ended = list(
+            connection.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pg_terminate_backend(pid)"
+                ),
+                {"name": APPLICATION_NAME},
+            ).scalars()
+        )
 
     def gone() -> bool:
         with postgres_admin.connect() as connection:
             return not connection.execute(
-                text("SELECT 1 FROM pg_stat_activity WHERE application_name = :name"),
-                {"name": APPLICATION_NAME},
+                text("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                {"pids": ended},
             ).first()
 
     wait_until(gone, what="the server to end the service's sessions")
-    return int(ended)
+    return len(ended)
 
 
 def test_reads_webhooks_and_sends_succeed_right_after_the_server_ends_every_connection(
