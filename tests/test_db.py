@@ -69,15 +69,19 @@ def end_every_connection(postgres_admin: Engine) -> int:
     until those sessions are gone (the service's background threads may open new ones at
     once: those are not waited for)."""
     with postgres_admin.connect() as connection:
-        ended = list(
-            connection.execute(
+        # In the select list, not the WHERE: PostgreSQL may evaluate a WHERE's conditions in
+        # any order, and would end every session, this one too.
+        ended = [
+            pid
+            for pid, terminated in connection.execute(
                 text(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE application_name = :name AND pg_terminate_backend(pid)"
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
                 ),
                 {"name": APPLICATION_NAME},
-            ).scalars()
-        )
+            )
+            if terminated
+        ]
 
     def gone() -> bool:
         with postgres_admin.connect() as connection:
