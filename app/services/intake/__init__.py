@@ -4,7 +4,9 @@
 - `collectors`: one per webhook event type, parsing it into the batch;
 - `batch`: the per-delivery batch, merging rows by the rules their upserts apply, so each
   table takes one statement;
-- `delivery`: `apply_delivery`, isolating a webhook event that fails.
+- `delivery`: `apply_delivery`, isolating a webhook event that fails;
+- `accounts`: which accounts are served, and their webhook clocks, remembered per process;
+- `pending`: entries of accounts not served yet, applied when they are added.
 
 Every write is idempotent (keyed by Meta's ids), so duplicates and retries change nothing.
 The rows crossing into the repositories and the merge rules live beside the SQL that writes
