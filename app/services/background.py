@@ -3,9 +3,14 @@ refreshes): started and stopped by `create_app`'s lifespan."""
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
+
+# While rounds keep failing (the database is down, say), the first failure is logged with its
+# traceback, then one line at most this often, and the recovery once.
+REPEAT_LOG_SECONDS = 60.0
 
 
 class WorkerThread(threading.Thread):
@@ -27,6 +32,8 @@ class BackgroundWorker:
         self._state = threading.Condition()
         self._paused = False
         self._in_round = False
+        self._failures = 0  # rounds failed in a row
+        self._logged_at = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -63,10 +70,12 @@ class BackgroundWorker:
                 self._in_round = True
             try:
                 busy = self.step()
-            except Exception:
+            except Exception as exc:
                 # A database or network hiccup must not kill the thread: log, wait, go on.
-                logger.exception("%s: round failed", self.name)
+                self._failed(exc)
                 busy = False
+            else:
+                self._recovered()
             finally:
                 with self._state:
                     self._in_round = False
@@ -74,3 +83,24 @@ class BackgroundWorker:
             if not busy:
                 self._wake.wait(self.idle_seconds)
             self._wake.clear()
+
+    def _failed(self, exc: Exception) -> None:
+        self._failures += 1
+        now = time.monotonic()
+        if self._failures == 1:
+            logger.error("%s: round failed", self.name, exc_info=exc)
+            self._logged_at = now
+        elif now - self._logged_at >= REPEAT_LOG_SECONDS:
+            logger.error(
+                "%s: round failed again (%d in a row): %s: %s",
+                self.name,
+                self._failures,
+                type(exc).__name__,
+                exc,
+            )
+            self._logged_at = now
+
+    def _recovered(self) -> None:
+        if self._failures:
+            logger.warning("%s: rounds succeed again after %d failed", self.name, self._failures)
+            self._failures = 0
