@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.db import create_db_engine
 from app.main import create_app
 from app.sandbox.server import BackgroundServer
 from tests import stack as shared
@@ -203,6 +204,37 @@ def db(database_url: str) -> Iterator[Session]:
     session = sessionmaker(bind=engine, expire_on_commit=False)()
     yield session
     session.close()
+    engine.dispose()
+
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(database_url: str, sandbox: BackgroundServer) -> MakeSettings:
+    """Settings for a use case run in the test process (not through a service): the test
+    database, the sandbox as Graph API, no retries of Graph reads; `overrides` on top."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "instagram_app_secret": APP_SECRET,
+            "instagram_webhook_token": VERIFY_TOKEN,
+            "instagram_user_token": USER_TOKEN,
+            "instagram_account_id": ACCOUNT_ID,
+            "instagram_graph_url": sandbox.url,
+            "instagram_get_retries": 0,
+        }
+        return Settings(_env_file=None, **{**values, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the database of the module's `settings` (its own engine)."""
+    engine = create_db_engine(settings)
+    yield sessionmaker(bind=engine, expire_on_commit=False)
     engine.dispose()
 
 

@@ -1,7 +1,7 @@
 """The token store, the refresh job and the Graph client, wired as the service wires them, on
 a fresh database (each backend) and the sandbox over HTTP, with a controllable clock."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,17 +10,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.instagram import InstagramClient
 from app.config import Settings
-from app.db import create_db_engine
 from app.models import Account
 from app.repositories import accounts
-from app.sandbox.server import BackgroundServer
 from app.services.tokens import TokenRefresher, TokenStore
+from tests.conftest import MakeSettings
 from tests.helpers import (
     ACCOUNT_ID,
     API_KEY,
-    APP_SECRET,
-    USER_TOKEN,
-    VERIFY_TOKEN,
     Clock,
     ServiceClient,
 )
@@ -28,25 +24,18 @@ from tests.helpers import (
 DAY = 24 * 60 * 60
 
 
-MakeSettings = Callable[..., Settings]
-
-
 @pytest.fixture
-def make_settings(database_url: str, sandbox: BackgroundServer) -> MakeSettings:
+def make_settings(make_settings: MakeSettings) -> MakeSettings:
+    """The root's settings, with the API key on and the token read from the database on
+    every call (no waiting in tests), its refresh retried only after an hour."""
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database_url": database_url,
-            "instagram_app_secret": APP_SECRET,
-            "instagram_webhook_token": VERIFY_TOKEN,
-            "instagram_user_token": USER_TOKEN,
-            "instagram_account_id": ACCOUNT_ID,
-            "instagram_graph_url": sandbox.url,
             "api_key": API_KEY,
-            "instagram_get_retries": 0,
-            "token_cache_seconds": 0,  # every call reads the database: no waiting in tests
+            "token_cache_seconds": 0,
             "token_refresh_retry_seconds": 3600,
         }
-        return Settings(_env_file=None, **{**values, **overrides})
+        return make_settings(**{**values, **overrides})
 
     return make
 
@@ -54,13 +43,6 @@ def make_settings(database_url: str, sandbox: BackgroundServer) -> MakeSettings:
 @pytest.fixture
 def settings(make_settings: MakeSettings) -> Settings:
     return make_settings()
-
-
-@pytest.fixture
-def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = create_db_engine(settings)
-    yield sessionmaker(bind=engine, expire_on_commit=False)
-    engine.dispose()
 
 
 class Process:

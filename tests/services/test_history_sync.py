@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.instagram import InstagramClient
 from app.config import Settings
-from app.db import create_db_engine
 from app.models import (
     AccountSync,
     Conversation,
@@ -23,8 +22,8 @@ from app.models import (
     utcnow,
 )
 from app.repositories import sync as sync_rows
-from app.sandbox.server import BackgroundServer
 from app.services.sync.runner import HistorySync
+from tests.conftest import MakeSettings
 from tests.helpers import (
     ACCOUNT_ID,
     USER_TOKEN,
@@ -39,23 +38,10 @@ BASE_MS = 1_767_000_000_000  # 2025-12-29: an older history than any webhook in 
 
 
 @pytest.fixture
-def settings(database_url: str, sandbox: BackgroundServer) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=database_url,
-        instagram_user_token=USER_TOKEN,
-        instagram_account_id=ACCOUNT_ID,
-        instagram_graph_url=sandbox.url,
-        instagram_get_retries=0,
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings(
         sync_calls_per_second=0,
     )
-
-
-@pytest.fixture
-def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = create_db_engine(settings)
-    yield sessionmaker(bind=engine, expire_on_commit=False)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -15,11 +15,10 @@ from app.config import Settings
 from app.db import create_db_engine
 from app.models import User
 from app.repositories import conversations, users
-from app.sandbox.server import BackgroundServer
 from app.services.profiles import ProfileFetcher
+from tests.conftest import MakeSettings
 from tests.helpers import (
     ACCOUNT_ID,
-    USER_TOKEN,
     Clock,
     ServiceClient,
     add_fault,
@@ -32,24 +31,11 @@ from tests.stack import SharedService
 
 
 @pytest.fixture
-def settings(database_url: str, sandbox: BackgroundServer) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=database_url,
-        instagram_user_token=USER_TOKEN,
-        instagram_account_id=ACCOUNT_ID,
-        instagram_graph_url=sandbox.url,
-        instagram_get_retries=0,
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings(
         profile_retry_seconds=300,
         profile_cache_ttl_seconds=3600,
     )
-
-
-@pytest.fixture
-def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = create_db_engine(settings)
-    yield sessionmaker(bind=engine, expire_on_commit=False)
-    engine.dispose()
 
 
 @pytest.fixture
