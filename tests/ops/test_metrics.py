@@ -61,6 +61,14 @@ class Scrapes:
         return value(self.after, name, **labels) - value(self.before, name, **labels)
 
 
+def events_moved(watch: Scrapes, *kinds: tuple[str, str]) -> list[float]:
+    """How far insta_webhook_events_total moved for the account, per (type, outcome)."""
+    return [
+        watch.moved("insta_webhook_events_total", account=ACCOUNT_ID, type=type_, outcome=outcome)
+        for type_, outcome in kinds
+    ]
+
+
 @pytest.fixture
 def client(service: SharedService) -> Iterator[ServiceClient]:
     with ServiceClient(service.url) as made:
@@ -103,30 +111,8 @@ def test_delivery_and_event_counters_move(client: ServiceClient) -> None:
 
     assert watch.moved("insta_webhook_deliveries_total", outcome="applied") == 4
     assert watch.moved("insta_webhook_deliveries_total", outcome="duplicate") == 1
-    assert (
-        watch.moved(
-            "insta_webhook_events_total", account=ACCOUNT_ID, type="message", outcome="applied"
-        )
-        == 1
-    )
-    assert (
-        watch.moved(
-            "insta_webhook_events_total", account=ACCOUNT_ID, type="message", outcome="duplicate"
-        )
-        == 1
-    )
-    assert (
-        watch.moved(
-            "insta_webhook_events_total", account=ACCOUNT_ID, type="reaction", outcome="applied"
-        )
-        == 1
-    )
-    assert (
-        watch.moved(
-            "insta_webhook_events_total", account=ACCOUNT_ID, type="reaction", outcome="duplicate"
-        )
-        == 1
-    )
+    assert events_moved(watch, ("message", "applied"), ("message", "duplicate")) == [1, 1]
+    assert events_moved(watch, ("reaction", "applied"), ("reaction", "duplicate")) == [1, 1]
     assert watch.moved("insta_webhook_lag_seconds_count") == 4
     # The message was 3 seconds old: its lag falls in the 5-second bucket, not the 2-second
     # one (and the reaction of the example is a year old).
@@ -151,18 +137,7 @@ def test_failed_ignored_and_refused_deliveries_are_counted(client: ServiceClient
     assert client.deliver(b"{not json").status_code == 400
 
     assert watch.moved("insta_webhook_deliveries_total", outcome="failed") == 1
-    assert (
-        watch.moved(
-            "insta_webhook_events_total", account=ACCOUNT_ID, type="message", outcome="failed"
-        )
-        == 1
-    )
-    assert (
-        watch.moved(
-            "insta_webhook_events_total", account=ACCOUNT_ID, type="unknown", outcome="ignored"
-        )
-        == 1
-    )
+    assert events_moved(watch, ("message", "failed"), ("unknown", "ignored")) == [1, 1]
     assert watch.moved("insta_webhook_signature_failures_total", reason="wrong") == 1
     assert watch.moved("insta_webhook_signature_failures_total", reason="missing") == 1
     assert watch.moved("insta_webhook_deliveries_total", outcome="invalid_signature") == 2
