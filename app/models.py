@@ -427,17 +427,19 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
-# On PostgreSQL every INSERT into `events` first takes the outbox's writer lock (shared,
-# until the transaction ends; app/repositories/events.py WRITER_LOCK), before it draws any
-# `seq`: whoever writes events is seen by the safe horizon. Migration 0015 made the same.
+# The outbox's writer lock: pg_advisory_xact_lock_shared(classid, objid), ("inst", "evts" as
+# 32-bit integers). On PostgreSQL every INSERT into `events` takes it first (shared, until the
+# transaction ends), before it draws any `seq`, so whoever writes events is seen by the safe
+# horizon (app/services/events/horizon.py). Migration 0015 made the same trigger.
+EVENTS_WRITER_LOCK = (0x696E7374, 0x65767473)
 for _ddl in (
     "CREATE FUNCTION events_take_writer_lock() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN PERFORM pg_advisory_xact_lock_shared(1768846196, 1702261875); RETURN NULL; END $$",
+    f"BEGIN PERFORM pg_advisory_xact_lock_shared{EVENTS_WRITER_LOCK}; RETURN NULL; END $$",
     "CREATE TRIGGER events_writer_lock BEFORE INSERT ON events "
     "FOR EACH STATEMENT EXECUTE FUNCTION events_take_writer_lock()",
 ):
-    lock = DDL(_ddl).execute_if(dialect="postgresql")  # type: ignore[no-untyped-call]
-    event.listen(Event.__table__, "after_create", lock)
+    _take_lock = DDL(_ddl).execute_if(dialect="postgresql")  # type: ignore[no-untyped-call]
+    event.listen(Event.__table__, "after_create", _take_lock)
 
 
 MEDIA_STATES = ("remote", "pending", "stored", "too_large", "unsupported", "expired", "failed")

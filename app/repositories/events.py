@@ -8,14 +8,13 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from app.models import Event, EventDelivery, EventDeliveryAttempt
+from app.models import EVENTS_WRITER_LOCK, Event, EventDelivery, EventDeliveryAttempt
 
 EVENTS = Event.__table__
-# pg_advisory_xact_lock_shared(classid, objid): held by every transaction writing events from
-# before its `seq` is drawn until it ends — taken by PostgreSQL itself, a BEFORE INSERT
-# statement trigger on `events` (migration 0015) — ; readers list its holders (pg_locks) to
-# know which writers are still in flight. ("inst", "evts" as 32-bit integers.)
-WRITER_LOCK = (0x696E7374, 0x65767473)
+# Held by every transaction writing events from before its `seq` is drawn until it ends (a
+# trigger on `events` takes it: app/models.py); readers list its holders (pg_locks) to know
+# which writers are still in flight.
+WRITER_LOCK = EVENTS_WRITER_LOCK
 # One statement, one snapshot: the newest committed seq, and the event writers in flight.
 _OBSERVE = text(
     "SELECT (SELECT max(seq) FROM events), ARRAY("
