@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import WebhookServiceDep
+from app.api.deps import WebhookCallDep, WebhookServiceDep
 from app.schemas.errors import error_responses
 
 router = APIRouter(tags=["webhook"])
@@ -30,14 +30,6 @@ SAMPLE_DELIVERY = {
         }
     ],
 }
-
-
-async def read_raw_body(request: Request) -> bytes:
-    # The signature covers the exact bytes Meta sent, so the body is read raw, before parsing.
-    return await request.body()
-
-
-RawBody = Annotated[bytes, Depends(read_raw_body)]
 
 
 @router.get(
@@ -68,12 +60,22 @@ def verify_webhook(
     "/webhook",
     summary="Receive Instagram events",
     openapi_extra={
+        "parameters": [
+            {
+                "name": "X-Hub-Signature-256",
+                "in": "header",
+                "required": False,
+                "description": "`sha256=` and the HMAC-SHA256 of the raw body with "
+                "INSTAGRAM_APP_SECRET, in hex.",
+                "schema": {"type": "string"},
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"type": "object"}, "example": SAMPLE_DELIVERY}
             },
-        }
+        },
     },
     responses={
         200: {
@@ -84,15 +86,11 @@ def verify_webhook(
     },
 )
 @router.post("/webhook/", include_in_schema=False)
-def receive_webhook(
-    service: WebhookServiceDep,
-    body: RawBody,
-    signature: Annotated[str | None, Header(alias="X-Hub-Signature-256")] = None,
-) -> Response:
+def receive_webhook(call: WebhookCallDep) -> Response:
     """Verify `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with INSTAGRAM_APP_SECRET),
     then store the raw delivery and every message in it in one transaction, idempotently by
     `mid`. Events of other kinds are kept in the raw delivery. 403 for a missing or wrong
     signature (nothing is stored), 400 for malformed JSON, 413 for an oversize body, 503
     when the database is down (Meta retries)."""
-    service.receive(body=body, signature=signature)
-    return Response(content=body, media_type="application/json")
+    call.service.receive(body=call.body, signature=call.signature)
+    return Response(content=call.body, media_type="application/json")
