@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, func, literal, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.models import Event, EventDelivery, EventDeliveryAttempt, WebhookEndpoint
@@ -206,8 +206,8 @@ def record_attempt(
     ).first()
     if updated is None:
         return
-    session.add(
-        EventDeliveryAttempt(
+    session.execute(  # Core, not the ORM's unit of work: one row, nothing to track
+        insert(EventDeliveryAttempt).values(
             delivery_id=delivery_id,
             endpoint_id=updated.endpoint_id,
             number=updated.attempts,
@@ -217,7 +217,6 @@ def record_attempt(
             error=error,
         )
     )
-    session.flush()
 
 
 def attempts_of_endpoint(session: Session, *, endpoint_id: str, limit: int) -> Sequence[Row[Any]]:
