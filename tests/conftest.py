@@ -212,20 +212,12 @@ MakeSettings = Callable[..., Settings]
 
 @pytest.fixture
 def make_settings(database_url: str, sandbox: BackgroundServer) -> MakeSettings:
-    """Settings for a use case run in the test process (not through a service): the test
-    database, the sandbox as Graph API, no retries of Graph reads; `overrides` on top."""
+    """Settings for a use case run in the test process (not through a service): the
+    service's test settings, without retries of Graph reads; `overrides` on top."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": database_url,
-            "instagram_app_secret": APP_SECRET,
-            "instagram_webhook_token": VERIFY_TOKEN,
-            "instagram_user_token": USER_TOKEN,
-            "instagram_account_id": ACCOUNT_ID,
-            "instagram_graph_url": sandbox.url,
-            "instagram_get_retries": 0,
-        }
-        return Settings(_env_file=None, **{**values, **overrides})
+        values = shared.service_settings(database_url=database_url, graph_url=sandbox.url)
+        return Settings(_env_file=None, **{**values, "instagram_get_retries": 0, **overrides})
 
     return make
 
