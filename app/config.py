@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     events_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
     events_disable_after_hours: float = Field(default=120, gt=0)
     events_retention_days: int = Field(default=7, ge=1)
+    # The delivery threads' CPU priority (Linux nice, 0-19): when the process's core is
+    # saturated, webhooks and reads go first and delivery catches up afterwards.
+    events_delivery_nice: int = Field(default=19, ge=0, le=19)
 
     # Attachments (app/services/media/). By default only Meta's CDN URLs are kept (Meta's
     # policy: docs/media.md); `local` (files under MEDIA_DIR) or `s3` (any S3-compatible store)

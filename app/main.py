@@ -207,7 +207,8 @@ def _with_workers(parts: Components) -> Components:
     )
     pending_worker = PendingWorker(sessions)
     delivery_worker = DeliveryWorker(
-        Deliverer(session_factory=sessions, settings=settings, horizon=parts.events_horizon)
+        Deliverer(session_factory=sessions, settings=settings, horizon=parts.events_horizon),
+        nice=settings.events_delivery_nice,
     )
     stream_poller = StreamPoller(parts.broadcaster)
     sync_worker = SyncWorker(parts.history_sync)

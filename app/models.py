@@ -542,13 +542,24 @@ class EventDelivery(Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_seq"),
         CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
-        # What is due; and per endpoint and conversation, the oldest still pending.
-        Index("ix_event_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # Only pending deliveries are looked for, so only they are indexed: what is due, in
+        # the order a claim takes it (an index scan that stops at its LIMIT, however long
+        # the backlog); and per endpoint and conversation the oldest still pending (one
+        # probe, however long the conversation's delivered history).
         Index(
-            "ix_event_deliveries_endpoint_id_conversation",
+            "ix_event_deliveries_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=sql_text("status = 'pending'"),
+            sqlite_where=sql_text("status = 'pending'"),
+        ),
+        Index(
+            "ix_event_deliveries_pending_conversation",
             "endpoint_id",
             "conversation",
             "event_seq",
+            postgresql_where=sql_text("status = 'pending'"),
+            sqlite_where=sql_text("status = 'pending'"),
         ),
         Index("ix_event_deliveries_event_seq", "event_seq"),
     )
@@ -565,10 +576,6 @@ class EventDelivery(Base):
     attempts: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
-    last_attempt_at: Mapped[datetime | None]
-    last_status_code: Mapped[int | None]
-    last_duration_ms: Mapped[int | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 

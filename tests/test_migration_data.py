@@ -326,3 +326,67 @@ def test_0014_seals_stored_endpoint_secrets_and_deliveries_still_verify(
     for secret in (current, previous):
         assert Webhook(secret).verify(got.body, got.headers)["type"] == "ping"
     assert downgraded == (current, previous)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url_at_0016(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'upgrade.db'}"
+    else:
+        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
+    command.upgrade(alembic_config(url), "0016")
+    return url
+
+
+def test_0016_downgrade_fills_the_last_attempt_columns_from_the_attempts(
+    database_url_at_0016: str,
+) -> None:
+    url = database_url_at_0016
+    at = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO webhook_endpoints (id, url, secret) VALUES ('we_1', 'x', 'whsec_x')")
+        )
+        for seq in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO events (seq, id, type, payload) VALUES (:seq, :id, 'ping', '{}')"
+                ),
+                {"seq": seq, "id": f"evt_{seq}"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO event_deliveries (id, endpoint_id, event_seq, conversation,"
+                    " status, attempts, next_attempt_at) VALUES (:seq, 'we_1', :seq, '',"
+                    " 'pending', :attempts, :at)"
+                ),
+                {"seq": seq, "attempts": 2 if seq == 1 else 0, "at": at},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO event_delivery_attempts (delivery_id, endpoint_id, number,"
+                " attempted_at, status_code, duration_ms, error) VALUES"
+                " (1, 'we_1', 1, :first, NULL, 5000, 'no answer within 15 s'),"
+                " (1, 'we_1', 2, :at, 503, 41, 'HTTP 503')"
+            ),
+            {"first": at - timedelta(minutes=5), "at": at},
+        )
+    engine.dispose()
+
+    command.downgrade(alembic_config(url), "0015")
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT event_seq, last_status_code, last_duration_ms, last_error,"
+                " last_attempt_at IS NOT NULL FROM event_deliveries ORDER BY event_seq"
+            )
+        ).all()
+    command.upgrade(alembic_config(url), "head")
+    engine.dispose()
+
+    assert [tuple(row) for row in rows] == [
+        (1, 503, 41, "HTTP 503", True),
+        (2, None, None, None, False),
+    ]

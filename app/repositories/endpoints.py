@@ -39,12 +39,13 @@ def claim_for_dispatch(
 ) -> Sequence[WebhookEndpoint]:
     """The enabled endpoints (of `ids`, if given), each locked for this transaction; on
     PostgreSQL one another process is dispatching is skipped (SKIP LOCKED), so two never fan
-    out the same events."""
+    out the same events. The lock is FOR NO KEY UPDATE: the foreign keys of the attempts
+    recorded meanwhile (a KEY SHARE lock on their endpoint) do not wait for the fan-out."""
     query = (
         select(WebhookEndpoint)
         .where(WebhookEndpoint.enabled.is_(True))
         .order_by(WebhookEndpoint.id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
         .execution_options(populate_existing=True)
     )
     if ids is not None:

@@ -1,11 +1,25 @@
 """SQL for `event_deliveries`: each event fanned out to each endpoint that wants it, claimed
 with leases, attempted (each attempt a row of `event_delivery_attempts`), retried, given up."""
 
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, and_, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from app.models import Event, EventDelivery, EventDeliveryAttempt, WebhookEndpoint
@@ -13,6 +27,7 @@ from app.repositories.base import upsert_insert
 
 DELIVERIES = EventDelivery.__table__
 EVENTS = Event.__table__
+ATTEMPTS = cast(Table, EventDeliveryAttempt.__table__)
 PING = "ping"
 
 
@@ -102,8 +117,9 @@ def add_one(session: Session, *, endpoint_id: str, event_seq: int, now: datetime
     session.flush()
 
 
-def _due(now: datetime) -> Any:
+def _due() -> Any:
     earlier = aliased(EventDelivery)
+    now = bindparam("now", type_=EventDelivery.__table__.c.next_attempt_at.type)
     return and_(
         EventDelivery.status == "pending",
         EventDelivery.next_attempt_at <= now,
@@ -121,19 +137,34 @@ def _due(now: datetime) -> Any:
     )
 
 
+# Built once (a claim runs many times a second while a backlog is worked through).
+DUE = (
+    select(EventDelivery.id)
+    .where(_due())
+    .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+
+
+def walk_due_in_order(session: Session) -> None:
+    """On PostgreSQL, turn sorting off for the rest of this transaction (SET LOCAL), so the
+    planner reads DUE from its index in order instead of sorting every due delivery."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.set_config("enable_sort", "off", True)))
+
+
 def claim(session: Session, *, now: datetime, lease_until: datetime, limit: int) -> list[int]:
     """Lease up to `limit` due deliveries; their ids. On PostgreSQL rows another process is
     claiming are skipped (FOR UPDATE SKIP LOCKED); the UPDATE's own condition keeps two
-    processes from leasing one row on SQLite too. Nothing due: one SELECT, no write."""
-    due = list(
-        session.scalars(
-            select(EventDelivery.id)
-            .where(_due(now))
-            .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
+    processes from leasing one row on SQLite too. Nothing due: one SELECT, no write.
+
+    The due deliveries are read in the due index's order, stopping at `limit`. PostgreSQL
+    would rather read every due delivery and sort them whenever its statistics think few
+    are pending (after a quiet spell, exactly when a backlog builds): with 5,000 pending that
+    took 38 ms a claim instead of 1 ms, growing with the backlog."""
+    walk_due_in_order(session)
+    due = list(session.scalars(DUE, {"now": now, "limit": limit}))
     if not due:
         return []
     claimed = session.execute(
@@ -162,6 +193,7 @@ def to_send(session: Session, ids: Sequence[int]) -> Sequence[Row[Any]]:
             WebhookEndpoint.secret,
             WebhookEndpoint.previous_secret,
             WebhookEndpoint.previous_secret_until,
+            WebhookEndpoint.failing_since,
         )
         .join(EVENTS, EVENTS.c.seq == EventDelivery.event_seq)
         .join(WebhookEndpoint, WebhookEndpoint.id == EventDelivery.endpoint_id)
@@ -171,52 +203,65 @@ def to_send(session: Session, ids: Sequence[int]) -> Sequence[Row[Any]]:
     return session.execute(query).all()
 
 
-def record_attempt(
-    session: Session,
-    *,
-    delivery_id: int,
-    status: str,
-    next_attempt_at: datetime | None,
-    attempted_at: datetime,
-    status_code: int | None,
-    duration_ms: int,
-    error: str | None,
-) -> None:
-    """The outcome of one attempt: `succeeded`, `failed` (given up) or `pending` again at
-    `next_attempt_at`; the lease is released and the attempt kept (unless the delivery was
-    deleted meanwhile: then there is nothing to record)."""
-    values: dict[str, Any] = {
-        "status": status,
-        "attempts": EventDelivery.attempts + 1,
-        "claimed_until": None,
-        "last_attempt_at": attempted_at,
-        "last_status_code": status_code,
-        "last_duration_ms": duration_ms,
-        "last_error": error,
-    }
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
-    if status == "succeeded":
-        values["delivered_at"] = attempted_at
-    updated = session.execute(
-        update(EventDelivery)
-        .where(EventDelivery.id == delivery_id)
-        .values(values)
-        .returning(EventDelivery.endpoint_id, EventDelivery.attempts)
-    ).first()
-    if updated is None:
-        return
-    session.execute(  # Core, not the ORM's unit of work: one row, nothing to track
-        insert(EventDeliveryAttempt).values(
-            delivery_id=delivery_id,
-            endpoint_id=updated.endpoint_id,
-            number=updated.attempts,
-            attempted_at=attempted_at,
-            status_code=status_code,
-            duration_ms=duration_ms,
-            error=error,
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """What came of one attempt: `succeeded`, `failed` (given up) or `pending` again at
+    `next_attempt_at`."""
+
+    delivery_id: int
+    status: str
+    next_attempt_at: datetime | None
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+
+
+def record_attempts(
+    session: Session, records: Sequence[AttemptRecord], *, attempted_at: datetime
+) -> int:
+    """Record finished attempts: each delivery's new state (its lease released) and a row in
+    `event_delivery_attempts`; how many were recorded. A delivery deleted meanwhile has
+    nothing to record.
+
+    One UPDATE per (status, next attempt) among them: the successes of a batch share one,
+    a retry has its own jittered time. Then one INSERT of every attempt's row."""
+    groups: dict[tuple[str, datetime | None], list[int]] = defaultdict(list)
+    for record in records:
+        groups[record.status, record.next_attempt_at].append(record.delivery_id)
+    numbered: dict[int, tuple[str, int]] = {}
+    for (status, next_attempt_at), ids in groups.items():
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": EventDelivery.attempts + 1,
+            "claimed_until": None,
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        if status == "succeeded":
+            values["delivered_at"] = attempted_at
+        updated = session.execute(
+            update(EventDelivery)
+            .where(EventDelivery.id.in_(ids))
+            .values(values)
+            .returning(EventDelivery.id, EventDelivery.endpoint_id, EventDelivery.attempts)
         )
-    )
+        numbered.update((row_id, (endpoint_id, number)) for row_id, endpoint_id, number in updated)
+    rows = [
+        {
+            "delivery_id": record.delivery_id,
+            "endpoint_id": numbered[record.delivery_id][0],
+            "number": numbered[record.delivery_id][1],
+            "attempted_at": attempted_at,
+            "status_code": record.status_code,
+            "duration_ms": record.duration_ms,
+            "error": record.error,
+        }
+        for record in records
+        if record.delivery_id in numbered
+    ]
+    if rows:  # the table's Core INSERT: one statement, not the ORM's bulk insert
+        session.execute(insert(ATTEMPTS), rows)
+    return len(rows)
 
 
 def attempts_of_endpoint(session: Session, *, endpoint_id: str, limit: int) -> Sequence[Row[Any]]:

@@ -6,9 +6,10 @@ Every process runs a `DeliveryWorker`. A round:
 2. claims due deliveries with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so among
    several replicas one makes each attempt; of one endpoint and one conversation only the
    oldest pending delivery is ever due (strict `seq` order), others flow freely;
-3. POSTs each from a small thread pool through one `requests.Session`, and records the
-   outcome: 2xx succeeded; 410 disables the endpoint; anything else (a timeout, a refused
-   connection, a host that resolves to a non-public address now: no POST is made) is retried
+3. POSTs each from a small thread pool through one `DeliveryTransport` (urllib3's pools),
+   and records the outcomes (those that finish together in one transaction): 2xx succeeded;
+   410 disables the endpoint; anything else (a timeout, a refused connection, a host that
+   resolves to a non-public address now: no POST is made) is retried
    on EVENTS_RETRY_SCHEDULE with jitter (a longer `Retry-After` wins), then given up.
    An endpoint failing for EVENTS_DISABLE_AFTER_HOURS is disabled.
 
@@ -17,18 +18,20 @@ A process that dies mid-attempt leaves its lease to expire: the attempt is made 
 """
 
 import logging
+import os
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import requests
 from sqlalchemy.orm import Session
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, TimeoutError
 
 from app import metrics
 from app.config import Settings
@@ -39,7 +42,7 @@ from app.services.background import BackgroundWorker
 from app.services.events.horizon import Horizon
 from app.services.events.sealed_secrets import UnreadableSecretError, signing_secrets
 from app.services.events.signing import signed_delivery
-from app.services.events.transport import delivery_session
+from app.services.events.transport import DeliveryTransport
 from app.services.events.urls import NonPublicAddressError
 from app.services.tokens.cipher import cipher_for
 
@@ -52,6 +55,7 @@ JITTER = 0.1
 # How often a worker fans new events out while it is busy delivering.
 DISPATCH_SECONDS = 0.2
 MAX_ERROR_TEXT = 300
+CONNECTION_FAILED = "connection failed (refused, reset or unreachable)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,8 @@ class Attempt:
     event: dict[str, Any]
     created_at: datetime
     attempts: int  # made before this one
+    # The endpoint had failed without a success since (when claimed): a 2xx clears that.
+    endpoint_failing: bool = False
     # Why no POST can be made (the secret cannot be opened): recorded as a failed attempt.
     refused: str | None = None
 
@@ -90,13 +96,13 @@ class Deliverer:
         session_factory: Callable[[], Session],
         settings: Settings,
         horizon: Horizon,
-        http: requests.Session | None = None,
+        http: DeliveryTransport | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.session_factory = session_factory
         self.settings = settings
         self.horizon = horizon
-        self.http = http or delivery_session(allow_private=settings.events_allow_private_urls)
+        self.http = http or DeliveryTransport(allow_private=settings.events_allow_private_urls)
         self.clock = clock
         self.cipher = cipher_for(settings)
         self.lease = timedelta(seconds=settings.events_timeout_seconds + 30)
@@ -162,76 +168,101 @@ class Deliverer:
             event=event_json(row),
             created_at=row["created_at"],
             attempts=row["attempts"],
+            endpoint_failing=row["failing_since"] is not None,
             refused=refused,
         )
 
     def send(self, attempt: Attempt) -> None:
         """POST one attempt and record what came of it."""
-        outcome = self.post(attempt)
-        self.record(attempt, outcome)
+        self.record([(attempt, self.post(attempt))])
 
     def post(self, attempt: Attempt) -> Outcome:
         if attempt.refused is not None:
             return Outcome(None, attempt.refused, 0)
         body, signed = signed_delivery(attempt.event, signing_secrets=attempt.secrets)
+        timeout = self.settings.events_timeout_seconds
         started = time.monotonic()
         try:
-            response = self.http.post(
+            answer = self.http.post(
                 attempt.url,
-                data=body,
+                body=body,
                 headers={**signed, "user-agent": "insta-service-webhooks/1"},
-                timeout=(
-                    min(5.0, self.settings.events_timeout_seconds),
-                    self.settings.events_timeout_seconds,
-                ),
-                allow_redirects=False,
+                connect=min(5.0, timeout),
+                read=timeout,
             )
-            response.close()
         except NonPublicAddressError as exc:
             return Outcome(None, str(exc), _elapsed_ms(started))
-        except requests.Timeout:
-            waited = f"no answer within {self.settings.events_timeout_seconds:g} s"
-            return Outcome(None, waited, _elapsed_ms(started))
-        except requests.RequestException as exc:
-            return Outcome(None, _describe(exc), _elapsed_ms(started))
+        except (NewConnectionError, ProtocolError):  # before TimeoutError: a subclass of it
+            return Outcome(None, CONNECTION_FAILED, _elapsed_ms(started))
+        except TimeoutError:
+            return Outcome(None, f"no answer within {timeout:g} s", _elapsed_ms(started))
+        except (HTTPError, OSError) as exc:
+            # The class says enough (TLS, a proxy's refusal); the text may hold the URL,
+            # which may hold a consumer's own token.
+            return Outcome(None, type(exc).__name__[:MAX_ERROR_TEXT], _elapsed_ms(started))
         duration = _elapsed_ms(started)
-        error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-        return Outcome(response.status_code, error, duration, _retry_after(response))
+        error = None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+        return Outcome(answer.status, error, duration, _retry_after(answer.headers))
 
-    def record(self, attempt: Attempt, outcome: Outcome) -> None:
+    def record(self, finished: Sequence[tuple[Attempt, Outcome]]) -> None:
+        """Record what came of finished attempts, in one transaction: the deliveries' new
+        states and attempt rows, and their endpoints' health. An endpoint's health follows
+        its last attempt here: a 2xx clears `failing_since`, a failure sets it (once) and
+        disables the endpoint once it has failed for EVENTS_DISABLE_AFTER_HOURS; a 410
+        disables it at once."""
+        if not finished:
+            return
         now = self.clock()
+        records, labels = [], []
         with self.session_factory() as session:
-            next_at: datetime | None = None
-            if outcome.succeeded:
-                status, label = "succeeded", "succeeded"
-                endpoints.mark_succeeded(session, endpoint_id=attempt.endpoint_id)
-            elif outcome.status_code == 410:
-                status, label = "failed", "gone"
-                self._disable(session, attempt.endpoint_id, reason="HTTP 410 Gone", now=now)
-            else:
-                next_at = self._next_attempt(attempt.attempts + 1, outcome.retry_after, now=now)
-                status = "pending" if next_at is not None else "failed"
-                label = "retry" if next_at is not None else "given_up"
-                since = endpoints.mark_failing(session, endpoint_id=attempt.endpoint_id, now=now)
-                limit = timedelta(hours=self.settings.events_disable_after_hours)
-                if now - since >= limit:
-                    reason = f"failing for {self.settings.events_disable_after_hours:g} hours"
-                    self._disable(session, attempt.endpoint_id, reason=reason, now=now)
-            event_deliveries.record_attempt(
-                session,
-                delivery_id=attempt.delivery_id,
-                status=status,
-                next_attempt_at=next_at,
-                attempted_at=now,
-                status_code=outcome.status_code,
-                duration_ms=outcome.duration_ms,
-                error=outcome.error,
-            )
+            last: dict[str, Outcome] = {}
+            failing = {attempt.endpoint_id for attempt, _ in finished if attempt.endpoint_failing}
+            for attempt, outcome in finished:
+                next_at: datetime | None = None
+                if outcome.succeeded:
+                    status, label = "succeeded", "succeeded"
+                elif outcome.status_code == 410:
+                    status, label = "failed", "gone"
+                    self._disable(session, attempt.endpoint_id, reason="HTTP 410 Gone", now=now)
+                else:
+                    next_at = self._next_attempt(attempt.attempts + 1, outcome.retry_after, now=now)
+                    status = "pending" if next_at is not None else "failed"
+                    label = "retry" if next_at is not None else "given_up"
+                last[attempt.endpoint_id] = outcome
+                labels.append(label)
+                records.append(
+                    event_deliveries.AttemptRecord(
+                        delivery_id=attempt.delivery_id,
+                        status=status,
+                        next_attempt_at=next_at,
+                        status_code=outcome.status_code,
+                        duration_ms=outcome.duration_ms,
+                        error=outcome.error,
+                    )
+                )
+            for endpoint_id in sorted(last):  # one order in every process: no deadlock
+                outcome = last[endpoint_id]
+                if outcome.succeeded and endpoint_id not in failing:
+                    continue  # nothing to clear (as of the claim: a later failure the next)
+                self._note_health(session, endpoint_id, outcome, now=now)
+            event_deliveries.record_attempts(session, records, attempted_at=now)
             session.commit()
-        metrics.EVENT_DELIVERIES.labels(endpoint=attempt.endpoint_id, outcome=label).inc()
+        for (attempt, outcome), label in zip(finished, labels, strict=True):
+            metrics.EVENT_DELIVERIES.labels(endpoint=attempt.endpoint_id, outcome=label).inc()
+            if outcome.succeeded:
+                lag = (now - attempt.created_at).total_seconds()
+                metrics.EVENT_DELIVERY_LAG.observe(max(lag, 0))
+
+    def _note_health(
+        self, session: Session, endpoint_id: str, outcome: Outcome, *, now: datetime
+    ) -> None:
         if outcome.succeeded:
-            lag = (now - attempt.created_at).total_seconds()
-            metrics.EVENT_DELIVERY_LAG.observe(max(lag, 0))
+            endpoints.mark_succeeded(session, endpoint_id=endpoint_id)
+            return
+        since = endpoints.mark_failing(session, endpoint_id=endpoint_id, now=now)
+        if now - since >= timedelta(hours=self.settings.events_disable_after_hours):
+            reason = f"failing for {self.settings.events_disable_after_hours:g} hours"
+            self._disable(session, endpoint_id, reason=reason, now=now)
 
     def _next_attempt(
         self, attempts: int, retry_after: float | None, *, now: datetime
@@ -259,21 +290,23 @@ class Deliverer:
         return len(attempts)
 
 
+def lower_thread_priority(nice: int) -> None:
+    """Give the calling thread (only it) the CPU priority `nice` (0-19; on Linux a thread is
+    a task with a nice value of its own). Elsewhere, or where it is refused, nothing changes."""
+    if nice <= 0 or sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as exc:
+        logger.warning("delivery threads keep their CPU priority: %s", exc)
+
+
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _describe(exc: Exception) -> str:
-    # The exception's class says enough (connection refused, reset, TLS); its text may hold
-    # the URL, which may hold a consumer's own token.
-    name = type(exc).__name__
-    return {"ConnectionError": "connection failed (refused, reset or unreachable)"}.get(name, name)[
-        :MAX_ERROR_TEXT
-    ]
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -292,19 +325,45 @@ class DeliveryWorker(BackgroundWorker):
 
     A finished attempt wakes the thread (the conversation's next event may be due), but a
     round claims only once half the slots are free, and fans new events out at most every
-    DISPATCH_SECONDS: deliveries are claimed in batches, not one statement per event."""
+    DISPATCH_SECONDS: deliveries are claimed in batches, not one statement per event.
+    Outcomes are recorded by group commit: a finished attempt joins the outcomes waiting to
+    be recorded, and whichever slot thread finds no recording under way records them all
+    in one transaction (then those that finished meanwhile), so a busy worker commits once
+    per batch, not once per attempt, and an idle one records each at once.
 
-    def __init__(self, deliverer: Deliverer, *, slots: int = 16, idle_seconds: float = 0.25):
+    Its threads run at CPU priority `nice` (EVENTS_DELIVERY_NICE): with the core saturated,
+    the process's webhooks and reads go first and delivery takes what they leave."""
+
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        *,
+        slots: int = 16,
+        idle_seconds: float = 0.25,
+        nice: int = 0,
+    ):
         self.deliverer = deliverer
         self.slots = slots
-        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="event-delivery")
-        self._in_flight = 0
+        self.nice = nice
+        self._pool = ThreadPoolExecutor(
+            max_workers=slots,
+            thread_name_prefix="event-delivery",
+            initializer=lower_thread_priority,
+            initargs=(nice,),
+        )
+        self._in_flight = 0  # claimed and not yet recorded
         self._flight = threading.Condition()
+        self._finished: list[tuple[Attempt, Outcome]] = []
+        self._recording = False
         self._dispatched_at = float("-inf")
         self._endpoints = False
+        self._niced = False
         super().__init__(self._round, name="event-delivery", idle_seconds=idle_seconds)
 
     def _round(self) -> bool:
+        if not self._niced:
+            lower_thread_priority(self.nice)
+            self._niced = True
         with self._flight:
             free = self.slots - self._in_flight
         if free < max(1, self.slots // 2):
@@ -325,15 +384,41 @@ class DeliveryWorker(BackgroundWorker):
 
     def _send(self, attempt: Attempt) -> None:
         try:
-            self.deliverer.send(attempt)
+            outcome = self.deliverer.post(attempt)
         except Exception:
-            logger.exception("event delivery %s: attempt not recorded", attempt.delivery_id)
-        finally:
+            # Not recorded: the lease expires and the attempt is made again.
+            logger.exception("event delivery %s: attempt failed", attempt.delivery_id)
+            self._done(1)
+            return
+        with self._flight:
+            self._finished.append((attempt, outcome))
+            if self._recording:
+                return  # the recording under way takes this one too
+            self._recording = True
+        self._record_finished()
+
+    def _record_finished(self) -> None:
+        while True:
             with self._flight:
-                self._in_flight -= 1
-                self._flight.notify_all()
-            # The conversation's next event (and a free slot) may be due now: no idle wait.
-            self.wake()
+                batch, self._finished = self._finished, []
+                if not batch:
+                    self._recording = False
+                    return
+            try:
+                self.deliverer.record(batch)
+            except Exception:
+                # Not recorded: the leases expire and the attempts are made again.
+                ids = ", ".join(str(attempt.delivery_id) for attempt, _ in batch)
+                logger.exception("event deliveries %s: attempts not recorded", ids)
+            finally:
+                self._done(len(batch))
+
+    def _done(self, count: int) -> None:
+        with self._flight:
+            self._in_flight -= count
+            self._flight.notify_all()
+        # The conversation's next event (and free slots) may be due now: no idle wait.
+        self.wake()
 
     def pause(self) -> None:
         """As BackgroundWorker.pause, and once the attempts in flight are recorded."""
