@@ -254,17 +254,20 @@ def _ingest(
     events: int,
     media: str | None = None,
     endpoints: int = 0,
+    delivery_nice: int | None = None,
     accounts: int = 1,
 ) -> Row:
     """Webhook intake; with `media`, every message is an image on the sandbox's CDN and the
     service runs with MEDIA_ARCHIVE=`media` (`local`: its download worker fetching them);
-    with `endpoints`, that many webhook endpoints (local receivers) get every event; with
+    with `endpoints`, that many webhook endpoints (local receivers) get every event (the
+    delivery threads at EVENTS_DELIVERY_NICE=`delivery_nice`, else the default); with
     `accounts`, that many business accounts are served and the deliveries go to each in
     turn."""
     options = context.options
     rate = POOL_RATE_1_EVENT if events == 1 else POOL_RATE_10_EVENTS
     name = f"ingest-{events}" + (f"-image-{media}" if media else "")
     name += f"-{endpoints}-endpoints" if endpoints else ""
+    name += f"-nice-{delivery_nice}" if delivery_nice is not None else ""
     name += f"-{accounts}-accounts" if accounts > 1 else ""
     account_ids = [ACCOUNT_ID, *(f"1784140090000{n:04d}" for n in range(1, accounts))]
     context.prepare(
@@ -300,6 +303,8 @@ def _ingest(
     )
     if endpoints:
         overrides |= {"EVENTS_ALLOW_PRIVATE_URLS": "true"}
+    if delivery_nice is not None:
+        overrides |= {"EVENTS_DELIVERY_NICE": str(delivery_nice)}
     # Only the measured path runs: new customers' profiles are not fetched meanwhile.
     pid, url = _service(context, graph_url=sandbox.url, overrides=overrides)
     receivers = [subscribed_receiver(url) for _ in range(endpoints)]
@@ -369,6 +374,10 @@ def ingest_1(context: Context) -> Row:
 
 def ingest_1_2_endpoints(context: Context) -> Row:
     return _ingest(context, events=1, endpoints=2)
+
+
+def ingest_1_2_endpoints_nice_0(context: Context) -> Row:
+    return _ingest(context, events=1, endpoints=2, delivery_nice=0)
 
 
 def subscribed_receiver(url: str) -> CountingReceiver:
@@ -621,6 +630,11 @@ SCENARIOS: dict[str, Scenario] = {
             "ingest-1-2-endpoints",
             "webhook ingest, 1 event per delivery, 2 webhook endpoints getting every event",
             ingest_1_2_endpoints,
+        ),
+        Scenario(
+            "ingest-1-2-endpoints-nice-0",
+            "the same, the delivery threads at EVENTS_DELIVERY_NICE=0 (sharing the core equally)",
+            ingest_1_2_endpoints_nice_0,
         ),
         Scenario("ingest-10", "webhook ingest, 10 events per delivery", ingest_10),
         Scenario(

@@ -70,13 +70,29 @@ def fan_out(
         return up_to
     last = int(seqs[-1])
     at = bindparam("now", now, type_=DELIVERIES.c.next_attempt_at.type)
+    endpoint_id = bindparam("endpoint_id", endpoint.id, type_=DELIVERIES.c.endpoint_id.type)
+    conversation = func.coalesce(EVENTS.c.conversation, "")
+    # Behind a pending delivery of its conversation (waiting for a retry, say) an event
+    # waits as long as it does: see _hold_back.
+    waiting = aliased(EventDelivery)
+    behind = (
+        select(waiting.next_attempt_at)
+        .where(
+            waiting.endpoint_id == endpoint_id,
+            waiting.conversation == conversation,
+            waiting.status == "pending",
+        )
+        .order_by(waiting.event_seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     deliveries = select(
-        bindparam("endpoint_id", endpoint.id, type_=DELIVERIES.c.endpoint_id.type),
+        endpoint_id,
         EVENTS.c.seq,
-        func.coalesce(EVENTS.c.conversation, ""),
+        conversation,
         literal("pending"),
         literal(0),
-        at,
+        func.coalesce(behind, at),
         at,
     ).where(EVENTS.c.seq > after, EVENTS.c.seq <= last, *wanted)
     columns = ["endpoint_id", "event_seq", "conversation", "status", "attempts"]
@@ -203,6 +219,25 @@ def to_send(session: Session, ids: Sequence[int]) -> Sequence[Row[Any]]:
     return session.execute(query).all()
 
 
+def _hold_back(
+    session: Session, endpoint_id: str, conversation: str, *, after: int, until: datetime
+) -> None:
+    """The conversation's later pending deliveries wait (at least) until its head's retry:
+    they could not go before it anyway, and a claim then never walks past them (an endpoint
+    that is down would otherwise leave every claim reading its whole backlog)."""
+    session.execute(
+        update(EventDelivery)
+        .where(
+            EventDelivery.endpoint_id == endpoint_id,
+            EventDelivery.conversation == conversation,
+            EventDelivery.status == "pending",
+            EventDelivery.event_seq > after,
+            EventDelivery.next_attempt_at < until,
+        )
+        .values(next_attempt_at=until)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """What came of one attempt: `succeeded`, `failed` (given up) or `pending` again at
@@ -243,9 +278,18 @@ def record_attempts(
             update(EventDelivery)
             .where(EventDelivery.id.in_(ids))
             .values(values)
-            .returning(EventDelivery.id, EventDelivery.endpoint_id, EventDelivery.attempts)
-        )
-        numbered.update((row_id, (endpoint_id, number)) for row_id, endpoint_id, number in updated)
+            .returning(
+                EventDelivery.id,
+                EventDelivery.endpoint_id,
+                EventDelivery.attempts,
+                EventDelivery.conversation,
+                EventDelivery.event_seq,
+            )
+        ).all()
+        numbered.update((row[0], (row[1], row[2])) for row in updated)
+        if status == "pending" and next_attempt_at is not None:
+            for _, endpoint_id, _, conversation, seq in updated:
+                _hold_back(session, endpoint_id, conversation, after=seq, until=next_attempt_at)
     rows = [
         {
             "delivery_id": record.delivery_id,

@@ -111,10 +111,11 @@ def test_attempts_finished_together_are_recorded_in_one_transaction(
     deliverer.record(finished)
 
     assert len(commits) == 1
-    # The successes share one UPDATE; the retry has its own time; one INSERT of the rows.
+    # The successes share one UPDATE; the retry has its own time (and holds back its
+    # conversation's later deliveries: one more); one INSERT of the attempts' rows.
     updates = [s for s in statements if s.startswith("UPDATE event_deliveries")]
     inserts = [s for s in statements if s.startswith("INSERT INTO event_delivery_attempts")]
-    assert (len(updates), len(inserts)) == (2, 1)
+    assert (len(updates), len(inserts)) == (3, 1)
     stored = db.execute(
         select(EventDelivery.status, EventDelivery.attempts, EventDeliveryAttempt)
         .join(EventDeliveryAttempt, EventDeliveryAttempt.delivery_id == EventDelivery.id)
@@ -308,3 +309,30 @@ def test_settings_take_the_delivery_priority() -> None:
     assert Settings(_env_file=None, events_delivery_nice=0).events_delivery_nice == 0
     with pytest.raises(ValueError, match="less than or equal to 19"):
         Settings(_env_file=None, events_delivery_nice=20)
+
+
+def test_a_conversation_waiting_for_a_retry_holds_back_its_later_events(
+    api: ServiceClient, receiver: Receiver, deliverer: Deliverer, db: Session
+) -> None:
+    subscribe(api, receiver.url)
+    waiting, other = CUSTOMERS[0], CUSTOMERS[1]
+    receiver.answer_next(Answer(503, headers={"Retry-After": "3600"}))
+    say(api, "m-1", waiting)
+    say(api, "m-2", waiting)  # fanned out with m-1, before m-1 failed
+    assert deliverer.run_once() == 1  # m-1 only: m-2 waits for it
+
+    say(api, "m-3", waiting)  # fanned out after m-1 failed
+    say(api, "m-4", other)
+    assert deliverer.dispatch()
+    [going] = deliverer.claim(10)  # the other conversation flows
+
+    assert going.event["data"]["message"]["mid"] == "m-4"
+    rows = db.execute(
+        select(EventDelivery.conversation, EventDelivery.next_attempt_at)
+        .where(EventDelivery.conversation == waiting)
+        .order_by(EventDelivery.event_seq)
+    ).all()
+    retry_at = rows[0].next_attempt_at
+    assert retry_at > utcnow() + timedelta(seconds=3500)
+    # Its later events wait as long as it does: no claim walks past them meanwhile.
+    assert [row.next_attempt_at for row in rows] == [retry_at] * 3
