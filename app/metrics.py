@@ -174,7 +174,7 @@ def state_metrics(sample: StateSample) -> bytes:
     if sample.event_backlog is not None:
         events = Gauge(
             "insta_event_backlog",
-            "Event deliveries pending (due or waiting for a retry), by webhook endpoint.",
+            "Event deliveries still to make (pending, or events not yet fanned out), by endpoint.",
             ["endpoint"],
             registry=registry,
         )

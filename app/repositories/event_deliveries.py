@@ -18,6 +18,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import Session, aliased
@@ -204,6 +205,7 @@ def to_send(session: Session, ids: Sequence[int]) -> Sequence[Row[Any]]:
             EventDelivery.id.label("delivery_id"),
             EventDelivery.attempts,
             EventDelivery.endpoint_id,
+            EventDelivery.claimed_until,
             EVENTS,
             WebhookEndpoint.url,
             WebhookEndpoint.secret,
@@ -244,6 +246,9 @@ class AttemptRecord:
     `next_attempt_at`."""
 
     delivery_id: int
+    endpoint_id: str
+    number: int  # the attempt's number when it was claimed
+    lease_until: datetime | None  # the lease it was made under
     status: str
     next_attempt_at: datetime | None
     status_code: int | None
@@ -255,16 +260,21 @@ def record_attempts(
     session: Session, records: Sequence[AttemptRecord], *, attempted_at: datetime
 ) -> int:
     """Record finished attempts: each delivery's new state (its lease released) and a row in
-    `event_delivery_attempts`; how many were recorded. A delivery deleted meanwhile has
-    nothing to record.
+    `event_delivery_attempts`; how many rows were written. A delivery deleted meanwhile has
+    nothing to record; one no longer under the attempt's lease (replayed meanwhile, or its
+    lease expired and another process claimed it) keeps its new state, and gets only the
+    attempt's row.
 
     One UPDATE per (status, next attempt) among them: the successes of a batch share one,
     a retry has its own jittered time. Then one INSERT of every attempt's row."""
-    groups: dict[tuple[str, datetime | None], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, datetime | None], list[tuple[int, datetime | None]]]
+    groups = defaultdict(list)
     for record in records:
-        groups[record.status, record.next_attempt_at].append(record.delivery_id)
+        groups[record.status, record.next_attempt_at].append(
+            (record.delivery_id, record.lease_until)
+        )
     numbered: dict[int, tuple[str, int]] = {}
-    for (status, next_attempt_at), ids in groups.items():
+    for (status, next_attempt_at), leased in groups.items():
         values: dict[str, Any] = {
             "status": status,
             "attempts": EventDelivery.attempts + 1,
@@ -276,7 +286,7 @@ def record_attempts(
             values["delivered_at"] = attempted_at
         updated = session.execute(
             update(EventDelivery)
-            .where(EventDelivery.id.in_(ids))
+            .where(tuple_(EventDelivery.id, EventDelivery.claimed_until).in_(leased))
             .values(values)
             .returning(
                 EventDelivery.id,
@@ -290,6 +300,14 @@ def record_attempts(
         if status == "pending" and next_attempt_at is not None:
             for _, endpoint_id, _, conversation, seq in updated:
                 _hold_back(session, endpoint_id, conversation, after=seq, until=next_attempt_at)
+    unleased = [record.delivery_id for record in records if record.delivery_id not in numbered]
+    if unleased:
+        kept = set(session.scalars(select(EventDelivery.id).where(EventDelivery.id.in_(unleased))))
+        numbered.update(
+            (record.delivery_id, (record.endpoint_id, record.number))
+            for record in records
+            if record.delivery_id in kept
+        )
     rows = [
         {
             "delivery_id": record.delivery_id,
@@ -327,13 +345,25 @@ def attempts_of_endpoint(session: Session, *, endpoint_id: str, limit: int) -> S
 
 
 def backlog(session: Session) -> dict[str, int]:
-    """Pending deliveries per endpoint."""
+    """Per endpoint, what is still to deliver: its pending deliveries (due or waiting for a
+    retry), and for an enabled endpoint the events it wants that are not fanned out to it yet
+    (while a backlog is worked through, new events are fanned out only as it runs low)."""
     query = (
         select(EventDelivery.endpoint_id, func.count())
         .where(EventDelivery.status == "pending")
         .group_by(EventDelivery.endpoint_id)
     )
-    return {endpoint_id: int(count) for endpoint_id, count in session.execute(query).all()}
+    waiting = {endpoint_id: int(count) for endpoint_id, count in session.execute(query).all()}
+    enabled = session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True)))
+    for endpoint in enabled:
+        not_fanned_out = session.scalar(
+            select(func.count())
+            .select_from(EVENTS)
+            .where(EVENTS.c.seq > endpoint.dispatched_seq, *_wanted(endpoint))
+        )
+        if not_fanned_out:
+            waiting[endpoint.id] = waiting.get(endpoint.id, 0) + int(not_fanned_out)
+    return waiting
 
 
 def pending_from(session: Session, *, endpoint_id: str, since_seq: int) -> int:

@@ -336,3 +336,98 @@ def test_a_conversation_waiting_for_a_retry_holds_back_its_later_events(
     assert retry_at > utcnow() + timedelta(seconds=3500)
     # Its later events wait as long as it does: no claim walks past them meanwhile.
     assert [row.next_attempt_at for row in rows] == [retry_at] * 3
+
+
+def test_the_backlog_counts_pending_deliveries_and_events_not_fanned_out_yet(
+    api: ServiceClient, receiver: Receiver, deliverer: Deliverer, db: Session
+) -> None:
+    endpoint_id = subscribe(api, receiver.url)
+    receiver.answer_next(Answer(503, headers={"Retry-After": "3600"}))
+    say(api, "m-1", CUSTOMERS[0])
+    assert deliverer.run_once() == 1  # m-1 now waits an hour for its retry
+    say(api, "m-2", CUSTOMERS[1])  # written, not fanned out yet
+
+    assert event_deliveries.backlog(db) == {endpoint_id: 2}
+    metrics = api.get("/metrics").text
+    assert f'insta_event_backlog{{endpoint="{endpoint_id}"}} 2.0' in metrics
+    assert deliverer.dispatch()
+    db.expire_all()
+    assert event_deliveries.backlog(db) == {endpoint_id: 2}  # now both as deliveries
+
+
+class Backlogged(Recorder):
+    """Three full claims of a backlog, then it runs low; counts the fan-outs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims: list[int] = []  # how many each claim returned
+        self.dispatched_before: list[int] = []  # fan-outs made before each claim
+        self.dispatches = 0
+
+    def dispatch(self) -> bool:
+        self.dispatches += 1
+        return True
+
+    def claim(self, limit: int) -> list[Attempt]:
+        self.dispatched_before.append(self.dispatches)
+        count = limit if len(self.claims) < 3 else (1 if len(self.claims) == 3 else 0)
+        self.claims.append(count)
+        now = utcnow()
+        return [
+            Attempt(
+                delivery_id=n, endpoint_id="we_1", url="", secrets=[], event={},
+                created_at=now, attempts=0,
+            )
+            for n in range(count)
+        ]  # fmt: skip
+
+    def record(self, finished: list[tuple[Attempt, Outcome]]) -> None:
+        self.batches.append(len(finished))
+
+
+def test_while_claims_come_back_full_no_new_events_are_fanned_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("app.services.events.delivery.DISPATCH_SECONDS", 0)
+    backlogged = Backlogged()
+    worker = DeliveryWorker(backlogged, slots=4, idle_seconds=0.01)  # type: ignore[arg-type]
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(backlogged.claims) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        worker.stop()
+    claims, before = backlogged.claims[:6], backlogged.dispatched_before[:6]
+    assert claims[:4] == [claims[0], claims[1], claims[2], 1]
+    assert all(count >= 2 for count in claims[:3])  # full: at least half the slots
+    # One fan-out before the first claim; none while the claims came back full; then one
+    # before each claim once they ran low (the 4th returned 1, the 5th nothing).
+    assert before[:4] == [1, 1, 1, 1]
+    assert before[4] == 2
+    assert before[5] == 3
+
+
+def test_a_replay_during_an_attempt_is_not_undone_by_its_outcome(
+    api: ServiceClient, receiver: Receiver, deliverer: Deliverer, db: Session
+) -> None:
+    endpoint_id = subscribe(api, receiver.url)
+    say(api, "m-1", CUSTOMERS[0])
+    assert deliverer.dispatch()
+    [attempt] = deliverer.claim(10)
+    outcome = deliverer.post(attempt)  # the POST made; its outcome not recorded yet
+    seq = db.scalars(select(EventDelivery.event_seq)).one()
+    replay = api.post(f"/api/v1/webhook-endpoints/{endpoint_id}/replay", json={"since_seq": seq})
+    assert replay.status_code == 202
+
+    deliverer.record([(attempt, outcome)])
+
+    db.expire_all()
+    delivery = db.scalars(select(EventDelivery)).one()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)  # replayed: it goes again
+    attempt_row = db.scalars(select(EventDeliveryAttempt)).one()  # the attempt is listed
+    assert (attempt_row.number, attempt_row.status_code) == (1, 200)
+    assert deliverer.run_once() == 1
+    db.expire_all()
+    assert db.scalars(select(EventDelivery.status)).one() == "succeeded"
+    assert len(receiver.succeeded()) == 2

@@ -71,6 +71,9 @@ class Attempt:
     attempts: int  # made before this one
     # The endpoint had failed without a success since (when claimed): a 2xx clears that.
     endpoint_failing: bool = False
+    # The lease the attempt is made under: its outcome changes the delivery only while the
+    # delivery is still under it (not replayed meanwhile, nor claimed again elsewhere).
+    lease_until: datetime | None = None
     # Why no POST can be made (the secret cannot be opened): recorded as a failed attempt.
     refused: str | None = None
 
@@ -169,6 +172,7 @@ class Deliverer:
             created_at=row["created_at"],
             attempts=row["attempts"],
             endpoint_failing=row["failing_since"] is not None,
+            lease_until=row["claimed_until"],
             refused=refused,
         )
 
@@ -233,6 +237,9 @@ class Deliverer:
                 records.append(
                     event_deliveries.AttemptRecord(
                         delivery_id=attempt.delivery_id,
+                        endpoint_id=attempt.endpoint_id,
+                        number=attempt.attempts + 1,
+                        lease_until=attempt.lease_until,
                         status=status,
                         next_attempt_at=next_at,
                         status_code=outcome.status_code,
@@ -325,7 +332,8 @@ class DeliveryWorker(BackgroundWorker):
 
     A finished attempt wakes the thread (the conversation's next event may be due), but a
     round claims only once half the slots are free, and fans new events out at most every
-    DISPATCH_SECONDS: deliveries are claimed in batches, not one statement per event.
+    DISPATCH_SECONDS, and only once the due deliveries run low: deliveries are claimed in
+    batches, not one statement per event.
     Outcomes are recorded by group commit: a finished attempt joins the outcomes waiting to
     be recorded, and whichever slot thread finds no recording under way records them all
     in one transaction (then those that finished meanwhile), so a busy worker commits once
@@ -356,6 +364,7 @@ class DeliveryWorker(BackgroundWorker):
         self._finished: list[tuple[Attempt, Outcome]] = []
         self._recording = False
         self._dispatched_at = float("-inf")
+        self._running_low = True
         self._endpoints = False
         self._niced = False
         super().__init__(self._round, name="event-delivery", idle_seconds=idle_seconds)
@@ -368,12 +377,16 @@ class DeliveryWorker(BackgroundWorker):
             free = self.slots - self._in_flight
         if free < max(1, self.slots // 2):
             return False  # a finishing attempt wakes the thread again
-        if time.monotonic() - self._dispatched_at >= DISPATCH_SECONDS:
+        # New events are fanned out once the due deliveries run low (the last claim did not
+        # fill its slots): while a backlog is worked through, they would only queue behind it,
+        # and their fan-out (a row per event and endpoint) waits until the process has time.
+        if self._running_low and time.monotonic() - self._dispatched_at >= DISPATCH_SECONDS:
             self._endpoints = self.deliverer.dispatch()
             self._dispatched_at = time.monotonic()
         if not self._endpoints:
             return False  # no endpoint: no delivery can be pending
         attempts = self.deliverer.claim(free)
+        self._running_low = len(attempts) < free
         for attempt in attempts:
             with self._flight:
                 self._in_flight += 1
