@@ -254,6 +254,9 @@ def service_settings(*, database_url: str, graph_url: str) -> dict[str, Any]:
         "events_allow_private_urls": True,
         "events_retry_schedule": "0.1,0.2,0.3",
         "events_timeout_seconds": 1,
+        # Delivery at the normal CPU priority: on a loaded machine a niced delivery would wait
+        # behind the tests' own processes (tests/events/test_delivery_batches.py checks nice).
+        "events_delivery_nice": 0,
         # Every record is created, so the run's secret check (conftest.py) sees them all.
         "log_level": "DEBUG",
     }

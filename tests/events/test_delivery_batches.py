@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import urllib3
 from sqlalchemy import Engine, create_engine, event, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +30,7 @@ from app.services.events.delivery import (
     lower_thread_priority,
 )
 from app.services.events.horizon import Horizon
+from app.services.events.transport import DeliveryTransport
 from tests.events.receiver import Answer, Receiver
 from tests.helpers import ACCOUNT_ID, ServiceClient
 from tests.stack import SharedService
@@ -431,3 +433,22 @@ def test_a_replay_during_an_attempt_is_not_undone_by_its_outcome(
     db.expire_all()
     assert db.scalars(select(EventDelivery.status)).one() == "succeeded"
     assert len(receiver.succeeded()) == 2
+
+
+def test_a_proxy_from_the_environment_carries_deliveries_except_to_no_proxy_hosts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "hooks.local")
+    transport = DeliveryTransport(allow_private=False)
+    try:
+        proxied = transport._manager("https://hooks.example.com/events")
+        direct = transport._manager("https://hooks.local/events")
+    finally:
+        transport.close()
+    assert isinstance(proxied, urllib3.ProxyManager)
+    assert proxied.proxy is not None
+    assert proxied.proxy.host == "proxy.internal"
+    assert not isinstance(direct, urllib3.ProxyManager)
+    # Direct connections are checked (public addresses only); the proxy makes its own.
+    assert direct.pool_classes_by_scheme["https"].__name__ == "_CheckedHTTPSPool"

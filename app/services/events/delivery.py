@@ -52,7 +52,7 @@ FAN_OUT_BATCH = 1000
 # Longest Retry-After honoured (a day): an endpoint cannot park its events for longer.
 MAX_RETRY_AFTER = 24 * 3600.0
 JITTER = 0.1
-# How often a worker fans new events out while it is busy delivering.
+# At most how often a worker fans new events out (and only while its due deliveries run low).
 DISPATCH_SECONDS = 0.2
 MAX_ERROR_TEXT = 300
 CONNECTION_FAILED = "connection failed (refused, reset or unreachable)"

@@ -19,6 +19,7 @@ from threading import Lock
 from typing import Any
 from urllib.parse import urlsplit
 
+import certifi
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -28,6 +29,9 @@ from app.services.events.urls import public_addresses
 
 # Connections kept open per endpoint host: one per delivery slot in flight to it.
 POOL_SIZE = 16
+# The CA bundle TLS is verified against (certifi's, as requests uses): the same trust
+# whatever the host's own store holds.
+CA_CERTS = certifi.where()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,7 @@ class DeliveryTransport:
 
     def __init__(self, *, allow_private: bool, pool_size: int = POOL_SIZE) -> None:
         self._pool_size = pool_size
-        self._direct = urllib3.PoolManager(maxsize=pool_size, block=False)
+        self._direct = urllib3.PoolManager(maxsize=pool_size, block=False, ca_certs=CA_CERTS)
         if not allow_private:
             self._direct.pool_classes_by_scheme = {
                 "http": _CheckedHTTPPool,
@@ -90,7 +94,7 @@ class DeliveryTransport:
         with self._lock:
             if proxy not in self._proxies:
                 self._proxies[proxy] = urllib3.ProxyManager(
-                    proxy, maxsize=self._pool_size, block=False
+                    proxy, maxsize=self._pool_size, block=False, ca_certs=CA_CERTS
                 )
             return self._proxies[proxy]
 
