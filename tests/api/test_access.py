@@ -91,3 +91,31 @@ def test_with_an_api_key_there_is_no_warning(
         in_process(service_environment, api_key=API_KEY, lifespan=True)
 
     assert "API_KEY is not set" not in caplog.text
+
+
+def test_a_protected_route_refuses_a_request_the_key_check_did_not_pass(
+    in_process: InProcess, service_environment: dict[str, Any]
+) -> None:
+    # The route's own guard, behind ApiKeyMiddleware: a request that reached it without
+    # the middleware's mark (it never ran, or found no key) is refused all the same.
+    client = in_process(service_environment, api_key=API_KEY)
+    assert client.get("/health").status_code == 200  # builds the middleware stack
+    app: Any = client.app
+    unmarked = app.middleware_stack
+    while type(unmarked).__name__ != "ApiKeyMiddleware":
+        unmarked = unmarked.app
+    unmarked.api_key = None  # the middleware lets everything through, marked as carrying it
+
+    def forget_the_mark(original: Any) -> Any:
+        async def call(scope: Any, receive: Any, send: Any) -> None:
+            scope.get("state", {}).pop("api_key_valid", None)
+            await original(scope, receive, send)
+
+        return call
+
+    unmarked.app = forget_the_mark(unmarked.app)
+
+    response = client.get("/messages", params={"user_id": "1187429836452190"})
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
