@@ -19,6 +19,7 @@ WRITER_LOCK = EVENTS_WRITER_LOCK
 _OBSERVE = text(
     "SELECT (SELECT max(seq) FROM events), ARRAY("
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND classid = :classid AND objid = :objid AND objsubid = 2)"
 ).bindparams(classid=WRITER_LOCK[0], objid=WRITER_LOCK[1])
 _INSERT = insert(cast(Table, EVENTS))

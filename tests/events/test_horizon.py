@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from app.models import utcnow
@@ -92,3 +92,26 @@ def test_catching_up_waits_for_a_writer_committing_now(
         assert seqs(reader, horizon.catch_up(reader, within=0.1)) == ["evt_mine", "evt_other"]
         assert time.monotonic() - started < 5
         other.rollback()
+
+
+def test_an_event_writer_in_another_database_is_not_waited_for(
+    engine: Engine, databases: Databases
+) -> None:
+    # Advisory locks are per database, but pg_locks lists every database's: another
+    # deployment (or test run) on the same cluster must not hold this one's horizon back.
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite: no writer is ever in flight for a reader")
+    elsewhere = create_engine(engine.url.set(database="postgres", query={}))
+    horizon = Horizon()
+    try:
+        with Session(engine) as writer, Session(engine) as reader, elsewhere.connect() as other:
+            write_event(writer, "one")
+            writer.commit()
+            other.execute(
+                text("SELECT pg_advisory_xact_lock_shared(:classid, :objid)"),
+                {"classid": events.WRITER_LOCK[0], "objid": events.WRITER_LOCK[1]},
+            )  # a writer in flight there, its transaction open
+
+            assert seqs(reader, horizon.advance(reader)) == ["evt_one"]
+    finally:
+        elsewhere.dispose()
