@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -26,14 +26,31 @@ from tests.helpers import ACCOUNT_ID, TOKEN_KEY, USER_TOKEN
 DELIVERY_SETTINGS = {"events_allow_private_urls": True, "events_timeout_seconds": 5}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url_at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_at(request: pytest.FixtureRequest, tmp_path: Path, revision: str) -> str:
+    """A new database of the fixture's backend (`request.param`), migrated up to `revision`."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'upgrade.db'}"
     else:
         url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
-    command.upgrade(alembic_config(url), "0006")
+    command.upgrade(alembic_config(url), revision)
     return url
+
+
+def add_endpoint_and_pings(connection: Connection, seqs: tuple[int, ...] = (1, 2)) -> None:
+    """Endpoint `we_1` and ping events of these seqs (`evt_<seq>`)."""
+    connection.execute(
+        text("INSERT INTO webhook_endpoints (id, url, secret) VALUES ('we_1', 'x', 'whsec_x')")
+    )
+    for seq in seqs:
+        connection.execute(
+            text("INSERT INTO events (seq, id, type, payload) VALUES (:seq, :id, 'ping', '{}')"),
+            {"seq": seq, "id": f"evt_{seq}"},
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url_at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_at(request, tmp_path, "0006")
 
 
 def test_0007_hashes_stored_deliveries_and_keeps_every_copy(database_url_at_0006: str) -> None:
@@ -71,12 +88,7 @@ def test_0007_hashes_stored_deliveries_and_keeps_every_copy(database_url_at_0006
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url_at_0007(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'accounts.db'}"
-    else:
-        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
-    command.upgrade(alembic_config(url), "0007")
-    return url
+    return database_at(request, tmp_path, "0007")
 
 
 def test_0012_carries_the_single_token_over_to_the_account_of_the_stored_conversations(
@@ -141,12 +153,7 @@ def test_0012_carries_the_single_token_over_to_the_account_of_the_stored_convers
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url_at_0008(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'upgrade.db'}"
-    else:
-        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
-    command.upgrade(alembic_config(url), "0008")
-    return url
+    return database_at(request, tmp_path, "0008")
 
 
 def test_0009_gives_every_stored_attachment_a_media_row(database_url_at_0008: str) -> None:
@@ -198,28 +205,14 @@ def test_0009_gives_every_stored_attachment_a_media_row(database_url_at_0008: st
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url_at_0012(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'upgrade.db'}"
-    else:
-        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
-    command.upgrade(alembic_config(url), "0012")
-    return url
+    return database_at(request, tmp_path, "0012")
 
 
 def test_0013_keeps_the_last_attempt_of_each_attempted_delivery(database_url_at_0012: str) -> None:
     url = database_url_at_0012
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO webhook_endpoints (id, url, secret) VALUES ('we_1', 'x', 'whsec_x')")
-        )
-        for seq in (1, 2):
-            connection.execute(
-                text(
-                    "INSERT INTO events (seq, id, type, payload) VALUES (:seq, :id, 'ping', '{}')"
-                ),
-                {"seq": seq, "id": f"evt_{seq}"},
-            )
+        add_endpoint_and_pings(connection)
         connection.execute(
             text(
                 "INSERT INTO event_deliveries (endpoint_id, event_seq, conversation, status,"
@@ -248,12 +241,7 @@ def test_0013_keeps_the_last_attempt_of_each_attempted_delivery(database_url_at_
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url_at_0013(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'upgrade.db'}"
-    else:
-        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
-    command.upgrade(alembic_config(url), "0013")
-    return url
+    return database_at(request, tmp_path, "0013")
 
 
 def test_0014_seals_stored_endpoint_secrets_and_deliveries_still_verify(
@@ -330,12 +318,7 @@ def test_0014_seals_stored_endpoint_secrets_and_deliveries_still_verify(
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url_at_0016(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'upgrade.db'}"
-    else:
-        url = postgres_url_for_schema(request.getfixturevalue("fresh_schema"))
-    command.upgrade(alembic_config(url), "0016")
-    return url
+    return database_at(request, tmp_path, "0016")
 
 
 def test_0016_downgrade_fills_the_last_attempt_columns_from_the_attempts(
@@ -345,16 +328,8 @@ def test_0016_downgrade_fills_the_last_attempt_columns_from_the_attempts(
     at = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO webhook_endpoints (id, url, secret) VALUES ('we_1', 'x', 'whsec_x')")
-        )
+        add_endpoint_and_pings(connection)
         for seq in (1, 2):
-            connection.execute(
-                text(
-                    "INSERT INTO events (seq, id, type, payload) VALUES (:seq, :id, 'ping', '{}')"
-                ),
-                {"seq": seq, "id": f"evt_{seq}"},
-            )
             connection.execute(
                 text(
                     "INSERT INTO event_deliveries (id, endpoint_id, event_seq, conversation,"

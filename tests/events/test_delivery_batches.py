@@ -249,6 +249,18 @@ def test_a_claim_reads_the_due_index_in_order_however_stale_the_statistics(
     assert "Sort" not in plan
 
 
+def made_up_attempts(count: int) -> list[Attempt]:
+    """Attempts of no delivery (for a worker over no database)."""
+    now = utcnow()
+    return [
+        Attempt(
+            delivery_id=n, endpoint_id="we_1", url="", secrets=[], event={},
+            created_at=now, attempts=0,
+        )
+        for n in range(count)
+    ]  # fmt: skip
+
+
 class Recorder:
     """A deliverer as the worker sees it, over no database: one batch of four attempts,
     each answered 200; the first recording waits until all four are posted."""
@@ -267,14 +279,7 @@ class Recorder:
         if self.claimed:
             return []
         self.claimed = True
-        now = utcnow()
-        return [
-            Attempt(
-                delivery_id=n, endpoint_id="we_1", url="", secrets=[], event={},
-                created_at=now, attempts=0,
-            )
-            for n in range(4)
-        ]  # fmt: skip
+        return made_up_attempts(4)
 
     def post(self, attempt: Attempt) -> Outcome:
         self.priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
@@ -392,14 +397,7 @@ class Backlogged(Recorder):
         self.dispatched_before.append(self.dispatches)
         count = limit if len(self.claims) < 3 else (1 if len(self.claims) == 3 else 0)
         self.claims.append(count)
-        now = utcnow()
-        return [
-            Attempt(
-                delivery_id=n, endpoint_id="we_1", url="", secrets=[], event={},
-                created_at=now, attempts=0,
-            )
-            for n in range(count)
-        ]  # fmt: skip
+        return made_up_attempts(count)
 
     def record(self, finished: list[tuple[Attempt, Outcome]]) -> None:
         self.batches.append(len(finished))
