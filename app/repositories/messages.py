@@ -15,6 +15,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     null,
     or_,
     select,
@@ -59,8 +60,9 @@ _A_TOMBSTONE = {
 }
 
 
-def store_messages(session: Session, rows: Sequence[MessageRow]) -> set[str]:
-    """Store message events once by `mid`, whatever came before them; the mids that changed.
+def store_messages(session: Session, rows: Sequence[MessageRow]) -> dict[str, Row[Any]]:
+    """Store message events once by `mid`, whatever came before them; the rows that changed,
+    by mid, as `with_conversation` reads them (the INSERT returns them: no read after it).
 
     - No row yet: insert it.
     - A placeholder (an edit or unsend came first, or a backfill could not get the content),
@@ -79,7 +81,7 @@ def store_messages(session: Session, rows: Sequence[MessageRow]) -> set[str]:
         same=_A_MESSAGE,
         finish=_fill_in,
     )
-    return {mid for (mid,) in returned}
+    return {row._mapping["mid"]: row for row in returned}
 
 
 def _fill_in(insert: Any) -> Any:
@@ -113,7 +115,7 @@ def _fill_in(insert: Any) -> Any:
             placeholder,
             echo_of_our_send & (stored.sent_at != incoming.sent_at),
         ),
-    ).returning(stored.mid)
+    ).returning(*_SNAPSHOT_COLUMNS)
 
 
 def store_placeholders(session: Session, rows: Sequence[MessageRow]) -> set[str]:
@@ -416,26 +418,34 @@ def known_mids(session: Session, mids: Sequence[str]) -> set[str]:
     return set(session.scalars(select(table.c.mid).where(table.c.mid.in_(list(mids)), known)).all())
 
 
-_SNAPSHOT_COLUMNS = (
-    MESSAGES,
-    _CONVERSATIONS.c.account_id.label("conversation_account_id"),
-    _CONVERSATIONS.c.customer_id.label("conversation_customer_id"),
-    _CONVERSATIONS.c.customer_read_at.label("conversation_read_at"),
-    # Whether a reaction stands on it: the reactions are read only for those that have one.
+# What an event's snapshot reads of a message: its columns, its conversation's and whether
+# a reaction stands on it (the reactions are read only for those that have one). The
+# subqueries name the message's columns in SQL: SQLAlchemy does not correlate a RETURNING
+# clause's subqueries, and the write of a message returns these columns too.
+_OF_THE_MESSAGE: dict[str, ColumnElement[Any]] = {
+    name: literal_column(f"messages.{name}") for name in ("conversation_id", "mid")
+}
+_SNAPSHOT_COLUMNS: tuple[Any, ...] = (
+    *MESSAGES.c,
+    *(
+        select(column)
+        .where(_CONVERSATIONS.c.id == _OF_THE_MESSAGE["conversation_id"])
+        .scalar_subquery()
+        .label(name)
+        for name, column in (
+            ("conversation_account_id", _CONVERSATIONS.c.account_id),
+            ("conversation_customer_id", _CONVERSATIONS.c.customer_id),
+            ("conversation_read_at", _CONVERSATIONS.c.customer_read_at),
+        )
+    ),
     exists()
-    .where(_REACTIONS.c.mid == MESSAGES.c.mid, _REACTIONS.c.reaction.is_not(None))
+    .where(_REACTIONS.c.mid == _OF_THE_MESSAGE["mid"], _REACTIONS.c.reaction.is_not(None))
     .label("has_reactions"),
 )
-_WITH_CONVERSATION = (
-    select(*_SNAPSHOT_COLUMNS)
-    .join(_CONVERSATIONS, _CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
-    .where(MESSAGES.c.mid.in_(bindparam("mids", expanding=True)))
+_WITH_CONVERSATION = select(*_SNAPSHOT_COLUMNS).where(
+    MESSAGES.c.mid.in_(bindparam("mids", expanding=True))
 )
-_WITH_CONVERSATION_BY_ID = (
-    select(*_SNAPSHOT_COLUMNS)
-    .join(_CONVERSATIONS, _CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
-    .where(MESSAGES.c.id == bindparam("row_id"))
-)
+_WITH_CONVERSATION_BY_ID = select(*_SNAPSHOT_COLUMNS).where(MESSAGES.c.id == bindparam("row_id"))
 
 
 def with_conversation(session: Session, mids: list[str]) -> dict[str, Row[Any]]:

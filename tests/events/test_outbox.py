@@ -12,7 +12,15 @@ from app.models import Event
 from app.sandbox import webhooks
 from app.services.intake import apply_delivery
 from tests.conftest import StartService
-from tests.helpers import ACCOUNT_ID, CUSTOMER_ID, ServiceClient, add_fault, serve, text_message
+from tests.helpers import (
+    ACCOUNT_ID,
+    CUSTOMER_ID,
+    ServiceClient,
+    StatementCounter,
+    add_fault,
+    serve,
+    text_message,
+)
 
 MS = 1745923800000
 IDS = {"account_id": ACCOUNT_ID, "customer_id": CUSTOMER_ID}
@@ -130,6 +138,49 @@ def test_a_reaction_that_came_before_its_message_is_in_the_messages_snapshot(
     [reaction] = received["data"]["message"]["reactions"]
     assert reaction["reaction"] == "love"
     assert received["data"]["message"] == api.get("/api/v1/messages/m-1").json()
+
+
+def test_a_new_message_is_not_read_again_for_its_snapshot(db: Session) -> None:
+    # The INSERT returns the row with its conversation's columns: no SELECT after the writes.
+    serve(db)
+    apply_delivery(db, text_message(mid="m-0"))  # the conversation and its users exist
+    db.commit()
+    with StatementCounter(db.get_bind()) as counted:
+        apply_delivery(db, text_message(mid="m-1"), served_among=lambda _, ids: set(ids))
+    db.commit()
+
+    assert [statement.split()[0] for statement in counted.statements] == [
+        "INSERT",  # conversations
+        "INSERT",  # messages, returning the snapshot's columns
+        "INSERT",  # events
+    ]
+    [event] = [e for e in stored(db) if e.payload["message"]["mid"] == "m-1"]
+    assert event.payload["message"]["text"] == "hello"
+    assert event.conversation == CUSTOMER_ID
+
+
+def test_a_snapshot_shows_what_the_rest_of_its_delivery_did(api: ServiceClient) -> None:
+    # Written in one batch: the read moves the conversation before the message is written,
+    # the reaction and the edit after it (their message is read again for its snapshot).
+    deliver(
+        api,
+        webhooks.read_item(**IDS, mid="m-0", timestamp_ms=MS + 9),
+        webhooks.message_item(**IDS, mid="m-1", timestamp_ms=MS, text="Hi"),
+        webhooks.message_item(**IDS, mid="m-2", timestamp_ms=MS + 1, text="Hey"),
+        webhooks.reaction_item(**IDS, mid="m-2", timestamp_ms=MS + 2, reaction="love"),
+        webhooks.message_item(**IDS, mid="m-3", timestamp_ms=MS + 3, text="Hullo"),
+        webhooks.edit_item(**IDS, mid="m-3", timestamp_ms=MS + 4, text="Hello", num_edit=1),
+    )
+
+    received = {
+        event["data"]["message"]["mid"]: event["data"]["message"]
+        for event in feed(api, types="message.received")
+    }
+    assert set(received) == {"m-1", "m-2", "m-3"}
+    for mid, snapshot in received.items():
+        assert snapshot == api.get(f"/api/v1/messages/{mid}").json()
+    assert [reaction["reaction"] for reaction in received["m-2"]["reactions"]] == ["love"]
+    assert received["m-3"]["text"] == "Hello"
 
 
 def test_a_rolled_back_transaction_leaves_no_event(db: Session) -> None:

@@ -1,10 +1,11 @@
 """The events of a webhook delivery: written by the intake batch in its own transaction,
 one per row that actually changed (a duplicate or a Meta retry changes nothing: no event)."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.repositories import conversations
@@ -39,13 +40,18 @@ def record_changes(
     session: Session,
     *,
     batch: "Batch",
-    changed: Mapping[str, set[Any]],
+    changed: Mapping[str, Collection[Any]],
+    stored: Mapping[str, Row[Any]],
     reads: Mapping["ConversationKey", datetime | None],
 ) -> None:
-    """Write the events of what the batch changed (see Batch.write)."""
-    mids = {*changed["messages"], *changed["edits"], *changed["unsends"]}
-    mids |= {mid for mid, _ in changed["reactions"]}
-    snapshots = message_snapshots(session, mids) if mids else {}
+    """Write the events of what the batch changed (see Batch.write); `stored` holds the rows
+    of the changed messages as their write returned them."""
+    touched_later = {*changed["edits"], *changed["unsends"]}
+    touched_later |= {mid for mid, _ in changed["reactions"]}
+    # A message row stands as its write returned it unless a later write of the batch moved it.
+    known = {mid: row for mid, row in stored.items() if mid not in touched_later}
+    mids = {*changed["messages"], *touched_later}
+    snapshots = message_snapshots(session, mids, known=known) if mids else {}
     drafts: list[EventDraft] = []
     for mid in sorted(changed["messages"]):
         if mid in snapshots:

@@ -76,12 +76,17 @@ def plain(value: Any) -> Any:
 
 
 def message_snapshots(
-    session: Session, mids: Iterable[str]
+    session: Session, mids: Iterable[str], *, known: Mapping[str, Row[Any]] | None = None
 ) -> dict[str, tuple[Row[Any], JsonObject]]:
     """By mid: the stored row (with its conversation's `conversation_*` columns) and the
-    MessageRead of each message, reactions and media included. One statement, and one more
-    for the reactions, or the media, of those that have some."""
-    return _snapshots(session, messages.with_conversation(session, sorted(set(mids))))
+    MessageRead of each message, reactions and media included. One statement (none for the
+    rows `known` gives, as they stand now), and one more for the reactions, or the media, of
+    those that have some."""
+    rows = dict(known or {})
+    unread = sorted(set(mids) - rows.keys())
+    if unread:
+        rows.update(messages.with_conversation(session, unread))
+    return _snapshots(session, rows)
 
 
 def _snapshots(

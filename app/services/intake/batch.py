@@ -1,7 +1,7 @@
 """The per-delivery batch: what the webhook events of one delivery write, merged so that each
 table takes one statement."""
 
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Final, Generic, Literal, TypeVar
@@ -170,8 +170,9 @@ class Batch:
             session, user_ids={id for key, row in upserted.items() if row.created for id in key}
         )
         ids = {key: row.id for key, row in upserted.items()}
-        changed: dict[str, set[Any]] = {
-            "messages": messages.store_messages(session, self.messages.rows(ids)),
+        stored = messages.store_messages(session, self.messages.rows(ids))
+        changed: dict[str, Collection[Any]] = {
+            "messages": stored.keys(),
             "unsends": messages.store_unsends(session, self.unsends.rows(ids)),
             "edits": messages.store_edits(session, self.edits.rows(ids)),
             "reactions": reactions.store_many(session, self.reactions.rows(ids)),
@@ -183,13 +184,15 @@ class Batch:
                 due_at=utcnow() + GAP_CHECK_DELAY,
             )
         self._write_media(session, unsent=changed["unsends"])
-        intake_events.record_changes(session, batch=self, changed=changed, reads=reads)
+        intake_events.record_changes(
+            session, batch=self, changed=changed, stored=stored, reads=reads
+        )
         return [
             self._outcome(number, collected, changed)
             for number, collected in enumerate(self._collected)
         ]
 
-    def _write_media(self, session: Session, *, unsent: set[Any]) -> None:
+    def _write_media(self, session: Session, *, unsent: Collection[Any]) -> None:
         """Media rows for the attachments of the messages (made once: duplicates change
         nothing); the media of unsent messages marked for purging."""
         with_attachments = [
@@ -200,7 +203,9 @@ class Batch:
         if unsent:
             media.mark_deleted_of_mids(session, unsent, at=utcnow())
 
-    def _outcome(self, number: int, collected: Collected, changed: dict[str, set[Any]]) -> str:
+    def _outcome(
+        self, number: int, collected: Collected, changed: dict[str, Collection[Any]]
+    ) -> str:
         if not isinstance(collected, Ticket):
             # Conversation clocks only: applied (they only move forward), or kept raw only.
             return "applied" if collected is None else IGNORED
