@@ -215,8 +215,9 @@ _TABLE = cast(Table, Message.__table__)
 _INSERT = insert(_TABLE).returning(_TABLE.c.id)
 
 
-def attach_mid(session: Session, *, row_id: int, mid: str) -> datetime:
-    """Mark an API send (the row `row_id`) as sent with Meta's `mid`; return its sent_at.
+def attach_mid(session: Session, *, row_id: int, mid: str) -> Row[Any]:
+    """Mark an API send (the row `row_id`) as sent with Meta's `mid`; return the row as
+    `with_conversation` reads it (the UPDATE returns it).
 
     The echo webhook of the same send may already be stored under that mid (it can beat Meta's
     HTTP answer). The API row is the one to keep, so the echo row is folded into it, and its
@@ -225,22 +226,12 @@ def attach_mid(session: Session, *, row_id: int, mid: str) -> datetime:
     """
     parameters = {"sent_mid": mid, "row_id": row_id}
     echo_sent_at = session.execute(_DELETE_ECHO, parameters).scalar()
-    return session.execute(_MARK_SENT, {**parameters, "echo_sent_at": echo_sent_at}).scalar_one()
+    return session.execute(_MARK_SENT, {**parameters, "echo_sent_at": echo_sent_at}).one()
 
 
 _DELETE_ECHO = (
     delete(_TABLE)
     .where(Message.mid == bindparam("sent_mid"), Message.id != bindparam("row_id"))
-    .returning(Message.sent_at)
-)
-_MARK_SENT = (
-    update(_TABLE)
-    .where(Message.id == bindparam("row_id"))
-    .values(
-        mid=bindparam("sent_mid"),
-        status="sent",
-        sent_at=func.coalesce(bindparam("echo_sent_at", type_=UTCDateTime()), Message.sent_at),
-    )
     .returning(Message.sent_at)
 )
 
@@ -441,6 +432,17 @@ _SNAPSHOT_COLUMNS: tuple[Any, ...] = (
     exists()
     .where(_REACTIONS.c.mid == _OF_THE_MESSAGE["mid"], _REACTIONS.c.reaction.is_not(None))
     .label("has_reactions"),
+)
+# An API send marked sent (attach_mid), returning what its event's snapshot reads.
+_MARK_SENT = (
+    update(_TABLE)
+    .where(Message.id == bindparam("row_id"))
+    .values(
+        mid=bindparam("sent_mid"),
+        status="sent",
+        sent_at=func.coalesce(bindparam("echo_sent_at", type_=UTCDateTime()), Message.sent_at),
+    )
+    .returning(*_SNAPSHOT_COLUMNS)
 )
 _WITH_CONVERSATION = select(*_SNAPSHOT_COLUMNS).where(
     MESSAGES.c.mid.in_(bindparam("mids", expanding=True))

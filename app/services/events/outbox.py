@@ -125,9 +125,13 @@ def message_draft(type_: str, row: Row[Any], snapshot: JsonObject, **extra: Any)
     )
 
 
-def record_message(session: Session, type_: str, *, row_id: int, **extra: Any) -> None:
-    """One message.* event about the message `row_id`, as it stands in this transaction."""
-    row = messages.with_conversation_by_id(session, row_id)
+def record_message(
+    session: Session, type_: str, *, row_id: int, row: Row[Any] | None = None, **extra: Any
+) -> None:
+    """One message.* event about the message `row_id`, as it stands in this transaction
+    (`row`: as `messages.with_conversation` reads it, when the caller's write returned it)."""
+    if row is None:
+        row = messages.with_conversation_by_id(session, row_id)
     if row is None:
         return
     # Keyed by mid for _snapshots; a message not sent yet has none (nor reactions).

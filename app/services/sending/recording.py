@@ -89,9 +89,12 @@ def record_sent(session: Session, send: DeliveredSend) -> datetime:
                 customer_id=send.customer_id,
                 message_at=send.sent_at,
             )
-            sent_at = messages.attach_mid(session, row_id=send.row_id, mid=send.mid)
-            outbox.record_message(session, "message.sent", row_id=send.row_id, origin="api")
+            row = messages.attach_mid(session, row_id=send.row_id, mid=send.mid)
+            outbox.record_message(
+                session, "message.sent", row_id=send.row_id, row=row, origin="api"
+            )
             session.commit()
+            sent_at: datetime = row._mapping["sent_at"]
             return sent_at
         except IntegrityError:
             # The echo was stored between our DELETE and UPDATE: it is committed now.

@@ -633,5 +633,7 @@ def test_a_text_send_reads_the_conversation_once_and_no_media(
     reads = [s for s in counted.statements if s.lstrip().startswith("SELECT")]
     # (The event's snapshot reads its message's conversation columns in subqueries.)
     assert len([s for s in reads if s.startswith("SELECT conversations.")]) == 1
+    # Marking it sent returns what the message.sent event's snapshot needs: no read after.
+    assert not [s for s in reads if s.startswith("SELECT messages.")]
     assert not [s for s in counted.statements if "FROM media" in s]
     assert not [s for s in reads if "FROM accounts" in s]  # its status came with the route
