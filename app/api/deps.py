@@ -5,6 +5,7 @@ thread pool, and a thread hop per dependency costs more than building the thing 
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -45,7 +46,8 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
+@asynccontextmanager
+async def _request_session(request: Request) -> AsyncIterator[Session]:
     """A session per request. It never commits: services end their use cases with commit().
 
     Opening one does no I/O; closing does only while a transaction is open (the rollback),
@@ -56,6 +58,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
     finally:
         await _close(session)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    async with _request_session(request) as session:
+        yield session
 
 
 async def _close(session: Session) -> None:
@@ -154,14 +161,11 @@ async def get_webhook_call(request: Request) -> AsyncIterator[WebhookCall]:
     resolves costs a little; five of them were a few percent of a delivery)."""
     state = request.app.state
     body = await request.body()
-    session: Session = state.session_factory()
-    try:
+    async with _request_session(request) as session:
         service = WebhookService(
             session=session, settings=state.settings, accounts_seen=state.intake_accounts
         )
         yield WebhookCall(service, body, request.headers.get("x-hub-signature-256"))
-    finally:
-        await _close(session)
 
 
 WebhookCallDep = Annotated[WebhookCall, Depends(get_webhook_call)]
@@ -176,8 +180,14 @@ async def get_user_service(
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 
-async def get_history_service(session: SessionDep, users: UserServiceDep) -> HistoryService:
-    return HistoryService(session=session, users=users)
+async def get_history_service(request: Request) -> AsyncIterator[HistoryService]:
+    """One dependency for a history page (the session, the settings and the clients of the
+    chain of services it needs, resolved together, as `get_webhook_call` does: each
+    dependency FastAPI resolves costs a little on a route read hundreds of times a second)."""
+    state = request.app.state
+    async with _request_session(request) as session:
+        users = UserService(session=session, instagram=state.instagram, settings=state.settings)
+        yield HistoryService(session=session, users=users)
 
 
 HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
@@ -218,8 +228,10 @@ async def get_reaction_service(
 ReactionServiceDep = Annotated[ReactionService, Depends(get_reaction_service)]
 
 
-async def get_conversation_service(session: SessionDep) -> ConversationService:
-    return ConversationService(session=session)
+async def get_conversation_service(request: Request) -> AsyncIterator[ConversationService]:
+    """With its own session: one dependency for the /api/v1 history pages."""
+    async with _request_session(request) as session:
+        yield ConversationService(session=session)
 
 
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]

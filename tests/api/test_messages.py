@@ -20,6 +20,7 @@ from tests.helpers import (
     serve_account,
     text_message,
     wait_for_profiles,
+    wait_until,
 )
 from tests.stack import SharedService
 
@@ -229,3 +230,22 @@ def test_a_customer_of_another_business_account_is_served_once_it_is_added(
 
     assert response.status_code == 200
     assert [m["text"] for m in response.json()] == ["Hello, I want to book a table for 4"]
+
+
+def test_history_pages_give_their_connection_back(
+    service: SharedService, api: ServiceClient, anna: dict
+) -> None:
+    """The history routes open and close their session in one dependency each: every page,
+    found or not, returns its connection to the pool."""
+    service.pause_workers()
+    pool = service.app.state.engine.pool
+    for path, params in [
+        ("/messages", {"user_id": anna["id"]}),
+        ("/messages", {"user_id": "1000000000000001"}),  # 404: no messages
+        (f"/api/v1/conversations/{anna['id']}/messages", {}),
+        ("/api/v1/conversations/1000000000000001/messages", {}),  # 404
+        (f"/api/v1/conversations/{anna['id']}", {}),
+    ]:
+        response = api.get(path, params=params)
+        assert response.status_code in (200, 404), response.text
+        wait_until(lambda: pool.checkedout() == 0, timeout=5, what=f"{path}'s connection back")
