@@ -235,6 +235,54 @@ def bare(context: Context) -> Row:
         context.processes.stop(process)
 
 
+def _floor_insert(context: Context, *, layer: str) -> Row:
+    """The bare app storing each webhook body by one INSERT, committed before its 200: the
+    least any durable intake costs on this stack (the same signed deliveries as ingest-1, and
+    nothing checked or parsed)."""
+    from bench.bare_app import COUNT_FLOOR, CREATE_FLOOR_TABLE, EMPTY_FLOOR
+
+    name = "floor-insert" + ("-sqlalchemy" if layer == "sqlalchemy" else "")
+    with context.engine.begin() as connection:
+        connection.exec_driver_sql(CREATE_FLOOR_TABLE)
+        connection.exec_driver_sql(EMPTY_FLOOR)
+    deliveries = int(POOL_RATE_1_EVENT * context.options.seconds * 1.25) + 100
+    pool = write_webhook_pool(
+        context.workdir / f"{name}.pool",
+        prefix=f"{name}-run",
+        deliveries=deliveries,
+        events_per_delivery=1,
+    )
+    process = start_bare_app(
+        context.processes,
+        extra_args=context.options.uvicorn_args,
+        environment={"BARE_DATABASE_URL": context.database_url, "BARE_DATABASE_LAYER": layer},
+    )
+    try:
+        row = measure(
+            context,
+            name=name,
+            description="bare app: POST /webhook stored by one INSERT, committed before the 200"
+            + (" (through a SQLAlchemy Session)" if layer == "sqlalchemy" else " (psycopg2)"),
+            url=base_url(process),
+            server_pid=process.pid,
+            pool=pool,
+            mode="webhook",
+        )
+    finally:
+        context.processes.stop(process)
+    stored = database.count(context.engine, COUNT_FLOOR)
+    row.notes.append(f"{stored:,} bodies stored (warm-up included)")
+    return row
+
+
+def floor_insert(context: Context) -> Row:
+    return _floor_insert(context, layer="psycopg2")
+
+
+def floor_insert_sqlalchemy(context: Context) -> Row:
+    return _floor_insert(context, layer="sqlalchemy")
+
+
 def health(context: Context) -> Row:
     """The service's `/health`: the same uvicorn, middlewares and thread pool as every
     endpoint, and no work of its own (the floor of what the service's own code adds). On an
@@ -625,6 +673,16 @@ SCENARIOS: dict[str, Scenario] = {
     for scenario in (
         Scenario("bare", "bare FastAPI app GET / (the ceiling)", bare),
         Scenario("health", "the service's GET /health (its floor)", health),
+        Scenario(
+            "floor-insert",
+            "bare app storing each webhook body by one INSERT (psycopg2): durable intake's floor",
+            floor_insert,
+        ),
+        Scenario(
+            "floor-insert-sqlalchemy",
+            "the same through a SQLAlchemy Session (BEGIN, INSERT, COMMIT)",
+            floor_insert_sqlalchemy,
+        ),
         Scenario("ingest-1", "webhook ingest, 1 event per delivery", ingest_1),
         Scenario(
             "ingest-1-2-endpoints",

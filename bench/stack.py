@@ -151,8 +151,14 @@ def start_service(
     )
 
 
-def start_bare_app(processes: Processes, *, extra_args: Sequence[str] = ()) -> Process:
-    """The bare FastAPI app under the same uvicorn settings, on the server's core."""
+def start_bare_app(
+    processes: Processes,
+    *,
+    extra_args: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
+) -> Process:
+    """The bare FastAPI app under the same uvicorn settings, on the server's core
+    (`environment`: its BARE_DATABASE_* settings, for the floor of a durable intake)."""
     port = free_port()
     return processes.start(
         "bare app",
@@ -163,6 +169,7 @@ def start_bare_app(processes: Processes, *, extra_args: Sequence[str] = ()) -> P
         ],
         cpus=SERVER_CPUS,
         ready_url=f"http://127.0.0.1:{port}/",
+        extra_environment=environment,
     )
 
 
