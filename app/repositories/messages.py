@@ -277,7 +277,19 @@ _LATEST_VISIBLE = (
     .order_by(*_NEWEST_FIRST)
     .limit(bindparam("limit"))
 )
-_PAGE = select(MESSAGES).where(MESSAGES.c.conversation_id == bindparam("conversation_id"))
+# Whether a reaction stands on the message: its reactions are read only when one does. (The
+# message's mid is named in SQL, so that a write's RETURNING clause can hold it too.)
+HAS_REACTIONS = (
+    exists()
+    .where(
+        Reaction.__table__.c.mid == literal_column("messages.mid"),
+        Reaction.__table__.c.reaction.is_not(None),
+    )
+    .label("has_reactions")
+)
+_PAGE = select(MESSAGES, HAS_REACTIONS).where(
+    MESSAGES.c.conversation_id == bindparam("conversation_id")
+)
 _NEWEST_PAGE = _PAGE.order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
 _OLDER_PAGE = (
     _PAGE.where(sent_order < position("before")).order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
@@ -413,14 +425,12 @@ def known_mids(session: Session, mids: Sequence[str]) -> set[str]:
 # a reaction stands on it (the reactions are read only for those that have one). The
 # subqueries name the message's columns in SQL: SQLAlchemy does not correlate a RETURNING
 # clause's subqueries, and the write of a message returns these columns too.
-_OF_THE_MESSAGE: dict[str, ColumnElement[Any]] = {
-    name: literal_column(f"messages.{name}") for name in ("conversation_id", "mid")
-}
+_ITS_CONVERSATION_ID: ColumnElement[Any] = literal_column("messages.conversation_id")
 _SNAPSHOT_COLUMNS: tuple[Any, ...] = (
     *MESSAGES.c,
     *(
         select(column)
-        .where(_CONVERSATIONS.c.id == _OF_THE_MESSAGE["conversation_id"])
+        .where(_CONVERSATIONS.c.id == _ITS_CONVERSATION_ID)
         .scalar_subquery()
         .label(name)
         for name, column in (
@@ -429,9 +439,7 @@ _SNAPSHOT_COLUMNS: tuple[Any, ...] = (
             ("conversation_read_at", _CONVERSATIONS.c.customer_read_at),
         )
     ),
-    exists()
-    .where(_REACTIONS.c.mid == _OF_THE_MESSAGE["mid"], _REACTIONS.c.reaction.is_not(None))
-    .label("has_reactions"),
+    HAS_REACTIONS,
 )
 # An API send marked sent (attach_mid), returning what its event's snapshot reads.
 _MARK_SENT = (

@@ -74,6 +74,7 @@ class ConversationService:
         else:
             rows = rows[:limit]
             has_older, has_newer = more, older_than is not None
+        # (Read only when a message of the page has one: most pages have none.)
         standing = (
             reactions.current_in_page(
                 self.session,
@@ -81,7 +82,7 @@ class ConversationService:
                 oldest=_position_of(rows[-1]),
                 newest=_position_of(rows[0]),
             )
-            if rows
+            if any(row._mapping["has_reactions"] for row in rows)
             else []
         )
         return {

@@ -362,6 +362,32 @@ def test_every_page_shows_exactly_its_messages_reactions(api: ServiceClient) -> 
     }
 
 
+def test_a_page_reads_reactions_only_when_one_of_its_messages_has_one(
+    service: SharedService, api: ServiceClient
+) -> None:
+    customer = "1500000000000003"
+    mids = store_thread(api, customer_id=customer, count=4)
+
+    def reactions_read() -> list[str]:
+        with StatementCounter(service.app.state.engine) as counted:
+            get_page(api, customer, limit=2)  # the two newest
+        return [s for s in counted.statements if s.startswith("SELECT reactions.")]
+
+    assert reactions_read() == []
+    react = webhooks.reaction_item(
+        customer_id=customer,
+        account_id=ACCOUNT_ID,
+        mid=mids[3],
+        timestamp_ms=START_MS + 9_000,
+        reaction="love",
+    )
+    assert api.deliver(webhooks.delivery(account_id=ACCOUNT_ID, items=[react])).status_code == 200
+    assert len(reactions_read()) == 1
+    [newest, older] = get_page(api, customer, limit=2)["data"]
+    assert [r["reaction"] for r in newest["reactions"]] == ["love"]
+    assert older["reactions"] == []
+
+
 def test_a_page_costs_the_same_statements_whatever_the_history(
     service: SharedService, api: ServiceClient
 ) -> None:
