@@ -29,7 +29,7 @@ from sqlalchemy import create_engine
 from app.sandbox import webhooks
 from app.sandbox.clock import now_ms
 from app.security import sign_body
-from bench import database, processes
+from bench import database
 from bench.pools import customer_id
 from bench.processes import BenchError, Processes, free_port
 from bench.stack import (
@@ -155,7 +155,6 @@ def main(argv: list[str] | None = None) -> None:
     database.add_conversation(engine, customer_id=SEND_CUSTOMER, messages=1, vacuum=False)
     engine.dispose()
 
-    processes.STARTUP_TIMEOUT_SECONDS = STARTUP_SECONDS
     with (
         tempfile.TemporaryDirectory(prefix="bench-instructions-") as workdir,
         Processes(environment=base_environment(), workdir=Path(workdir)) as running,
@@ -176,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                 "app.main:app",
             ],
             ready_url=f"http://127.0.0.1:{port}/ready",
+            ready_timeout=STARTUP_SECONDS,
             extra_environment=service_settings(
                 database_url=args.database_url,
                 graph_url=sandbox.url,

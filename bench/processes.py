@@ -121,8 +121,10 @@ class Processes:
         cpus: str | None = None,
         ready_url: str | None = None,
         extra_environment: Mapping[str, str] | None = None,
+        ready_timeout: float = STARTUP_TIMEOUT_SECONDS,
     ) -> Process:
-        """Start `command` (pinned to `cpus` by taskset); wait until `ready_url` answers 200."""
+        """Start `command` (pinned to `cpus` by taskset); wait up to `ready_timeout` seconds
+        until `ready_url` answers 200."""
         argv = list(command)
         if cpus is not None:
             argv = ["taskset", "-c", cpus, *argv]
@@ -140,12 +142,14 @@ class Processes:
         process = Process(name=name, popen=popen, log=log)
         self.started.append(process)
         if ready_url is not None:
-            self.wait_until_ready(process, ready_url)
+            self.wait_until_ready(process, ready_url, timeout=ready_timeout)
         return process
 
-    def wait_until_ready(self, process: Process, url: str) -> None:
+    def wait_until_ready(
+        self, process: Process, url: str, *, timeout: float = STARTUP_TIMEOUT_SECONDS
+    ) -> None:
         """Poll `url` until it answers 200; BenchError (with the output) if the process dies."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        deadline = time.monotonic() + timeout
         while True:
             if not process.is_running():
                 raise BenchError(
@@ -161,7 +165,7 @@ class Processes:
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"the {process.name} did not answer {url} within "
-                    f"{STARTUP_TIMEOUT_SECONDS:g} s:\n" + process.output()
+                    f"{timeout:g} s:\n" + process.output()
                 )
             time.sleep(0.05)
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from bench import database
+from bench.bare_app import COUNT_FLOOR, CREATE_FLOOR_TABLE, EMPTY_FLOOR
 from bench.load import LoadResult, run_wrk
 from bench.pools import (
     Pool,
@@ -218,58 +219,66 @@ def _expect_graph_calls(row: Row, sandbox: Sandbox, *, expected: int = 0) -> Non
 # --- the scenarios -------------------------------------------------------------------------------
 
 
-def bare(context: Context) -> Row:
-    process = start_bare_app(context.processes, extra_args=context.options.uvicorn_args)
-    pool = write_request_pool(context.workdir / "bare.pool", [("GET", "/", None)])
+def _bare_app(
+    context: Context,
+    *,
+    name: str,
+    description: str,
+    pool: Pool,
+    mode: str,
+    environment: dict[str, str] | None = None,
+) -> Row:
+    """The bare app (with `environment`) measured under `pool`."""
+    process = start_bare_app(
+        context.processes, extra_args=context.options.uvicorn_args, environment=environment
+    )
     try:
         return measure(
             context,
-            name="bare",
-            description="bare FastAPI `def` endpoint returning {} (the ceiling)",
+            name=name,
+            description=description,
             url=base_url(process),
             server_pid=process.pid,
             pool=pool,
-            mode="request",
+            mode=mode,
         )
     finally:
         context.processes.stop(process)
+
+
+def bare(context: Context) -> Row:
+    return _bare_app(
+        context,
+        name="bare",
+        description="bare FastAPI `def` endpoint returning {} (the ceiling)",
+        pool=write_request_pool(context.workdir / "bare.pool", [("GET", "/", None)]),
+        mode="request",
+    )
 
 
 def _floor_insert(context: Context, *, layer: str) -> Row:
     """The bare app storing each webhook body by one INSERT, committed before its 200: the
     least any durable intake costs on this stack (the same signed deliveries as ingest-1, and
     nothing checked or parsed)."""
-    from bench.bare_app import COUNT_FLOOR, CREATE_FLOOR_TABLE, EMPTY_FLOOR
-
     name = "floor-insert" + ("-sqlalchemy" if layer == "sqlalchemy" else "")
     with context.engine.begin() as connection:
         connection.exec_driver_sql(CREATE_FLOOR_TABLE)
         connection.exec_driver_sql(EMPTY_FLOOR)
-    deliveries = int(POOL_RATE_1_EVENT * context.options.seconds * 1.25) + 100
     pool = write_webhook_pool(
         context.workdir / f"{name}.pool",
         prefix=f"{name}-run",
-        deliveries=deliveries,
+        deliveries=int(POOL_RATE_1_EVENT * context.options.seconds * 1.25) + 100,
         events_per_delivery=1,
     )
-    process = start_bare_app(
-        context.processes,
-        extra_args=context.options.uvicorn_args,
+    row = _bare_app(
+        context,
+        name=name,
+        description="bare app: POST /webhook stored by one INSERT, committed before the 200"
+        + (" (through a SQLAlchemy Session)" if layer == "sqlalchemy" else " (psycopg2)"),
+        pool=pool,
+        mode="webhook",
         environment={"BARE_DATABASE_URL": context.database_url, "BARE_DATABASE_LAYER": layer},
     )
-    try:
-        row = measure(
-            context,
-            name=name,
-            description="bare app: POST /webhook stored by one INSERT, committed before the 200"
-            + (" (through a SQLAlchemy Session)" if layer == "sqlalchemy" else " (psycopg2)"),
-            url=base_url(process),
-            server_pid=process.pid,
-            pool=pool,
-            mode="webhook",
-        )
-    finally:
-        context.processes.stop(process)
     stored = database.count(context.engine, COUNT_FLOOR)
     row.notes.append(f"{stored:,} bodies stored (warm-up included)")
     return row
